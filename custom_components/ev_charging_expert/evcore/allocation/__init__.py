@@ -1,0 +1,1 @@
+"""The allocator: a pure function from a site snapshot to a setpoint per connector."""

@@ -1,0 +1,62 @@
+"""The exception tree of evcore; the HA glue maps each class to a translated error."""
+
+from __future__ import annotations
+
+
+class EvcoreError(Exception):
+    """Base class of every error evcore raises on purpose."""
+
+
+class ConfigError(EvcoreError):
+    """A configuration value is invalid."""
+
+
+class ChargerError(EvcoreError):
+    """A request to a charger failed."""
+
+    def __init__(self, station_id: str, message: str) -> None:
+        super().__init__(f"{station_id}: {message}")
+        self.station_id = station_id
+
+
+class ChargerNotConnectedError(ChargerError):
+    """The charger has no open connection."""
+
+    def __init__(self, station_id: str) -> None:
+        super().__init__(station_id, "not connected")
+
+
+class ChargerTimeoutError(ChargerError):
+    """The charger did not answer in time."""
+
+    def __init__(self, station_id: str, action: str, timeout: float) -> None:
+        super().__init__(station_id, f"no answer to {action} within {timeout:g} s")
+        self.action = action
+        self.timeout = timeout
+
+
+class ChargerCallError(ChargerError):
+    """The charger answered a request with an OCPP CallError."""
+
+    def __init__(self, station_id: str, action: str, code: str, description: str) -> None:
+        super().__init__(station_id, f"{action} failed: {code} {description}".rstrip())
+        self.action = action
+        self.code = code
+        self.description = description
+
+
+class ChargerRejectedError(ChargerError):
+    """The charger answered, but refused the request (status Rejected, NotSupported, ...)."""
+
+    def __init__(self, station_id: str, action: str, status: str) -> None:
+        super().__init__(station_id, f"{action} answered {status}")
+        self.action = action
+        self.status = status
+
+
+class UnknownStationError(EvcoreError):
+    """No station with that charge box identity is known."""
+
+    def __init__(self, station_id: str) -> None:
+        super().__init__(f"unknown station {station_id!r}")
+        self.station_id = station_id

@@ -1,0 +1,83 @@
+"""Typed events that `Site` emits; the HA glue turns them into entity updates and HA events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class StationAdded:
+    """A station was seen for the first time (accepted or pending)."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StationUpdated:
+    """Something about a station changed; `connector_id` narrows it when known."""
+
+    station_id: str
+    connector_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StationPending:
+    """A new charger waits for the user to accept it."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StationAccepted:
+    """The user accepted a pending (or removed) charger."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StationRemoved:
+    """The user removed a station; it is refused from now on."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CardPresented:
+    """A charger asked whether an idTag may charge (Authorize or StartTransaction)."""
+
+    station_id: str
+    connector_id: int | None
+    id_tag: str
+    accepted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    """A transaction started."""
+
+    station_id: str
+    transaction: Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """A transaction ended; the transaction carries meter stop, reason and transaction data."""
+
+    station_id: str
+    transaction: Transaction
+
+
+type SiteEvent = (
+    StationAdded
+    | StationUpdated
+    | StationPending
+    | StationAccepted
+    | StationRemoved
+    | CardPresented
+    | SessionStarted
+    | SessionEnded
+)

@@ -1,0 +1,1 @@
+"""OCPP central system: websocket server, charge point handlers, metering."""

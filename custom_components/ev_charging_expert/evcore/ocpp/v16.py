@@ -1,0 +1,443 @@
+"""OCPP 1.6J charge point handler: incoming messages go to `Site`, outgoing requests come back.
+
+The `ocpp` library does the framing, routing, schema validation and call/result matching; this
+module only adds what the library leaves to its users: answers for malformed frames, a gate for
+chargers that are not accepted, and requests that raise typed errors on timeout or refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ocpp.exceptions import OCPPError, SecurityError
+from ocpp.messages import CallError, MessageType, unpack
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.datatypes import IdTagInfo
+from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
+
+from ..errors import ChargerCallError, ChargerRejectedError, ChargerTimeoutError
+from ..model import BootInfo, Registration
+from .metering import parse_meter_values, parse_timestamp
+
+if TYPE_CHECKING:
+    from ..site import Site
+
+_LOGGER = logging.getLogger(__name__)
+# The library logs every frame at INFO; keep that behind its own DEBUG-able logger.
+_FRAME_LOGGER = logging.getLogger(f"{__name__}.frames")
+
+DEFAULT_TIMEOUT = 30.0
+
+# What a charger that is not (yet) accepted may still send.
+_ALLOWED_WHEN_NOT_ACCEPTED = frozenset({Action.boot_notification, Action.heartbeat})
+
+# Configuration keys read from every charger after its boot is accepted.
+BOOT_CONFIGURATION_KEYS = (
+    "NumberOfConnectors",
+    "SupportedFeatureProfiles",
+    "ChargeProfileMaxStackLevel",
+    "ChargingScheduleAllowedChargingRateUnit",
+    "ChargingScheduleMaxPeriods",
+    "MaxChargingProfilesInstalled",
+    "HeartbeatInterval",
+    "MeterValueSampleInterval",
+    "MeterValuesSampledData",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationResult:
+    """Answer to GetConfiguration."""
+
+    keys: list[dict[str, Any]]
+    unknown_keys: list[str]
+
+
+class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is untyped
+    """One connected OCPP 1.6J charger."""
+
+    def __init__(
+        self,
+        station_id: str,
+        connection: Any,
+        site: Site,
+        *,
+        request_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        # The library's own response timeout is a backstop; ours (per request, on the site's
+        # clock) is what callers see.
+        super().__init__(station_id, connection, response_timeout=3600, logger=_FRAME_LOGGER)
+        self._site = site
+        self.request_timeout = request_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def station_id(self) -> str:
+        """The charge box identity."""
+        return str(self.id)
+
+    # ------------------------------------------------------------------ framing
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        """Route one frame; answer frames the library would silently drop."""
+        self._site.on_frame(self.station_id)
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as err:
+            await self._reply_to_unparseable(raw_msg, err)
+            return
+        if msg.message_type_id == MessageType.Call:
+            if msg.action not in _ALLOWED_WHEN_NOT_ACCEPTED and not self._site.is_accepted(
+                self.station_id
+            ):
+                error = SecurityError(description="Charger is not accepted by the central system")
+                await self._send(msg.create_call_error(error).to_json())
+                return
+            try:
+                await self._handle_call(msg)
+            except OCPPError as err:
+                _LOGGER.debug("%s: %s rejected: %s", self.id, msg.action, err)
+                await self._send(msg.create_call_error(err).to_json())
+        else:
+            self._response_queue.put_nowait(msg)
+
+    async def _reply_to_unparseable(self, raw_msg: str | bytes, err: OCPPError) -> None:
+        # Answer with the frame's unique id when there is one; "-1" otherwise (the convention
+        # OCPP 2.0.1 made explicit), so the charger learns that its frame was refused.
+        unique_id = "-1"
+        try:
+            decoded = json.loads(raw_msg)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, list) and len(decoded) > 1 and isinstance(decoded[1], str):
+            unique_id = decoded[1]
+        _LOGGER.warning("%s: malformed frame refused (%s): %.200r", self.id, err.code, raw_msg)
+        # Details carry the cause only: echoing a large garbage frame back helps nobody.
+        cause = err.details.get("cause") if isinstance(err.details, dict) else None
+        reply = CallError(unique_id, err.code, err.description, {"cause": cause} if cause else {})
+        await self._send(reply.to_json())
+
+    # ------------------------------------------------------------------ incoming
+    @on(Action.boot_notification)
+    def on_boot_notification(
+        self,
+        charge_point_vendor: str,
+        charge_point_model: str,
+        **kwargs: str,
+    ) -> call_result.BootNotification:
+        """Register the charger's identity; accept, hold pending or reject it."""
+        boot = BootInfo(
+            vendor=charge_point_vendor,
+            model=charge_point_model,
+            serial_number=kwargs.get("charge_point_serial_number"),
+            charge_box_serial_number=kwargs.get("charge_box_serial_number"),
+            firmware_version=kwargs.get("firmware_version"),
+            iccid=kwargs.get("iccid"),
+            imsi=kwargs.get("imsi"),
+            meter_type=kwargs.get("meter_type"),
+            meter_serial_number=kwargs.get("meter_serial_number"),
+        )
+        registration = self._site.on_boot(self.station_id, boot)
+        status = {
+            Registration.ACCEPTED: RegistrationStatus.accepted,
+            Registration.PENDING: RegistrationStatus.pending,
+        }.get(registration, RegistrationStatus.rejected)
+        interval = self._site.heartbeat_interval
+        if status is not RegistrationStatus.accepted:
+            # Retry soon so an accepted charger comes in without waiting a heartbeat period.
+            interval = min(interval, 60)
+        return call_result.BootNotification(
+            current_time=self._site.clock.now().isoformat(), interval=interval, status=status
+        )
+
+    @after(Action.boot_notification)
+    def after_boot_notification(self, **_: Any) -> None:
+        """Read the configuration keys the site needs, once the charger is accepted."""
+        if self._site.is_accepted(self.station_id):
+            self.spawn(self.read_boot_configuration())
+
+    async def read_boot_configuration(self) -> None:
+        """Fetch BOOT_CONFIGURATION_KEYS into the station state; failures are only logged."""
+        try:
+            result = await self.get_configuration(list(BOOT_CONFIGURATION_KEYS))
+        except (ChargerCallError, ChargerTimeoutError, ChargerRejectedError) as err:
+            _LOGGER.info("%s: could not read its configuration: %s", self.id, err)
+            return
+        self._site.on_configuration(self.station_id, result.keys)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+        """Answer with the time and note the heartbeat."""
+        self._site.on_heartbeat(self.station_id)
+        return call_result.Heartbeat(current_time=self._site.clock.now().isoformat())
+
+    @on(Action.status_notification)
+    def on_status_notification(
+        self, connector_id: int, error_code: str, status: str, **kwargs: str
+    ) -> call_result.StatusNotification:
+        """Record the status of a connector (or of the station for connector 0)."""
+        self._site.on_status(
+            self.station_id,
+            connector_id,
+            status=status,
+            error_code=error_code,
+            info=kwargs.get("info"),
+            vendor_id=kwargs.get("vendor_id"),
+            vendor_error_code=kwargs.get("vendor_error_code"),
+            timestamp=parse_timestamp(kwargs.get("timestamp"), self._site.clock.now()),
+        )
+        return call_result.StatusNotification()
+
+    @on(Action.meter_values)
+    def on_meter_values(
+        self,
+        connector_id: int,
+        meter_value: list[dict[str, Any]],
+        transaction_id: int | None = None,
+        **_: Any,
+    ) -> call_result.MeterValues:
+        """Store every sampled value, normalised."""
+        samples = parse_meter_values(meter_value, self._site.clock.now())
+        self._site.on_meter_values(self.station_id, connector_id, samples, transaction_id)
+        return call_result.MeterValues()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
+        """Decide whether an idTag may charge."""
+        accepted = self._site.on_authorize(self.station_id, id_tag)
+        return call_result.Authorize(id_tag_info=_id_tag_info(accepted=accepted))
+
+    @on(Action.start_transaction)
+    def on_start_transaction(
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start: int,
+        timestamp: str,
+        reservation_id: int | None = None,
+        **_: Any,
+    ) -> call_result.StartTransaction:
+        """Open a transaction and give it a site-unique id."""
+        transaction, accepted = self._site.on_start_transaction(
+            self.station_id,
+            connector_id,
+            id_tag=id_tag,
+            meter_start_wh=float(meter_start),
+            started_at=parse_timestamp(timestamp, self._site.clock.now()),
+            reservation_id=reservation_id,
+        )
+        return call_result.StartTransaction(
+            transaction_id=transaction.transaction_id,
+            id_tag_info=_id_tag_info(accepted=accepted),
+        )
+
+    @on(Action.stop_transaction)
+    def on_stop_transaction(
+        self,
+        meter_stop: int,
+        timestamp: str,
+        transaction_id: int,
+        reason: str | None = None,
+        id_tag: str | None = None,
+        transaction_data: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> call_result.StopTransaction:
+        """Close the transaction with its final meter value and transaction data."""
+        now = self._site.clock.now()
+        self._site.on_stop_transaction(
+            self.station_id,
+            transaction_id,
+            meter_stop_wh=float(meter_stop),
+            stopped_at=parse_timestamp(timestamp, now),
+            reason=reason or "Local",
+            id_tag=id_tag,
+            transaction_data=parse_meter_values(transaction_data or [], now),
+        )
+        if id_tag is None:
+            return call_result.StopTransaction()
+        return call_result.StopTransaction(id_tag_info=_id_tag_info(accepted=True))
+
+    @on(Action.data_transfer)
+    def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any
+    ) -> call_result.DataTransfer:
+        """Report vendor data to the site; we implement no vendor extension ourselves."""
+        self._site.on_data_transfer(self.station_id, vendor_id, message_id, data)
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status_notification(
+        self, status: str, **_: Any
+    ) -> call_result.DiagnosticsStatusNotification:
+        """Track the diagnostics upload."""
+        self._site.on_station_field(self.station_id, diagnostics_status=status)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status_notification(
+        self, status: str, **_: Any
+    ) -> call_result.FirmwareStatusNotification:
+        """Track the firmware update."""
+        self._site.on_station_field(self.station_id, firmware_status=status)
+        return call_result.FirmwareStatusNotification()
+
+    # ------------------------------------------------------------------ outgoing
+    async def request(self, payload: Any, *, timeout: float | None = None) -> Any:
+        """Send one request and return the charger's answer.
+
+        Raises ChargerTimeoutError when the charger does not answer in time and
+        ChargerCallError when it answers with a CallError.
+        """
+        action = type(payload).__name__
+        seconds = self.request_timeout if timeout is None else timeout
+        try:
+            async with self._site.clock.timeout(seconds):
+                return await self.call(payload, suppress=False)
+        except TimeoutError as err:
+            raise ChargerTimeoutError(self.station_id, action, seconds) from err
+        except OCPPError as err:
+            raise ChargerCallError(
+                self.station_id, action, err.code, err.description or ""
+            ) from err
+
+    async def _request_status(self, payload: Any, ok: frozenset[str]) -> str:
+        result = await self.request(payload)
+        status = str(result.status)
+        if status not in ok:
+            raise ChargerRejectedError(self.station_id, type(payload).__name__, status)
+        return status
+
+    async def remote_start_transaction(
+        self, id_tag: str, connector_id: int | None = None
+    ) -> str:
+        """Ask the charger to start a session."""
+        return await self._request_status(
+            call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector_id), _ACCEPTED
+        )
+
+    async def remote_stop_transaction(self, transaction_id: int) -> str:
+        """Ask the charger to stop a session."""
+        return await self._request_status(
+            call.RemoteStopTransaction(transaction_id=transaction_id), _ACCEPTED
+        )
+
+    async def reset(self, reset_type: str) -> str:
+        """Soft or Hard reset."""
+        return await self._request_status(call.Reset(type=reset_type), _ACCEPTED)
+
+    async def unlock_connector(self, connector_id: int) -> str:
+        """Unlock a connector's cable."""
+        return await self._request_status(
+            call.UnlockConnector(connector_id=connector_id), frozenset({"Unlocked"})
+        )
+
+    async def change_availability(self, connector_id: int, availability_type: str) -> str:
+        """Operative or Inoperative, for the station (0) or a connector; Scheduled is success."""
+        return await self._request_status(
+            call.ChangeAvailability(connector_id=connector_id, type=availability_type),
+            frozenset({"Accepted", "Scheduled"}),
+        )
+
+    async def trigger_message(self, requested_message: str, connector_id: int | None = None) -> str:
+        """Ask the charger to send one of its messages now."""
+        return await self._request_status(
+            call.TriggerMessage(requested_message=requested_message, connector_id=connector_id),
+            _ACCEPTED,
+        )
+
+    async def update_firmware(
+        self,
+        location: str,
+        retrieve_date: str,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> None:
+        """Tell the charger to fetch and install firmware."""
+        await self.request(
+            call.UpdateFirmware(
+                location=location,
+                retrieve_date=retrieve_date,
+                retries=retries,
+                retry_interval=retry_interval,
+            )
+        )
+
+    async def get_diagnostics(
+        self,
+        location: str,
+        *,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        start_time: str | None = None,
+        stop_time: str | None = None,
+    ) -> str | None:
+        """Ask for a diagnostics upload; returns the file name the charger will upload."""
+        result = await self.request(
+            call.GetDiagnostics(
+                location=location,
+                retries=retries,
+                retry_interval=retry_interval,
+                start_time=start_time,
+                stop_time=stop_time,
+            )
+        )
+        return result.file_name  # type: ignore[no-any-return]
+
+    async def get_configuration(self, keys: list[str] | None = None) -> ConfigurationResult:
+        """Read configuration keys (all when `keys` is empty)."""
+        result = await self.request(call.GetConfiguration(key=keys or None))
+        return ConfigurationResult(
+            keys=list(result.configuration_key or []), unknown_keys=list(result.unknown_key or [])
+        )
+
+    async def change_configuration(self, key: str, value: str) -> str:
+        """Change one configuration key; RebootRequired counts as success."""
+        status = await self._request_status(
+            call.ChangeConfiguration(key=key, value=value),
+            frozenset({"Accepted", "RebootRequired"}),
+        )
+        self._site.on_configuration(self.station_id, [{"key": key, "value": value}])
+        return status
+
+    async def clear_cache(self) -> str:
+        """Clear the charger's authorization cache."""
+        return await self._request_status(call.ClearCache(), _ACCEPTED)
+
+    async def data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: str | None = None
+    ) -> tuple[str, str | None]:
+        """Send vendor data; returns the charger's status and data."""
+        result = await self.request(
+            call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data)
+        )
+        return str(result.status), result.data
+
+    # ------------------------------------------------------------------ lifecycle
+    def spawn(self, coro: Any) -> None:
+        """Run a background job tied to this connection (cancelled when it closes)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel_tasks(self) -> None:
+        """Cancel the background jobs of this connection."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the websocket."""
+        self.cancel_tasks()
+        await self._connection.close(code=code, reason=reason)
+
+
+_ACCEPTED = frozenset({"Accepted"})
+
+
+def _id_tag_info(*, accepted: bool) -> IdTagInfo:
+    return IdTagInfo(
+        status=AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
+    )

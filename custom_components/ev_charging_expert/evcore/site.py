@@ -1,0 +1,498 @@
+"""The site: the one owner of runtime state.
+
+Protocol handlers report what chargers say through the `on_*` methods; everything else reads
+`stations` and sends commands. Changes are announced as typed events to subscribers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+import hashlib
+import hmac
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ChargerNotConnectedError, UnknownStationError
+from .events import (
+    CardPresented,
+    SessionEnded,
+    SessionStarted,
+    SiteEvent,
+    StationAccepted,
+    StationAdded,
+    StationPending,
+    StationRemoved,
+    StationUpdated,
+)
+from .model import (
+    BootInfo,
+    ConnectorStatus,
+    NewChargerPolicy,
+    Registration,
+    StationState,
+    Transaction,
+)
+from .ocpp.metering import parse_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from .clock import Clock
+    from .model import Measurement
+    from .ocpp.v16 import ChargePointV16
+
+_LOGGER = logging.getLogger(__name__)
+
+STORAGE_VERSION = 1
+_PBKDF2_ROUNDS = 20_000
+
+
+class SiteStore(Protocol):
+    """Where the site keeps its station registry (HA's `Store` in production)."""
+
+    async def load(self) -> dict[str, Any] | None:
+        """Return the saved data, or None on first start."""
+
+    def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
+        """Save `data()` soon; repeated calls may be coalesced."""
+
+
+class MemoryStore:
+    """A SiteStore kept in memory; for tests, benchmarks and simulations."""
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data = data
+        self.saves = 0
+
+    async def load(self) -> dict[str, Any] | None:
+        """Return what was saved last."""
+        return self.data
+
+    def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
+        """Save at once."""
+        self.data = data()
+        self.saves += 1
+
+
+@dataclass(slots=True)
+class SiteSettings:
+    """Site-wide settings."""
+
+    new_charger_policy: NewChargerPolicy = NewChargerPolicy.ACCEPT
+    heartbeat_interval: int = 300
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """Salted PBKDF2 of a charger's AuthorizationKey, as stored in the registry."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _PBKDF2_ROUNDS)
+    return f"pbkdf2_sha256${_PBKDF2_ROUNDS}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Compare a presented password with a stored hash, in constant time."""
+    try:
+        _, rounds, salt, digest = stored.split("$")
+        computed = hashlib.pbkdf2_hmac(
+            "sha256", password.encode(), bytes.fromhex(salt), int(rounds)
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(computed.hex(), digest)
+
+
+class Site:
+    """Runtime state of the site and the event hub between chargers and the outside."""
+
+    def __init__(self, clock: Clock, store: SiteStore, settings: SiteSettings | None = None) -> None:
+        self.clock = clock
+        self.settings = settings or SiteSettings()
+        self.stations: dict[str, StationState] = {}
+        self._store = store
+        self._handlers: dict[str, ChargePointV16] = {}
+        self._listeners: list[Callable[[SiteEvent], None]] = []
+        self._next_transaction_id = 1
+
+    # ------------------------------------------------------------------ persistence
+    async def load(self) -> None:
+        """Restore the station registry."""
+        data = await self._store.load()
+        if not data:
+            return
+        self._next_transaction_id = int(data.get("next_transaction_id", 1))
+        for station_id, raw in data.get("stations", {}).items():
+            self.stations[station_id] = _station_from_dict(station_id, raw)
+
+    def _save(self) -> None:
+        self._store.schedule_save(self._dump)
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "version": STORAGE_VERSION,
+            "next_transaction_id": self._next_transaction_id,
+            "stations": {sid: _station_to_dict(s) for sid, s in self.stations.items()},
+        }
+
+    # ------------------------------------------------------------------ events
+    def subscribe(self, listener: Callable[[SiteEvent], None]) -> Callable[[], None]:
+        """Call `listener` with every event; returns the unsubscribe function."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _emit(self, event: SiteEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                _LOGGER.exception("Site event listener failed on %s", event)
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def heartbeat_interval(self) -> int:
+        """Heartbeat interval given to chargers at boot (s)."""
+        return self.settings.heartbeat_interval
+
+    # ------------------------------------------------------------------ registry
+    def station(self, station_id: str) -> StationState:
+        """Return a known station or raise UnknownStationError."""
+        try:
+            return self.stations[station_id]
+        except KeyError:
+            raise UnknownStationError(station_id) from None
+
+    def is_accepted(self, station_id: str) -> bool:
+        """Whether the station is accepted (may charge and be operated)."""
+        station = self.stations.get(station_id)
+        return station is not None and station.registration is Registration.ACCEPTED
+
+    def accept_station(self, station_id: str) -> None:
+        """Let a pending or removed charger in."""
+        station = self.stations.get(station_id)
+        if station is None:
+            station = self.stations[station_id] = StationState(station_id)
+            self._emit(StationAdded(station_id))
+        station.registration = Registration.ACCEPTED
+        self._save()
+        self._emit(StationAccepted(station_id))
+        self._emit(StationUpdated(station_id))
+
+    async def remove_station(self, station_id: str) -> None:
+        """Forget a station's state and refuse it from now on."""
+        station = self.station(station_id)
+        station.registration = Registration.REMOVED
+        station.boot = None
+        station.connectors.clear()
+        station.configuration.clear()
+        self._save()
+        handler = self._handlers.get(station_id)
+        if handler is not None:
+            await handler.close(code=1008, reason="Charger removed from the central system")
+        self._emit(StationRemoved(station_id))
+
+    def set_password(self, station_id: str, password: str | None) -> None:
+        """Require HTTP Basic auth with this password (None: no password)."""
+        station = self.station(station_id)
+        station.password_hash = hash_password(password) if password else None
+        self._save()
+
+    # ------------------------------------------------------------------ connections
+    def admission_refusal(self, station_id: str) -> str | None:
+        """Why a connection from this charger is refused, or None to let it in."""
+        station = self.stations.get(station_id)
+        if station is not None and station.registration is Registration.REMOVED:
+            return "charger removed from the central system"
+        return None
+
+    def password_required(self, station_id: str) -> bool:
+        """Whether the charger must present a password."""
+        station = self.stations.get(station_id)
+        return station is not None and station.password_hash is not None
+
+    def check_password(self, station_id: str, password: str) -> bool:
+        """Check a charger's Basic-auth password."""
+        station = self.stations.get(station_id)
+        if station is None or station.password_hash is None:
+            return False
+        return check_password(password, station.password_hash)
+
+    def attach(self, handler: ChargePointV16) -> ChargePointV16 | None:
+        """Make `handler` the charger's connection; returns the one it replaces, if any."""
+        station_id = handler.station_id
+        old = self._handlers.get(station_id)
+        self._handlers[station_id] = handler
+        station = self.stations.get(station_id)
+        if station is None:
+            station = self._new_station(station_id)
+        now = self.clock.now()
+        station.connected = True
+        station.connected_since = now
+        station.last_seen = now
+        self._emit(StationUpdated(station_id))
+        return old
+
+    def detach(self, handler: ChargePointV16) -> None:
+        """Forget a closed connection, unless a newer one replaced it already."""
+        station_id = handler.station_id
+        if self._handlers.get(station_id) is not handler:
+            return
+        del self._handlers[station_id]
+        station = self.stations.get(station_id)
+        if station is not None:
+            station.connected = False
+            self._emit(StationUpdated(station_id))
+
+    def handler(self, station_id: str) -> ChargePointV16:
+        """The live connection of a station, to send it requests."""
+        self.station(station_id)
+        handler = self._handlers.get(station_id)
+        if handler is None:
+            raise ChargerNotConnectedError(station_id)
+        return handler
+
+    @property
+    def handlers(self) -> dict[str, ChargePointV16]:
+        """Live connections by station id (read-only use)."""
+        return self._handlers
+
+    def _new_station(self, station_id: str) -> StationState:
+        pending = self.settings.new_charger_policy is NewChargerPolicy.PENDING
+        station = StationState(
+            station_id, registration=Registration.PENDING if pending else Registration.ACCEPTED
+        )
+        self.stations[station_id] = station
+        self._save()
+        self._emit(StationAdded(station_id))
+        if pending:
+            self._emit(StationPending(station_id))
+        return station
+
+    # ------------------------------------------------------------------ from chargers
+    def on_frame(self, station_id: str) -> None:
+        """Any frame counts as a sign of life."""
+        station = self.stations.get(station_id)
+        if station is not None:
+            station.last_seen = self.clock.now()
+
+    def on_boot(self, station_id: str, boot: BootInfo) -> Registration:
+        """A BootNotification: store the identity and say whether the charger is let in."""
+        station = self.stations.get(station_id) or self._new_station(station_id)
+        if station.registration is Registration.REMOVED:
+            return station.registration
+        station.boot = boot
+        station.last_boot = self.clock.now()
+        self._save()
+        self._emit(StationUpdated(station_id))
+        return station.registration
+
+    def on_configuration(self, station_id: str, keys: list[dict[str, Any]]) -> None:
+        """Configuration keys read from (or written to) the charger."""
+        station = self.station(station_id)
+        for entry in keys:
+            if "key" in entry and entry.get("value") is not None:
+                station.configuration[str(entry["key"])] = str(entry["value"])
+        self._save()
+        self._emit(StationUpdated(station_id))
+
+    def on_heartbeat(self, station_id: str) -> None:
+        """A Heartbeat."""
+        station = self.stations.get(station_id)
+        if station is not None:
+            station.last_heartbeat = self.clock.now()
+            self._emit(StationUpdated(station_id))
+
+    def on_status(
+        self,
+        station_id: str,
+        connector_id: int,
+        *,
+        status: str,
+        error_code: str,
+        info: str | None,
+        vendor_id: str | None,
+        vendor_error_code: str | None,
+        timestamp: datetime,
+    ) -> None:
+        """A StatusNotification for a connector (0 = the station)."""
+        station = self.station(station_id)
+        is_new = connector_id not in station.connectors
+        connector = station.connector(connector_id)
+        connector.status = ConnectorStatus.from_ocpp(status)
+        connector.error_code = error_code
+        connector.info = info
+        connector.vendor_id = vendor_id
+        connector.vendor_error_code = vendor_error_code
+        connector.status_at = timestamp
+        if is_new:
+            self._save()
+        self._emit(StationUpdated(station_id, connector_id))
+
+    def on_meter_values(
+        self,
+        station_id: str,
+        connector_id: int,
+        samples: list[Measurement],
+        transaction_id: int | None,
+    ) -> None:
+        """MeterValues: keep the latest value of every measurand and phase."""
+        del transaction_id  # the connector's open transaction already says which one
+        station = self.station(station_id)
+        connector = station.connector(connector_id)
+        for sample in samples:
+            connector.measurements[sample.measurand, sample.phase] = sample
+        self._emit(StationUpdated(station_id, connector_id))
+
+    def on_authorize(self, station_id: str, id_tag: str) -> bool:
+        """Authorize: every card is accepted until the card registry exists."""
+        self._emit(CardPresented(station_id, None, id_tag, accepted=True))
+        return True
+
+    def on_start_transaction(
+        self,
+        station_id: str,
+        connector_id: int,
+        *,
+        id_tag: str,
+        meter_start_wh: float,
+        started_at: datetime,
+        reservation_id: int | None,
+    ) -> tuple[Transaction, bool]:
+        """StartTransaction: open a session with a site-unique id."""
+        station = self.station(station_id)
+        connector = station.connector(connector_id)
+        transaction = Transaction(
+            transaction_id=self._next_transaction_id,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            meter_start_wh=meter_start_wh,
+            started_at=started_at,
+            reservation_id=reservation_id,
+        )
+        self._next_transaction_id += 1
+        connector.transaction = transaction
+        self._save()
+        self._emit(CardPresented(station_id, connector_id, id_tag, accepted=True))
+        self._emit(SessionStarted(station_id, transaction))
+        self._emit(StationUpdated(station_id, connector_id))
+        return transaction, True
+
+    def on_stop_transaction(
+        self,
+        station_id: str,
+        transaction_id: int,
+        *,
+        meter_stop_wh: float,
+        stopped_at: datetime,
+        reason: str,
+        id_tag: str | None,
+        transaction_data: list[Measurement],
+    ) -> Transaction | None:
+        """StopTransaction: close the session (an unknown id is acknowledged and logged)."""
+        station = self.station(station_id)
+        connector = next(
+            (
+                c
+                for c in station.connectors.values()
+                if c.transaction and c.transaction.transaction_id == transaction_id
+            ),
+            None,
+        )
+        if connector is None or connector.transaction is None:
+            _LOGGER.warning(
+                "%s: StopTransaction for unknown transaction %s", station_id, transaction_id
+            )
+            return None
+        transaction = connector.transaction
+        transaction.meter_stop_wh = meter_stop_wh
+        transaction.stopped_at = stopped_at
+        transaction.stop_reason = reason
+        transaction.stop_id_tag = id_tag
+        transaction.transaction_data = transaction_data
+        connector.transaction = None
+        connector.last_transaction = transaction
+        self._save()
+        self._emit(SessionEnded(station_id, transaction))
+        self._emit(StationUpdated(station_id, transaction.connector_id))
+        return transaction
+
+    def on_data_transfer(
+        self, station_id: str, vendor_id: str, message_id: str | None, data: str | None
+    ) -> None:
+        """DataTransfer from a charger: logged; no vendor extension is implemented."""
+        _LOGGER.debug(
+            "%s: DataTransfer %s/%s: %.200s", station_id, vendor_id, message_id, data
+        )
+
+    def on_station_field(self, station_id: str, **values: str) -> None:
+        """Firmware or diagnostics status."""
+        station = self.station(station_id)
+        for name, value in values.items():
+            setattr(station, name, value)
+        self._save()
+        self._emit(StationUpdated(station_id))
+
+
+# Fields that survive a restart; live values (status, meters) come back from the charger.
+_PERSISTED = (
+    "registration",
+    "firmware_status",
+    "diagnostics_status",
+    "configuration",
+    "password_hash",
+    "last_heartbeat",
+    "last_boot",
+)
+
+
+def _station_to_dict(station: StationState) -> dict[str, Any]:
+    data: dict[str, Any] = {name: getattr(station, name) for name in _PERSISTED}
+    for name in ("last_heartbeat", "last_boot"):
+        if data[name] is not None:
+            data[name] = data[name].isoformat()
+    data["boot"] = None
+    if station.boot is not None:
+        data["boot"] = {f.name: getattr(station.boot, f.name) for f in fields(BootInfo)}
+    data["connectors"] = {
+        str(cid): _transaction_to_dict(c.transaction) for cid, c in station.connectors.items()
+    }
+    return data
+
+
+def _transaction_to_dict(transaction: Transaction | None) -> dict[str, Any] | None:
+    if transaction is None:
+        return None
+    return {
+        "transaction_id": transaction.transaction_id,
+        "connector_id": transaction.connector_id,
+        "id_tag": transaction.id_tag,
+        "meter_start_wh": transaction.meter_start_wh,
+        "started_at": transaction.started_at.isoformat(),
+        "reservation_id": transaction.reservation_id,
+    }
+
+
+def _station_from_dict(station_id: str, raw: dict[str, Any]) -> StationState:
+    station = StationState(station_id)
+    station.registration = Registration(raw.get("registration", Registration.ACCEPTED))
+    station.firmware_status = raw.get("firmware_status")
+    station.diagnostics_status = raw.get("diagnostics_status")
+    station.configuration = dict(raw.get("configuration") or {})
+    station.password_hash = raw.get("password_hash")
+    for name in ("last_heartbeat", "last_boot"):
+        if raw.get(name):
+            setattr(station, name, parse_timestamp(raw[name], default=None))  # type: ignore[arg-type]
+    if raw.get("boot"):
+        station.boot = BootInfo(**raw["boot"])
+    for cid, tx in (raw.get("connectors") or {}).items():
+        connector = station.connector(int(cid))
+        if tx:
+            connector.transaction = Transaction(
+                transaction_id=int(tx["transaction_id"]),
+                connector_id=int(tx["connector_id"]),
+                id_tag=str(tx["id_tag"]),
+                meter_start_wh=float(tx["meter_start_wh"]),
+                started_at=parse_timestamp(tx["started_at"], default=None),  # type: ignore[arg-type]
+                reservation_id=tx.get("reservation_id"),
+            )
+    return station
