@@ -106,7 +106,9 @@ def check_password(password: str, stored: str) -> bool:
 class Site:
     """Runtime state of the site and the event hub between chargers and the outside."""
 
-    def __init__(self, clock: Clock, store: SiteStore, settings: SiteSettings | None = None) -> None:
+    def __init__(
+        self, clock: Clock, store: SiteStore, settings: SiteSettings | None = None
+    ) -> None:
         self.clock = clock
         self.settings = settings or SiteSettings()
         self.stations: dict[str, StationState] = {}
@@ -420,9 +422,7 @@ class Site:
         self, station_id: str, vendor_id: str, message_id: str | None, data: str | None
     ) -> None:
         """DataTransfer from a charger: logged; no vendor extension is implemented."""
-        _LOGGER.debug(
-            "%s: DataTransfer %s/%s: %.200s", station_id, vendor_id, message_id, data
-        )
+        _LOGGER.debug("%s: DataTransfer %s/%s: %.200s", station_id, vendor_id, message_id, data)
 
     def on_station_field(self, station_id: str, **values: str) -> None:
         """Firmware or diagnostics status."""

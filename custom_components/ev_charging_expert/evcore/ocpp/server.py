@@ -124,7 +124,9 @@ class CentralSystem:
             for p in value.split(",")
         ]
         if SUBPROTOCOL not in offered:
-            _LOGGER.warning("%s: refused, no %s subprotocol (offered %s)", station_id, SUBPROTOCOL, offered)
+            _LOGGER.warning(
+                "%s: refused, no %s subprotocol (offered %s)", station_id, SUBPROTOCOL, offered
+            )
             return connection.respond(
                 HTTPStatus.BAD_REQUEST,
                 f"This central system speaks OCPP 1.6J: offer the {SUBPROTOCOL} subprotocol.\n",

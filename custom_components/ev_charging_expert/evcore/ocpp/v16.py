@@ -238,6 +238,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     @on(Action.stop_transaction)
     def on_stop_transaction(
         self,
+        *,
         meter_stop: int,
         timestamp: str,
         transaction_id: int,
@@ -311,9 +312,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             raise ChargerRejectedError(self.station_id, type(payload).__name__, status)
         return status
 
-    async def remote_start_transaction(
-        self, id_tag: str, connector_id: int | None = None
-    ) -> str:
+    async def remote_start_transaction(self, id_tag: str, connector_id: int | None = None) -> str:
         """Ask the charger to start a session."""
         return await self._request_status(
             call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector_id), _ACCEPTED

@@ -1,0 +1,77 @@
+"""EV Charging Expert: an OCPP central system and site load manager inside Home Assistant."""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING
+
+from homeassistant.const import Platform
+from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+
+from .const import DOMAIN
+from .hub import EvChargingHub
+from .services import async_setup_services
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.typing import ConfigType
+
+    from .hub import EvChargingConfigEntry
+
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the service actions once."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -> bool:
+    """Load the station registry, create the entities, then open the OCPP port."""
+    hub = EvChargingHub(hass, entry)
+    await hub.async_load()
+    entry.runtime_data = hub
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, entry.entry_id)},
+        name="EV Charging Expert",
+        manufacturer="EV Charging Expert",
+        model="OCPP central system",
+        entry_type=dr.DeviceEntryType.SERVICE,
+    )
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    try:
+        await hub.async_start()
+    except (OSError, ssl.SSLError) as err:
+        await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+        await hub.async_stop()
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_listen",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -> bool:
+    """Close every charger connection and the port."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_stop()
+    return unloaded
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: EvChargingConfigEntry, device_entry: dr.DeviceEntry
+) -> bool:
+    """Removing a station's device forgets the station and refuses it from then on."""
+    hub = entry.runtime_data
+    for domain, identifier in device_entry.identifiers:
+        if domain == DOMAIN and identifier in hub.site.stations:
+            await hub.site.remove_station(identifier)
+            return True
+    return False

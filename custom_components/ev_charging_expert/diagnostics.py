@@ -1,0 +1,45 @@
+"""Diagnostics: the entry, the site settings and every station's state, secrets redacted."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components.diagnostics import async_redact_data
+
+from .const import DOMAIN
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.device_registry import DeviceEntry
+
+    from .hub import EvChargingConfigEntry
+
+# Password hashes, RFID identifiers (personal data) and the charger's own secret key.
+TO_REDACT = {"password_hash", "id_tag", "stop_id_tag", "AuthorizationKey", "iccid", "imsi"}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: EvChargingConfigEntry
+) -> dict[str, Any]:
+    """Diagnostics of the whole site."""
+    hub = entry.runtime_data
+    return {
+        "entry": async_redact_data(dict(entry.data), TO_REDACT),
+        "listening_port": hub.central_system.port if hub.central_system else None,
+        "stations": {
+            sid: async_redact_data(station.to_dict(), TO_REDACT)
+            for sid, station in hub.site.stations.items()
+        },
+    }
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: EvChargingConfigEntry, device: DeviceEntry
+) -> dict[str, Any]:
+    """Diagnostics of one station (or the station of a connector device)."""
+    hub = entry.runtime_data
+    for domain, identifier in device.identifiers:
+        station_id = identifier.partition("#")[0]
+        if domain == DOMAIN and station_id in hub.site.stations:
+            return async_redact_data(hub.site.stations[station_id].to_dict(), TO_REDACT)
+    return {}

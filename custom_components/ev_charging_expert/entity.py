@@ -1,0 +1,157 @@
+"""Base entity and the platform plumbing shared by every platform."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .const import (
+    DOMAIN,
+    connector_device_id,
+    signal_connector,
+    signal_new_connector,
+    signal_new_station,
+    signal_station,
+    station_device_id,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .evcore.model import ConnectorState, StationState
+    from .hub import EvChargingConfigEntry, EvChargingHub
+
+
+class EvChargingEntity(Entity):
+    """An entity of a station (connector_id None) or of one of its connectors.
+
+    Entities are pushed: the hub sends a dispatcher signal per station and per connector, so a
+    meter value on one connector refreshes that connector's entities only.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    # The connectivity sensor stays available to say the charger is offline.
+    _available_when_offline = False
+
+    def __init__(
+        self,
+        hub: EvChargingHub,
+        station_id: str,
+        connector_id: int | None,
+        description: EntityDescription,
+    ) -> None:
+        self.hub = hub
+        self.station_id = station_id
+        self.connector_id = connector_id
+        self.entity_description = description
+        if connector_id is None:
+            self._attr_unique_id = f"{station_id}_{description.key}"
+            boot = hub.site.stations[station_id].boot
+            self._attr_device_info = DeviceInfo(
+                identifiers={station_device_id(station_id)},
+                name=station_id,
+                manufacturer=boot.vendor if boot else None,
+                model=boot.model if boot else None,
+                serial_number=boot.serial if boot else None,
+                sw_version=boot.firmware_version if boot else None,
+                via_device=(DOMAIN, hub.entry.entry_id),
+            )
+        else:
+            self._attr_unique_id = f"{station_id}_{connector_id}_{description.key}"
+            self._attr_device_info = DeviceInfo(
+                identifiers={connector_device_id(station_id, connector_id)},
+                name=f"{station_id} connector {connector_id}",
+                translation_key="connector",
+                translation_placeholders={
+                    "station_id": station_id,
+                    "connector_id": str(connector_id),
+                },
+                via_device=station_device_id(station_id),
+            )
+
+    @property
+    def station(self) -> StationState:
+        """The station's live state."""
+        return self.hub.site.stations[self.station_id]
+
+    @property
+    def connector(self) -> ConnectorState:
+        """The connector's live state (connector entities only)."""
+        assert self.connector_id is not None  # noqa: S101
+        return self.station.connector(self.connector_id)
+
+    @property
+    def available(self) -> bool:
+        """Unavailable while the charger is disconnected (its values would be stale)."""
+        station = self.hub.site.stations.get(self.station_id)
+        if station is None:
+            return False
+        return self._available_when_offline or station.connected
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the station's signal, and the connector's for connector entities."""
+        entry_id = self.hub.entry.entry_id
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass, signal_station(entry_id, self.station_id), self._handle_update
+            )
+        )
+        if self.connector_id is not None:
+            self.async_on_remove(
+                async_dispatcher_connect(
+                    self.hass,
+                    signal_connector(entry_id, self.station_id, self.connector_id),
+                    self._handle_update,
+                )
+            )
+
+    @callback
+    def _handle_update(self) -> None:
+        self.async_write_ha_state()
+
+
+def setup_platform_entities(
+    entry: EvChargingConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    *,
+    station_entities: Callable[[EvChargingHub, str], Iterable[Entity]] | None = None,
+    connector_entities: Callable[[EvChargingHub, str, int], Iterable[Entity]] | None = None,
+) -> None:
+    """Add a platform's entities for known stations now and for new ones as they appear."""
+    hub = entry.runtime_data
+    entities: list[Entity] = []
+    for station_id in hub.accepted_stations():
+        if station_entities is not None:
+            entities.extend(station_entities(hub, station_id))
+        if connector_entities is not None:
+            for connector_id in hub.connectors_of(station_id):
+                entities.extend(connector_entities(hub, station_id, connector_id))
+    async_add_entities(entities)
+
+    if station_entities is not None:
+        factory = station_entities
+
+        @callback
+        def _new_station(station_id: str) -> None:
+            async_add_entities(factory(hub, station_id))
+
+        entry.async_on_unload(
+            async_dispatcher_connect(hub.hass, signal_new_station(entry.entry_id), _new_station)
+        )
+    if connector_entities is not None:
+        connector_factory = connector_entities
+
+        @callback
+        def _new_connector(station_id: str, connector_id: int) -> None:
+            async_add_entities(connector_factory(hub, station_id, connector_id))
+
+        entry.async_on_unload(
+            async_dispatcher_connect(hub.hass, signal_new_connector(entry.entry_id), _new_connector)
+        )

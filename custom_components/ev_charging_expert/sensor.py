@@ -1,0 +1,266 @@
+"""Sensors: connector status and metering, session, station heartbeat and update status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    EntityCategory,
+    UnitOfElectricCurrent,
+    UnitOfEnergy,
+    UnitOfPower,
+    UnitOfTime,
+)
+
+from .entity import EvChargingEntity, setup_platform_entities
+from .evcore.model import ConnectorState, ConnectorStatus, StationState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+    from homeassistant.helpers.typing import StateType
+
+    from .hub import EvChargingConfigEntry, EvChargingHub
+
+PARALLEL_UPDATES = 0
+
+# OCPP values as enum options: "DownloadFailed" -> "download_failed".
+FIRMWARE_STATUSES = [
+    "downloaded",
+    "download_failed",
+    "downloading",
+    "idle",
+    "installation_failed",
+    "installing",
+    "installed",
+]
+DIAGNOSTICS_STATUSES = ["idle", "uploaded", "upload_failed", "uploading"]
+ERROR_CODES = [
+    "connector_lock_failure",
+    "ev_communication_error",
+    "ground_failure",
+    "high_temperature",
+    "internal_error",
+    "local_list_conflict",
+    "no_error",
+    "other_error",
+    "over_current_failure",
+    "over_voltage",
+    "power_meter_failure",
+    "power_switch_failure",
+    "reader_failure",
+    "reset_failure",
+    "under_voltage",
+    "weak_signal",
+]
+_ERROR_CODE_OPTION = {
+    "ConnectorLockFailure": "connector_lock_failure",
+    "EVCommunicationError": "ev_communication_error",
+    "GroundFailure": "ground_failure",
+    "HighTemperature": "high_temperature",
+    "InternalError": "internal_error",
+    "LocalListConflict": "local_list_conflict",
+    "NoError": "no_error",
+    "OtherError": "other_error",
+    "OverCurrentFailure": "over_current_failure",
+    "OverVoltage": "over_voltage",
+    "PowerMeterFailure": "power_meter_failure",
+    "PowerSwitchFailure": "power_switch_failure",
+    "ReaderFailure": "reader_failure",
+    "ResetFailure": "reset_failure",
+    "UnderVoltage": "under_voltage",
+    "WeakSignal": "weak_signal",
+}
+_STATUS_OPTIONS = [s.value for s in ConnectorStatus]
+
+
+def _snake(value: str | None, options: list[str]) -> str | None:
+    if value is None:
+        return None
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in value).lstrip("_")
+    return snake if snake in options else None
+
+
+def _session_duration(connector: ConnectorState, now: datetime) -> float | None:
+    if connector.transaction is None:
+        return None
+    return max((now - connector.transaction.started_at).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StationSensorDescription(SensorEntityDescription):
+    """A sensor of the station as a whole."""
+
+    value_fn: Callable[[StationState], StateType | datetime]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectorSensorDescription(SensorEntityDescription):
+    """A sensor of one connector; `now` is given for durations."""
+
+    value_fn: Callable[[ConnectorState, datetime], StateType | datetime]
+
+
+STATION_SENSORS: tuple[StationSensorDescription, ...] = (
+    StationSensorDescription(
+        key="status",
+        translation_key="station_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=_STATUS_OPTIONS,
+        value_fn=lambda s: s.connectors[0].status if 0 in s.connectors else None,
+    ),
+    StationSensorDescription(
+        key="last_heartbeat",
+        translation_key="last_heartbeat",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.last_heartbeat,
+    ),
+    StationSensorDescription(
+        key="firmware_status",
+        translation_key="firmware_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=FIRMWARE_STATUSES,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: _snake(s.firmware_status, FIRMWARE_STATUSES),
+    ),
+    StationSensorDescription(
+        key="diagnostics_status",
+        translation_key="diagnostics_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=DIAGNOSTICS_STATUSES,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: _snake(s.diagnostics_status, DIAGNOSTICS_STATUSES),
+    ),
+)
+
+
+def _current(phase: str) -> ConnectorSensorDescription:
+    return ConnectorSensorDescription(
+        key=f"current_{phase.lower()}",
+        translation_key=f"current_{phase.lower()}",
+        device_class=SensorDeviceClass.CURRENT,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        suggested_display_precision=1,
+        value_fn=lambda c, _: c.current(phase),
+    )
+
+
+CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
+    ConnectorSensorDescription(
+        key="status",
+        translation_key="connector_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=_STATUS_OPTIONS,
+        value_fn=lambda c, _: c.status,
+    ),
+    ConnectorSensorDescription(
+        key="error_code",
+        translation_key="error_code",
+        device_class=SensorDeviceClass.ENUM,
+        options=ERROR_CODES,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda c, _: _ERROR_CODE_OPTION.get(c.error_code),
+    ),
+    _current("L1"),
+    _current("L2"),
+    _current("L3"),
+    ConnectorSensorDescription(
+        key="power",
+        translation_key="power",
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        suggested_display_precision=0,
+        value_fn=lambda c, _: c.power_w,
+    ),
+    ConnectorSensorDescription(
+        key="energy",
+        translation_key="energy",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+        value_fn=lambda c, _: c.energy_wh,
+    ),
+    ConnectorSensorDescription(
+        key="session_energy",
+        translation_key="session_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+        value_fn=lambda c, _: c.session_energy_wh,
+    ),
+    ConnectorSensorDescription(
+        key="session_duration",
+        translation_key="session_duration",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_unit_of_measurement=UnitOfTime.MINUTES,
+        suggested_display_precision=0,
+        value_fn=_session_duration,
+    ),
+    ConnectorSensorDescription(
+        key="id_tag",
+        translation_key="id_tag",
+        value_fn=lambda c, _: c.transaction.id_tag if c.transaction else None,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EvChargingConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up sensors for every station and connector, now and as they appear."""
+
+    def station_entities(hub: EvChargingHub, station_id: str) -> list[SensorEntity]:
+        return [StationSensor(hub, station_id, None, d) for d in STATION_SENSORS]
+
+    def connector_entities(
+        hub: EvChargingHub, station_id: str, connector_id: int
+    ) -> list[SensorEntity]:
+        return [ConnectorSensor(hub, station_id, connector_id, d) for d in CONNECTOR_SENSORS]
+
+    setup_platform_entities(
+        entry,
+        async_add_entities,
+        station_entities=station_entities,
+        connector_entities=connector_entities,
+    )
+
+
+class StationSensor(EvChargingEntity, SensorEntity):
+    """A station-level sensor."""
+
+    entity_description: StationSensorDescription
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        """The value from the station's state."""
+        return self.entity_description.value_fn(self.station)
+
+
+class ConnectorSensor(EvChargingEntity, SensorEntity):
+    """A connector-level sensor."""
+
+    entity_description: ConnectorSensorDescription
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        """The value from the connector's state."""
+        return self.entity_description.value_fn(self.connector, self.hub.site.clock.now())

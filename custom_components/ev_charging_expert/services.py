@@ -1,0 +1,343 @@
+"""Service actions: every OCPP operation of the central system, targeted at a device.
+
+The target is a station device or a connector device; a connector device supplies its station
+and connector id. Operations that change a charger's configuration or software, or disrupt it,
+are admin-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+import voluptuous as vol
+
+from .const import DOMAIN
+from .helpers import call_charger
+
+if TYPE_CHECKING:
+    from .evcore.ocpp.v16 import ChargePointV16
+    from .hub import EvChargingHub
+
+ATTR_DEVICE_ID = "device_id"
+ATTR_CONNECTOR_ID = "connector_id"
+
+TRIGGER_MESSAGES = {
+    "boot_notification": "BootNotification",
+    "diagnostics_status_notification": "DiagnosticsStatusNotification",
+    "firmware_status_notification": "FirmwareStatusNotification",
+    "heartbeat": "Heartbeat",
+    "meter_values": "MeterValues",
+    "status_notification": "StatusNotification",
+}
+
+_DEVICE = {vol.Required(ATTR_DEVICE_ID): cv.string}
+_CONNECTOR = {vol.Optional(ATTR_CONNECTOR_ID): vol.All(vol.Coerce(int), vol.Range(min=1))}
+_RETRIES = {
+    vol.Optional("retries"): vol.All(vol.Coerce(int), vol.Range(min=0, max=100)),
+    vol.Optional("retry_interval"): vol.All(vol.Coerce(int), vol.Range(min=0, max=86400)),
+}
+_CI_STRING_50 = vol.All(cv.string, vol.Length(min=1, max=50))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The station (and connector) a service call is for."""
+
+    hub: EvChargingHub
+    station_id: str
+    connector_id: int | None
+
+    @property
+    def charger(self) -> ChargePointV16:
+        """The live connection (raises ChargerNotConnectedError)."""
+        return self.hub.site.handler(self.station_id)
+
+
+def _validation_error(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+@callback
+def resolve_target(hass: HomeAssistant, call: ServiceCall) -> Target:
+    """Find the station (and connector) behind the call's device_id."""
+    device_id = call.data[ATTR_DEVICE_ID]
+    device = dr.async_get(hass).async_get(device_id)
+    if device is None:
+        raise _validation_error("invalid_device", device_id=device_id)
+    identifier = next((i for d, i in device.identifiers if d == DOMAIN), None)
+    hub = next(
+        (
+            entry.runtime_data
+            for entry in hass.config_entries.async_entries(DOMAIN)
+            if entry.entry_id in device.config_entries and entry.state is ConfigEntryState.LOADED
+        ),
+        None,
+    )
+    if identifier is None or hub is None:
+        raise _validation_error("invalid_device", device_id=device_id)
+    station_id, _, connector = identifier.partition("#")
+    if station_id not in hub.site.stations:
+        raise _validation_error("invalid_device", device_id=device_id)
+    connector_id = int(connector) if connector else None
+    if ATTR_CONNECTOR_ID in call.data:
+        connector_id = call.data[ATTR_CONNECTOR_ID]
+    return Target(hub, station_id, connector_id)
+
+
+def _require_connector(target: Target) -> int:
+    if target.connector_id is None:
+        raise _validation_error("connector_required", station_id=target.station_id)
+    return target.connector_id
+
+
+def _ocpp_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+type Handler = Callable[[Target, dict[str, Any]], Awaitable[ServiceResponse]]
+
+
+async def _remote_start(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    status = await target.charger.remote_start_transaction(data["id_tag"], target.connector_id)
+    return {"status": status}
+
+
+async def _remote_stop(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    transaction_id = data.get("transaction_id")
+    if transaction_id is None:
+        station = target.hub.site.stations[target.station_id]
+        running = [
+            c.transaction
+            for c in station.charge_points
+            if c.transaction is not None
+            and (target.connector_id is None or c.connector_id == target.connector_id)
+        ]
+        if len(running) != 1:
+            raise _validation_error("no_single_transaction", station_id=target.station_id)
+        transaction_id = running[0].transaction_id
+    status = await target.charger.remote_stop_transaction(transaction_id)
+    return {"status": status, "transaction_id": transaction_id}
+
+
+async def _reset(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    return {"status": await target.charger.reset(data["type"].capitalize())}
+
+
+async def _unlock(target: Target, _: dict[str, Any]) -> ServiceResponse:
+    return {"status": await target.charger.unlock_connector(_require_connector(target))}
+
+
+async def _change_availability(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    kind = "Operative" if data["operative"] else "Inoperative"
+    status = await target.charger.change_availability(target.connector_id or 0, kind)
+    return {"status": status}
+
+
+async def _trigger(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    status = await target.charger.trigger_message(
+        TRIGGER_MESSAGES[data["message"]], target.connector_id
+    )
+    return {"status": status}
+
+
+async def _update_firmware(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    retrieve = data.get("retrieve_date") or target.hub.site.clock.now()
+    await target.charger.update_firmware(
+        data["location"],
+        _ocpp_time(retrieve) or "",
+        retries=data.get("retries"),
+        retry_interval=data.get("retry_interval"),
+    )
+    return {"status": "Accepted"}
+
+
+async def _get_diagnostics(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    file_name = await target.charger.get_diagnostics(
+        data["location"],
+        retries=data.get("retries"),
+        retry_interval=data.get("retry_interval"),
+        start_time=_ocpp_time(data.get("start_time")),
+        stop_time=_ocpp_time(data.get("stop_time")),
+    )
+    return {"file_name": file_name}
+
+
+async def _get_configuration(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    result = await target.charger.get_configuration(data.get("keys"))
+    keys: list[Any] = list(result.keys)
+    unknown: list[Any] = list(result.unknown_keys)
+    return {"configuration_key": keys, "unknown_key": unknown}
+
+
+async def _change_configuration(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    status = await target.charger.change_configuration(data["key"], data["value"])
+    return {"status": status}
+
+
+async def _clear_cache(target: Target, _: dict[str, Any]) -> ServiceResponse:
+    return {"status": await target.charger.clear_cache()}
+
+
+async def _data_transfer(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    status, answer = await target.charger.data_transfer(
+        data["vendor_id"], data.get("message_id"), data.get("data")
+    )
+    return {"status": status, "data": answer}
+
+
+async def _set_password(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    password: str = data["password"]
+    if data["send_to_charger"]:
+        # The charger must know the new key before we require it, or it is locked out.
+        await target.charger.change_configuration("AuthorizationKey", password)
+    target.hub.site.set_password(target.station_id, password)
+    return {"status": "Accepted"}
+
+
+# service name -> (extra schema, handler, admin only)
+SERVICES: dict[str, tuple[dict[Any, Any], Handler, bool]] = {
+    "remote_start_transaction": (
+        {vol.Required("id_tag"): vol.All(cv.string, vol.Length(min=1, max=20)), **_CONNECTOR},
+        _remote_start,
+        False,
+    ),
+    "remote_stop_transaction": (
+        {vol.Optional("transaction_id"): vol.Coerce(int), **_CONNECTOR},
+        _remote_stop,
+        False,
+    ),
+    "reset": ({vol.Optional("type", default="soft"): vol.In(["soft", "hard"])}, _reset, True),
+    "unlock_connector": (_CONNECTOR, _unlock, False),
+    "change_availability": (
+        {vol.Required("operative"): cv.boolean, **_CONNECTOR},
+        _change_availability,
+        True,
+    ),
+    "trigger_message": (
+        {vol.Required("message"): vol.In(list(TRIGGER_MESSAGES)), **_CONNECTOR},
+        _trigger,
+        False,
+    ),
+    "update_firmware": (
+        {
+            vol.Required("location"): cv.url,
+            vol.Optional("retrieve_date"): cv.datetime,
+            **_RETRIES,
+        },
+        _update_firmware,
+        True,
+    ),
+    "get_diagnostics": (
+        {
+            vol.Required("location"): cv.url,
+            vol.Optional("start_time"): cv.datetime,
+            vol.Optional("stop_time"): cv.datetime,
+            **_RETRIES,
+        },
+        _get_diagnostics,
+        True,
+    ),
+    "get_configuration": (
+        {vol.Optional("keys"): vol.All(cv.ensure_list, [_CI_STRING_50])},
+        _get_configuration,
+        False,
+    ),
+    "change_configuration": (
+        {
+            vol.Required("key"): _CI_STRING_50,
+            vol.Required("value"): vol.All(cv.string, vol.Length(max=500)),
+        },
+        _change_configuration,
+        True,
+    ),
+    "clear_cache": ({}, _clear_cache, True),
+    "data_transfer": (
+        {
+            vol.Required("vendor_id"): vol.All(cv.string, vol.Length(min=1, max=255)),
+            vol.Optional("message_id"): vol.All(cv.string, vol.Length(max=50)),
+            vol.Optional("data"): cv.string,
+        },
+        _data_transfer,
+        True,
+    ),
+    "set_charger_password": (
+        {
+            # OCPP's AuthorizationKey: 16 to 40 characters.
+            vol.Required("password"): vol.All(cv.string, vol.Length(min=16, max=40)),
+            vol.Optional("send_to_charger", default=True): cv.boolean,
+        },
+        _set_password,
+        True,
+    ),
+}
+
+
+async def _check_admin(hass: HomeAssistant, call: ServiceCall) -> None:
+    if call.context.user_id is None:
+        return  # automations and scripts run as the system
+    user = await hass.auth.async_get_user(call.context.user_id)
+    if user is None:
+        raise Unauthorized(context=call.context)
+    if not user.is_admin:
+        raise Unauthorized(context=call.context, permission="admin")
+
+
+async def _handle(
+    hass: HomeAssistant, handler: Handler, admin: bool, call: ServiceCall
+) -> ServiceResponse:
+    if admin:
+        await _check_admin(hass, call)
+    target = resolve_target(hass, call)
+    response = await call_charger(lambda: handler(target, dict(call.data)))
+    return response if call.return_response else None
+
+
+async def _accept_charger(hass: HomeAssistant, call: ServiceCall) -> None:
+    await _check_admin(hass, call)
+    station_id = call.data["charge_box_id"]
+    entries = [
+        e for e in hass.config_entries.async_entries(DOMAIN) if e.state is ConfigEntryState.LOADED
+    ]
+    if not entries:
+        raise _validation_error("not_loaded")
+    for entry in entries:
+        entry.runtime_data.site.accept_station(station_id)
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register every service action of the integration."""
+    for name, (fields, handler, admin) in SERVICES.items():
+        hass.services.async_register(
+            DOMAIN,
+            name,
+            partial(_handle, hass, handler, admin),
+            schema=vol.Schema({**_DEVICE, **fields}),
+            supports_response=SupportsResponse.OPTIONAL,
+        )
+    hass.services.async_register(
+        DOMAIN,
+        "accept_charger",
+        partial(_accept_charger, hass),
+        schema=vol.Schema({vol.Required("charge_box_id"): vol.All(cv.string, vol.Length(min=1))}),
+    )

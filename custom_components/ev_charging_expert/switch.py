@@ -1,0 +1,79 @@
+"""Switches: availability (Operative / Inoperative) of a station and of each connector."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import EntityCategory
+
+from .entity import EvChargingEntity, setup_platform_entities
+from .evcore.model import ConnectorStatus
+from .helpers import call_charger
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .hub import EvChargingConfigEntry, EvChargingHub
+
+PARALLEL_UPDATES = 1
+
+AVAILABILITY = SwitchEntityDescription(
+    key="availability", translation_key="availability", entity_category=EntityCategory.CONFIG
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EvChargingConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """An availability switch per station and per connector."""
+
+    def station_entities(hub: EvChargingHub, station_id: str) -> list[SwitchEntity]:
+        return [AvailabilitySwitch(hub, station_id, None, AVAILABILITY)]
+
+    def connector_entities(
+        hub: EvChargingHub, station_id: str, connector_id: int
+    ) -> list[SwitchEntity]:
+        return [AvailabilitySwitch(hub, station_id, connector_id, AVAILABILITY)]
+
+    setup_platform_entities(
+        entry,
+        async_add_entities,
+        station_entities=station_entities,
+        connector_entities=connector_entities,
+    )
+
+
+class AvailabilitySwitch(EvChargingEntity, SwitchEntity):
+    """On = Operative. The state follows the status the charger reports."""
+
+    @property
+    def _ocpp_connector(self) -> int:
+        return self.connector_id or 0
+
+    @property
+    def is_on(self) -> bool | None:
+        """Operative unless the charger reports the connector (or station) Unavailable."""
+        connector = self.station.connectors.get(self._ocpp_connector)
+        if connector is None or connector.status is ConnectorStatus.UNKNOWN:
+            return None
+        return connector.status is not ConnectorStatus.UNAVAILABLE
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Make it Operative."""
+        await self._change("Operative")
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Make it Inoperative (a running session finishes first: Scheduled)."""
+        await self._change("Inoperative")
+
+    async def _change(self, availability: str) -> None:
+        site = self.hub.site
+        await call_charger(
+            lambda: site.handler(self.station_id).change_availability(
+                self._ocpp_connector, availability
+            )
+        )
