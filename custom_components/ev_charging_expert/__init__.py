@@ -10,7 +10,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 
 from .const import DOMAIN
-from .hub import EvChargingHub
+from .hub import EvChargingHub, HaSiteStore
 from .services import async_setup_services
 
 if TYPE_CHECKING:
@@ -63,6 +63,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) 
     if unloaded:
         await entry.runtime_data.async_stop()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -> None:
+    """Delete the station registry (with its password hashes) together with the entry."""
+    await HaSiteStore(hass, entry.entry_id).remove()
 
 
 async def async_remove_config_entry_device(

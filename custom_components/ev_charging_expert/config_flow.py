@@ -91,11 +91,10 @@ class EvChargingConfigFlow(ConfigFlow, domain=DOMAIN):
                 await self.hass.async_add_executor_job(build_ssl_context, certfile, keyfile)
             except (OSError, ssl.SSLError):
                 errors["base"] = "tls_invalid"
-        # Our own server holds the current port: only a change needs checking.
-        unchanged = current is not None and (
-            current.get(CONF_HOST),
-            current.get(CONF_PORT),
-        ) == (user_input[CONF_HOST], user_input[CONF_PORT])
+        # Our own server holds the current port, on whatever address it listens: a bind test
+        # of that port on a new address would collide with ourselves, so only a new port is
+        # checked.
+        unchanged = current is not None and current.get(CONF_PORT) == user_input[CONF_PORT]
         if not unchanged and not await self.hass.async_add_executor_job(
             _port_is_free, user_input[CONF_HOST], user_input[CONF_PORT]
         ):

@@ -81,7 +81,14 @@ _ERROR_CODE_OPTION = {
     "UnderVoltage": "under_voltage",
     "WeakSignal": "weak_signal",
 }
-_STATUS_OPTIONS = [s.value for s in ConnectorStatus]
+# "unknown" (no StatusNotification yet) is HA's own unknown state, not an option.
+_STATUS_OPTIONS = [s.value for s in ConnectorStatus if s is not ConnectorStatus.UNKNOWN]
+
+
+def _status(connector: ConnectorState | None) -> str | None:
+    if connector is None or connector.status is ConnectorStatus.UNKNOWN:
+        return None
+    return connector.status.value
 
 
 def _snake(value: str | None, options: list[str]) -> str | None:
@@ -117,7 +124,7 @@ STATION_SENSORS: tuple[StationSensorDescription, ...] = (
         translation_key="station_status",
         device_class=SensorDeviceClass.ENUM,
         options=_STATUS_OPTIONS,
-        value_fn=lambda s: s.connectors[0].status if 0 in s.connectors else None,
+        value_fn=lambda s: _status(s.connectors.get(0)),
     ),
     StationSensorDescription(
         key="last_heartbeat",
@@ -163,7 +170,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         translation_key="connector_status",
         device_class=SensorDeviceClass.ENUM,
         options=_STATUS_OPTIONS,
-        value_fn=lambda c, _: c.status,
+        value_fn=lambda c, _: _status(c),
     ),
     ConnectorSensorDescription(
         key="error_code",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
@@ -23,12 +23,15 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .const import DOMAIN
 from .helpers import call_charger
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .evcore.ocpp.v16 import ChargePointV16
     from .hub import EvChargingHub
 
@@ -51,6 +54,17 @@ _RETRIES = {
     vol.Optional("retry_interval"): vol.All(vol.Coerce(int), vol.Range(min=0, max=86400)),
 }
 _CI_STRING_50 = vol.All(cv.string, vol.Length(min=1, max=50))
+# Chargers fetch firmware and upload diagnostics over FTP as often as over HTTP; cv.url only
+# takes http(s).
+_LOCATION_SCHEMES = frozenset({"http", "https", "ftp", "ftps"})
+
+
+def _location(value: Any) -> str:
+    location = cv.string(value)
+    parts = urlsplit(location)
+    if parts.scheme not in _LOCATION_SCHEMES or not parts.netloc:
+        raise vol.Invalid("expected an http, https, ftp or ftps URL")
+    return location
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +123,8 @@ def _require_connector(target: Target) -> int:
 def _ocpp_time(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # A naive time comes from HA's date-time selector and is in HA's time zone.
+    return dt_util.as_utc(value).isoformat().replace("+00:00", "Z")
 
 
 type Handler = Callable[[Target, dict[str, Any]], Awaitable[ServiceResponse]]
@@ -240,7 +253,7 @@ SERVICES: dict[str, tuple[dict[Any, Any], Handler, bool]] = {
     ),
     "update_firmware": (
         {
-            vol.Required("location"): cv.url,
+            vol.Required("location"): _location,
             vol.Optional("retrieve_date"): cv.datetime,
             **_RETRIES,
         },
@@ -249,7 +262,7 @@ SERVICES: dict[str, tuple[dict[Any, Any], Handler, bool]] = {
     ),
     "get_diagnostics": (
         {
-            vol.Required("location"): cv.url,
+            vol.Required("location"): _location,
             vol.Optional("start_time"): cv.datetime,
             vol.Optional("stop_time"): cv.datetime,
             **_RETRIES,
@@ -321,7 +334,11 @@ async def _accept_charger(hass: HomeAssistant, call: ServiceCall) -> None:
     if not entries:
         raise _validation_error("not_loaded")
     for entry in entries:
-        entry.runtime_data.site.accept_station(station_id)
+        hub = entry.runtime_data
+        hub.site.accept_station(station_id)
+        # As the repair flow does: a connected pending charger comes in now, not at its next
+        # boot retry.
+        hub.request_boot(station_id)
 
 
 @callback

@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-import contextlib
-from typing import Any
+import base64
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+import ipaddress
+from typing import TYPE_CHECKING, Any
+from unittest.mock import PropertyMock, patch
 from urllib.parse import quote
 
-from ocpp_peer import Charger
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from homeassistant.const import CONF_HOST, CONF_PORT, Platform
+from homeassistant.helpers import entity_registry as er
+from ocpp.v16 import call, call_result
+from ocpp_peer import Charger, close_charger
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from websockets.asyncio.client import ClientConnection, connect
 
+from custom_components.ev_charging_expert import PLATFORMS
 from custom_components.ev_charging_expert.const import (
     CONF_HEARTBEAT_INTERVAL,
     CONF_NEW_CHARGER_POLICY,
     DOMAIN,
 )
-from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.core import HomeAssistant
+from custom_components.ev_charging_expert.evcore.clock import ManualClock
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+    from syrupy.assertion import SnapshotAssertion
+
+    from custom_components.ev_charging_expert.hub import EvChargingHub
+
+# The simulated time every test with the `clock` fixture starts at.
+START = "2026-01-01T10:00:00+00:00"
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +50,23 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 @pytest.fixture(autouse=True)
 def _loopback_sockets(socket_enabled: None) -> None:
     """Allow socket creation; the HA plugin still only lets tests connect to 127.0.0.1."""
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in HA's format, under tests/ha/snapshots/ (syrupy's own fixture wins else)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create entities that are disabled by default enabled (as HA core's fixture does)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture
@@ -57,20 +93,89 @@ def mock_config_entry(entry_data: dict[str, Any]) -> MockConfigEntry:
 
 
 @pytest.fixture
+def platforms() -> list[Platform]:
+    """The platforms to set up; a platform's snapshot test narrows it to that platform."""
+    return list(PLATFORMS)
+
+
+@pytest.fixture
 async def init_integration(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, platforms: list[Platform]
 ) -> AsyncIterator[MockConfigEntry]:
     """Set up the integration; unload it at the end so no port or task is left behind."""
     mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    yield mock_config_entry
-    if mock_config_entry.state.recoverable:
-        await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    with patch("custom_components.ev_charging_expert.PLATFORMS", platforms):
+        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
         await hass.async_block_till_done()
+        yield mock_config_entry
+        if (
+            hass.config_entries.async_get_entry(mock_config_entry.entry_id) is not None
+            and mock_config_entry.state.recoverable
+        ):
+            await hass.config_entries.async_unload(mock_config_entry.entry_id)
+            await hass.async_block_till_done()
 
 
-type ConnectCharger = Callable[..., Awaitable[Charger]]
+@pytest.fixture
+def hub(init_integration: MockConfigEntry) -> EvChargingHub:
+    """The running hub of the entry."""
+    return init_integration.runtime_data
+
+
+@pytest.fixture
+def clock(hub: EvChargingHub) -> ManualClock:
+    """Put the site on a manual clock: timestamps are fixed and timeouts expire on `advance`."""
+    manual = ManualClock(start=datetime.fromisoformat(START))
+    hub.site.clock = manual
+    return manual
+
+
+class HaCharger(Charger):
+    """The evcore test peer plus the charger-initiated messages the HA tests need."""
+
+    async def heartbeat(self) -> call_result.Heartbeat:
+        """Send a Heartbeat."""
+        return await self.call(call.Heartbeat(), suppress=False)
+
+    async def authorize(self, id_tag: str) -> call_result.Authorize:
+        """Present a card."""
+        return await self.call(call.Authorize(id_tag=id_tag), suppress=False)
+
+    async def meter_values(
+        self,
+        connector_id: int,
+        sampled_value: list[dict[str, Any]],
+        *,
+        transaction_id: int | None = None,
+        timestamp: str = START,
+    ) -> call_result.MeterValues:
+        """Send one MeterValues with the given sampled values."""
+        return await self.call(
+            call.MeterValues(
+                connector_id=connector_id,
+                meter_value=[{"timestamp": timestamp, "sampledValue": sampled_value}],
+                transaction_id=transaction_id,
+            ),
+            suppress=False,
+        )
+
+    async def stop_transaction(
+        self, transaction_id: int, meter_stop: int, *, timestamp: str = START, **kw: Any
+    ) -> call_result.StopTransaction:
+        """Send a StopTransaction."""
+        return await self.call(
+            call.StopTransaction(
+                transaction_id=transaction_id, meter_stop=meter_stop, timestamp=timestamp, **kw
+            ),
+            suppress=False,
+        )
+
+    async def close(self) -> None:
+        """Close the websocket and wait for the receive loop (and background sends) to end."""
+        await close_charger(self)
+
+
+type ConnectCharger = Callable[..., Awaitable[HaCharger]]
 
 
 async def wait_for(hass: HomeAssistant, predicate: Callable[[], Any]) -> None:
@@ -81,12 +186,37 @@ async def wait_for(hass: HomeAssistant, predicate: Callable[[], Any]) -> None:
             await asyncio.sleep(0)
 
 
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """An HTTP Basic Authorization header."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def entity_id(hass: HomeAssistant, platform: str, unique_id: str) -> str:
+    """The entity id registered for one of our unique ids."""
+    found = er.async_get(hass).async_get_entity_id(platform, DOMAIN, unique_id)
+    assert found is not None, f"no {platform} entity with unique id {unique_id}"
+    return found
+
+
+async def open_websocket(port: int, station_id: str, **kwargs: Any) -> ClientConnection:
+    """A websocket to the central system as a charger opens it (raises on a refused handshake)."""
+    kwargs.setdefault("subprotocols", ["ocpp1.6"])
+    return await connect(
+        f"ws://127.0.0.1:{port}/ocpp/{quote(station_id)}", ping_interval=None, **kwargs
+    )
+
+
 @pytest.fixture
 async def connect_charger(
     hass: HomeAssistant, init_integration: MockConfigEntry, port: int
 ) -> AsyncIterator[ConnectCharger]:
-    """Factory: connect (and by default boot) a real OCPP 1.6J charge point."""
-    chargers: list[Charger] = []
+    """Factory: connect (and by default boot) a real OCPP 1.6J charge point.
+
+    With `boot=True` the factory returns once the central system has read the charger's
+    configuration after an accepted boot, and the statuses of connectors 0..n are in.
+    """
+    chargers: list[HaCharger] = []
 
     async def _connect(
         station_id: str = "CP1",
@@ -94,29 +224,56 @@ async def connect_charger(
         boot: bool = True,
         connectors: int = 1,
         headers: dict[str, str] | None = None,
-    ) -> Charger:
-        ws = await connect(
-            f"ws://127.0.0.1:{port}/ocpp/{quote(station_id)}",
-            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-            additional_headers=headers,
-            ping_interval=None,
-        )
-        charger = Charger(station_id, ws)
+    ) -> HaCharger:
+        ws = await open_websocket(port, station_id, additional_headers=headers)
+        charger = HaCharger(station_id, ws)
         charger.task = asyncio.create_task(charger.start())
         chargers.append(charger)
         if boot:
-            await charger.boot(charge_point_serial_number="SN-1", firmware_version="1.2.3")
+            hub = init_integration.runtime_data
+            answer = await charger.boot(charge_point_serial_number="SN-1", firmware_version="1.2.3")
+            assert answer.status == "Accepted"
             for connector_id in range(connectors + 1):
                 await charger.status(connector_id)
-            hub = init_integration.runtime_data
             await wait_for(hass, lambda: hub.site.stations[station_id].configuration)
             await hass.async_block_till_done()
         return charger
 
     yield _connect
     for charger in chargers:
-        await charger._connection.close()
-        if charger.task is not None:
-            with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
-                await charger.task
+        await charger.close()
     await hass.async_block_till_done()
+
+
+@pytest.fixture(scope="session")
+def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    certfile = directory / "cert.pem"
+    keyfile = directory / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(certfile), str(keyfile)

@@ -13,14 +13,21 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ocpp.exceptions import OCPPError, SecurityError
+from ocpp.exceptions import OCPPError, ProtocolError, SecurityError, UnknownCallErrorCodeError
 from ocpp.messages import CallError, MessageType, unpack
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
+from websockets.exceptions import ConnectionClosed
 
-from ..errors import ChargerCallError, ChargerRejectedError, ChargerTimeoutError
+from ..errors import (
+    ChargerCallError,
+    ChargerError,
+    ChargerNotConnectedError,
+    ChargerRejectedError,
+    ChargerTimeoutError,
+)
 from ..model import BootInfo, Registration
 from .metering import parse_meter_values, parse_timestamp
 
@@ -48,6 +55,10 @@ BOOT_CONFIGURATION_KEYS = (
     "MeterValueSampleInterval",
     "MeterValuesSampledData",
 )
+
+
+# Secrets a charger accepts but never reports back; we must not keep them either.
+WRITE_ONLY_KEYS = frozenset({"AuthorizationKey"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +102,11 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             await self._reply_to_unparseable(raw_msg, err)
             return
         if msg.message_type_id == MessageType.Call:
+            if not isinstance(msg.action, str):
+                # Unhashable actions ([], {}) would otherwise crash the connection's loop.
+                error = ProtocolError(details={"cause": "Action must be a string"})
+                await self._reply_to_unparseable(raw_msg, error)
+                return
             if msg.action not in _ALLOWED_WHEN_NOT_ACCEPTED and not self._site.is_accepted(
                 self.station_id
             ):
@@ -164,7 +180,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         """Fetch BOOT_CONFIGURATION_KEYS into the station state; failures are only logged."""
         try:
             result = await self.get_configuration(list(BOOT_CONFIGURATION_KEYS))
-        except (ChargerCallError, ChargerTimeoutError, ChargerRejectedError) as err:
+        except ChargerError as err:
             _LOGGER.info("%s: could not read its configuration: %s", self.id, err)
             return
         self._site.on_configuration(self.station_id, result.keys)
@@ -290,20 +306,42 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     async def request(self, payload: Any, *, timeout: float | None = None) -> Any:
         """Send one request and return the charger's answer.
 
-        Raises ChargerTimeoutError when the charger does not answer in time and
-        ChargerCallError when it answers with a CallError.
+        Raises ChargerTimeoutError when the charger does not answer in time,
+        ChargerCallError when it answers with a CallError and ChargerNotConnectedError when
+        the connection is closed, or closes before the answer comes.
         """
         action = type(payload).__name__
         seconds = self.request_timeout if timeout is None else timeout
         try:
             async with self._site.clock.timeout(seconds):
-                return await self.call(payload, suppress=False)
+                return await self._call_while_connected(payload)
         except TimeoutError as err:
             raise ChargerTimeoutError(self.station_id, action, seconds) from err
         except OCPPError as err:
             raise ChargerCallError(
                 self.station_id, action, err.code, err.description or ""
             ) from err
+        except UnknownCallErrorCodeError as err:
+            # A CallError with a code OCPP does not define: OCPP's catch-all is GenericError.
+            raise ChargerCallError(self.station_id, action, "GenericError", str(err)) from err
+        except ConnectionClosed as err:
+            raise ChargerNotConnectedError(self.station_id) from err
+
+    async def _call_while_connected(self, payload: Any) -> Any:
+        # The library waits for the answer even after the connection is gone; stop waiting
+        # when it closes, instead of at the request timeout.
+        answer = asyncio.ensure_future(self.call(payload, suppress=False))
+        closed = asyncio.ensure_future(self._connection.wait_closed())
+        try:
+            await asyncio.wait((answer, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            answer.cancel()
+            closed.cancel()
+            # Both end here, so neither outlives the request (on timeout or cancellation too).
+            await asyncio.wait((answer, closed))
+        if not answer.cancelled():
+            return answer.result()
+        raise ChargerNotConnectedError(self.station_id)
 
     async def _request_status(self, payload: Any, ok: frozenset[str]) -> str:
         result = await self.request(payload)
@@ -399,7 +437,8 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             call.ChangeConfiguration(key=key, value=value),
             frozenset({"Accepted", "RebootRequired"}),
         )
-        self._site.on_configuration(self.station_id, [{"key": key, "value": value}])
+        if key not in WRITE_ONLY_KEYS:
+            self._site.on_configuration(self.station_id, [{"key": key, "value": value}])
         return status
 
     async def clear_cache(self) -> str:
