@@ -45,7 +45,7 @@ _NATURAL_UNIT = {
     "RPM": "",
 }
 
-# Phase names that denote one line: "L1-N" is L1's voltage to neutral, "L1-L2" is on L1 too.
+# "L1-N" (voltage to neutral) is reported as L1; line-to-line values ("L1-L2") keep their name.
 _PHASE_LINE = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 
 
