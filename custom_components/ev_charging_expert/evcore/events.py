@@ -25,6 +25,28 @@ class StationUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class StationBooted:
+    """A charger sent a BootNotification (it may have lost its charging profiles)."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StationUncontrollable:
+    """A charger cannot be held to a setpoint (no Smart Charging, or it refused a profile)."""
+
+    station_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StationConfigured:
+    """The installer changed a station's zone, VIP flag, wiring or ratings."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class StationPending:
     """A new charger waits for the user to accept it."""
 
@@ -74,6 +96,9 @@ class SessionEnded:
 type SiteEvent = (
     StationAdded
     | StationUpdated
+    | StationConfigured
+    | StationBooted
+    | StationUncontrollable
     | StationPending
     | StationAccepted
     | StationRemoved

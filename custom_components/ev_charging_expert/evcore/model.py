@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .config import StationConfig
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -194,6 +196,8 @@ class StationState:
     configuration: dict[str, str] = field(default_factory=dict)
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
     password_hash: str | None = None
+    config: StationConfig = field(default_factory=StationConfig)
+    """The installer's description: zone, VIP, connector wiring and ratings."""
 
     def connector(self, connector_id: int) -> ConnectorState:
         """Return the connector, creating it on first mention."""
@@ -210,6 +214,7 @@ class StationState:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict, for persistence and diagnostics."""
         data = asdict(self)
+        data["config"] = self.config.to_dict()
         data["connectors"] = {
             str(cid): _connector_dict(c) for cid, c in sorted(self.connectors.items())
         }

@@ -13,6 +13,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .config import StationConfig
 from .errors import ChargerNotConnectedError, UnknownStationError
 from .events import (
     CardPresented,
@@ -21,8 +22,11 @@ from .events import (
     SiteEvent,
     StationAccepted,
     StationAdded,
+    StationBooted,
+    StationConfigured,
     StationPending,
     StationRemoved,
+    StationUncontrollable,
     StationUpdated,
 )
 from .model import (
@@ -193,6 +197,18 @@ class Site:
             await handler.close(code=1008, reason="Charger removed from the central system")
         self._emit(StationRemoved(station_id))
 
+    def configure_station(self, station_id: str, config: StationConfig) -> None:
+        """Replace a station's load-management description (zone, VIP, connectors)."""
+        station = self.station(station_id)
+        station.config = config
+        self._save()
+        self._emit(StationConfigured(station_id))
+        self._emit(StationUpdated(station_id))
+
+    def notify_uncontrollable(self, station_id: str, reason: str) -> None:
+        """Load management found that a charger cannot be held to a setpoint."""
+        self._emit(StationUncontrollable(station_id, reason))
+
     def set_password(self, station_id: str, password: str | None) -> None:
         """Require HTTP Basic auth with this password (None: no password)."""
         station = self.station(station_id)
@@ -285,6 +301,7 @@ class Site:
         station.boot = boot
         station.last_boot = self.clock.now()
         self._save()
+        self._emit(StationBooted(station_id))
         self._emit(StationUpdated(station_id))
         return station.registration
 
@@ -456,6 +473,7 @@ def _station_to_dict(station: StationState) -> dict[str, Any]:
     data["connectors"] = {
         str(cid): _transaction_to_dict(c.transaction) for cid, c in station.connectors.items()
     }
+    data["config"] = station.config.to_dict()
     return data
 
 
@@ -479,6 +497,7 @@ def _station_from_dict(station_id: str, raw: dict[str, Any]) -> StationState:
     station.diagnostics_status = raw.get("diagnostics_status")
     station.configuration = dict(raw.get("configuration") or {})
     station.password_hash = raw.get("password_hash")
+    station.config = StationConfig.from_dict(raw.get("config"))
     for name in ("last_heartbeat", "last_boot"):
         if raw.get(name):
             setattr(station, name, parse_timestamp(raw[name], default=None))  # type: ignore[arg-type]

@@ -1,0 +1,183 @@
+"""Safe delivery of setpoints: decreases first, increases only into confirmed room.
+
+For each connector we track what the charger is *committed* to be allowed: the value it
+confirmed, or — while a change is in flight — the higher of the old and the new value. The
+committed values, not the targets, are what must fit every zone phase. A decrease is always
+sent at once; an increase is sent only when, with every other connector at its committed value,
+it still fits. A charger that does not confirm a change is assumed to hold the higher of the two
+values; a connector whose limit we have never had confirmed counts at its rating.
+
+Pure planning (`plan`) is separated from the bookkeeping of answers, so the rules are testable
+without a network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+from typing import TYPE_CHECKING
+
+from .allocation.model import effective_budget
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .allocation.model import SiteSnapshot
+
+_EPSILON = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """Timing and flash-sparing rules of delivery."""
+
+    renewal_period: float = 60.0
+    """Seconds between two renewals of a lease."""
+    lease_periods: int = 3
+    """A lease is valid for this many renewal periods."""
+    dead_band: float = 0.5
+    """Increases smaller than this (A) are not sent."""
+    increase_interval: float = 10.0
+    """At most one increase per connector in this many seconds."""
+
+    @property
+    def lease_duration(self) -> float:
+        """Validity of a lease (s)."""
+        return self.renewal_period * self.lease_periods
+
+
+@dataclass(slots=True)
+class LeaseState:
+    """What we know of one connector's limit."""
+
+    held: float | None = None
+    """The limit the charger confirmed (A); None = never confirmed (counts at the rating)."""
+    sent: float | None = None
+    """A value sent and not answered yet."""
+    sent_at: float = -math.inf
+    """Monotonic time of the last confirmed send (for renewal)."""
+    last_increase: float = -math.inf
+
+    def committed(self, rating: float) -> float:
+        """The most the charger may draw right now, as far as we can prove."""
+        if self.held is None:
+            return rating if self.sent is None else max(rating, self.sent)
+        return self.held if self.sent is None else max(self.held, self.sent)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One limit to send to one connector."""
+
+    connector_id: str
+    amps: float
+    kind: str  # "decrease", "increase" or "renewal"
+
+
+@dataclass(slots=True)
+class Plan:
+    """What to send now, and when to look again."""
+
+    sends: list[Send] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    """Increases that wait for room (decreases to be confirmed) or for the rate limit."""
+    wake_at: float = math.inf
+    """Monotonic time of the next renewal or rate-limit expiry."""
+
+
+def committed_loads(snapshot: SiteSnapshot, leases: Mapping[str, LeaseState]) -> list[float]:
+    """Committed load on every zone-phase constraint (index 3 * zone + phase)."""
+    index = snapshot.zone_index
+    loads = [0.0] * (3 * len(index.zones))
+    for connector in snapshot.connectors:
+        zone = index.position[connector.zone_id]
+        if connector.fixed_load is not None:
+            for z in index.paths[zone]:
+                for p in range(3):
+                    loads[3 * z + p] += connector.fixed_load[p]
+            continue
+        lease = leases.get(connector.connector_id) or LeaseState()
+        value = lease.committed(connector.rating)
+        for k in index.constraints[zone][connector.pattern]:
+            loads[k] += value
+    return loads
+
+
+def plan(
+    snapshot: SiteSnapshot,
+    targets: Mapping[str, float],
+    leases: Mapping[str, LeaseState],
+    settings: DeliverySettings,
+) -> Plan:
+    """Decide what to send: every decrease, the increases that fit, the renewals due."""
+    now = snapshot.now
+    index = snapshot.zone_index
+    budgets = [effective_budget(b) for zone in index.zones for b in zone.budget]
+    loads = committed_loads(snapshot, leases)
+    result = Plan()
+    increases: list[tuple[str, float, float, tuple[int, ...], float | None]] = []
+    for connector in snapshot.connectors:
+        cid = connector.connector_id
+        if connector.fixed_load is not None or cid not in targets:
+            continue
+        target = targets[cid]
+        lease = leases.get(cid) or LeaseState()
+        if lease.sent is not None:
+            continue  # one change in flight per connector; its answer triggers a new plan
+        held = lease.held
+        if held is None or target < held - _EPSILON:
+            result.sends.append(Send(cid, target, "decrease"))
+            continue
+        renew_at = lease.sent_at + settings.renewal_period
+        renewal = held if now >= renew_at else None
+        if renewal is None:
+            result.wake_at = min(result.wake_at, renew_at)
+        wants_increase = target > held + _EPSILON and target - held >= settings.dead_band
+        if wants_increase and now - lease.last_increase < settings.increase_interval:
+            result.waiting.append(cid)
+            result.wake_at = min(result.wake_at, lease.last_increase + settings.increase_interval)
+        elif wants_increase:
+            zone = index.position[connector.zone_id]
+            constraints = index.constraints[zone][connector.pattern]
+            increases.append((cid, target, target - held, constraints, renewal))
+            continue
+        if renewal is not None:
+            result.sends.append(Send(cid, renewal, "renewal"))
+    # Decreases (and never-confirmed connectors) are counted at their committed (higher) value
+    # until confirmed, so the increases below only use room that is already proven free.
+    # Smallest first: the most connectors get their increase when room is short.
+    for cid, target, delta, constraints, renewal in sorted(increases, key=lambda i: (i[2], i[0])):
+        if all(loads[k] + delta <= budgets[k] + _EPSILON for k in constraints):
+            for k in constraints:
+                loads[k] += delta
+            result.sends.append(Send(cid, target, "increase"))
+        else:
+            result.waiting.append(cid)
+            if renewal is not None:
+                result.sends.append(Send(cid, renewal, "renewal"))
+    return result
+
+
+def record_sent(lease: LeaseState, send: Send, now: float) -> None:
+    """Bookkeeping when a send goes out: it counts at the higher value until answered."""
+    lease.sent = send.amps
+    if send.kind == "increase":
+        lease.last_increase = now
+
+
+def record_answer(lease: LeaseState, *, accepted: bool | None, now: float) -> None:
+    """Bookkeeping of the charger's answer: True accepted, False refused, None unknown.
+
+    Unknown (timeout, connection lost) keeps the higher of the old and the new value: the
+    charger may or may not have applied it.
+    """
+    sent = lease.sent
+    lease.sent = None
+    if sent is None:
+        return
+    if accepted:
+        lease.held = sent
+        lease.sent_at = now
+    elif accepted is None and lease.held is not None:
+        lease.held = max(lease.held, sent)
+    # Refused: the charger keeps what it had.

@@ -1,0 +1,487 @@
+"""The load-management loop: snapshot the site, allocate, check, deliver.
+
+Runs on the event loop. Runs are requested by what changes the picture (a status, a session, a
+connection, a configuration change, an answer from a charger, a timer) and coalesced: many
+requests in one loop turn make one run. A run is synchronous and short (the allocator is pure
+and fast); only the sends to chargers are asynchronous, and their answers request a new run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+import logging
+from typing import TYPE_CHECKING
+
+from .allocation.allocator import allocate
+from .allocation.guard import check
+from .allocation.model import (
+    Allocation,
+    AllocatorState,
+    ConnectorSnapshot,
+    SiteSnapshot,
+    ZoneBudget,
+)
+from .allocation.phases import PATTERN_PHASES, THREE_PHASE, load_pattern
+from .config import LoadSettings, ZoneConfig, ZoneMode, terminal_zones
+from .delivery import DeliverySettings, LeaseState, Send, plan, record_answer, record_sent
+from .errors import ChargerCallError, ChargerError, ChargerRejectedError
+from .events import (
+    SessionEnded,
+    SessionStarted,
+    StationAccepted,
+    StationBooted,
+    StationConfigured,
+    StationRemoved,
+    StationUpdated,
+)
+from .model import ConnectorStatus, Registration
+from .ocpp.smart_charging import Capabilities, base_profile, lease_profile
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from .clock import Cancelable
+    from .config import StationConfig
+    from .events import SiteEvent
+    from .model import ConnectorState, StationState
+    from .site import Site
+
+_LOGGER = logging.getLogger(__name__)
+
+# Statuses in which an EV is plugged in with a session that may draw current.
+_WANTS_CURRENT = frozenset(
+    {
+        ConnectorStatus.CHARGING,
+        ConnectorStatus.SUSPENDED_EVSE,
+        ConnectorStatus.SUSPENDED_EV,
+        ConnectorStatus.PREPARING,
+    }
+)
+# A phase drawing more than this (A) counts as used when detecting the EV's phases.
+_PHASE_IN_USE = 1.0
+
+
+class Control(StrEnum):
+    """Whether we can hold a charger's current."""
+
+    UNKNOWN = "unknown"  # configuration not read yet: counted at its rating
+    CONTROLLED = "controlled"
+    NO_SMART_CHARGING = "no_smart_charging"  # counted at its rating
+    REJECTED = "rejected"  # refused our profiles: counted at its rating
+
+
+@dataclass(slots=True)
+class ChargerControl:
+    """Per station: what it can do and whether our base profile is installed."""
+
+    control: Control = Control.UNKNOWN
+    capabilities: Capabilities | None = None
+    base_installed: bool = False
+    base_sending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoadUpdate:
+    """A run finished: the HA glue refreshes what changed."""
+
+    changed_connectors: frozenset[str]
+    changed_zones: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Run:
+    snapshot: SiteSnapshot
+    allocation: Allocation
+    station_of: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def connector_key(station_id: str, connector_id: int) -> str:
+    """The allocator's id of a connector."""
+    return f"{station_id}#{connector_id}"
+
+
+class LoadManager:
+    """Shares each zone's current between the EVs and delivers it safely."""
+
+    def __init__(
+        self,
+        site: Site,
+        *,
+        settings: LoadSettings | None = None,
+        delivery: DeliverySettings | None = None,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self._site = site
+        self.settings = settings or LoadSettings()
+        self.delivery = delivery or DeliverySettings()
+        self.request_timeout = request_timeout
+        self.zones: dict[str, ZoneConfig] = {}
+        self.leases: dict[str, LeaseState] = {}
+        self.controls: dict[str, ChargerControl] = {}
+        self.last: _Run | None = None
+        self._state = AllocatorState()
+        self._listeners: list[Callable[[LoadUpdate], None]] = []
+        self._scheduled = False
+        self._timer: Cancelable | None = None
+        self._stopped = False
+        self.runs = 0
+        self.guard_violations = 0
+        self._unsubscribe = site.subscribe(self._on_site_event)
+
+    # ------------------------------------------------------------------ configuration
+    def set_zones(self, zones: Mapping[str, ZoneConfig]) -> None:
+        """Replace the zone tree (already validated)."""
+        self.zones = dict(zones)
+        self.request_run()
+
+    def set_settings(self, settings: LoadSettings) -> None:
+        """Replace the site settings."""
+        self.settings = settings
+        self._state = AllocatorState()  # new rules: revisit suspensions now
+        self.request_run()
+
+    def subscribe(self, listener: Callable[[LoadUpdate], None]) -> Callable[[], None]:
+        """Call `listener` after every run that changed something."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def stop(self) -> None:
+        """Stop running (leases then expire on the chargers, by design)."""
+        self._stopped = True
+        self._unsubscribe()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # ------------------------------------------------------------------ triggers
+    def _on_site_event(self, event: SiteEvent) -> None:
+        match event:
+            case StationUpdated(station_id=sid, connector_id=cid):
+                self._on_station_updated(sid, cid)
+            case StationConfigured() | SessionStarted() | SessionEnded() | StationAccepted():
+                self.request_run()
+            case StationBooted(station_id=sid):
+                self.on_boot(sid)
+            case StationRemoved(station_id=sid):
+                self.controls.pop(sid, None)
+                for key in [k for k in self.leases if k.rsplit("#", 1)[0] == sid]:
+                    del self.leases[key]
+                self.request_run()
+            case _:
+                pass
+
+    def _on_station_updated(self, station_id: str, connector_id: int | None) -> None:
+        station = self._site.stations.get(station_id)
+        if station is None or station.registration is not Registration.ACCEPTED:
+            return
+        control = self.controls.setdefault(station_id, ChargerControl())
+        if not station.connected:
+            control.base_installed = False
+            control.base_sending = False
+        elif station.configuration and control.capabilities is None:
+            self._learn_capabilities(station, control)
+        if connector_id is None or self._relevant_change(station, connector_id):
+            self.request_run()
+
+    def _relevant_change(self, station: StationState, connector_id: int) -> bool:
+        # Meter values arrive all the time; they matter only when they change the phases an
+        # EV is seen drawing on. Status changes always matter.
+        if connector_id == 0:
+            return True
+        connector = station.connectors.get(connector_id)
+        if connector is None or self.last is None:
+            return True
+        key = connector_key(station.station_id, connector_id)
+        previous = next((c for c in self.last.snapshot.connectors if c.connector_id == key), None)
+        if previous is None:
+            return connector.status in _WANTS_CURRENT
+        return (
+            _wants_current(connector) != previous.wants_current
+            or _ev_phases(connector) != previous.ev_phases
+        )
+
+    def on_boot(self, station_id: str) -> None:
+        """A charger booted: it may have lost its profiles; count it at its rating again."""
+        self.controls[station_id] = ChargerControl()
+        for key, lease in self.leases.items():
+            if key.rsplit("#", 1)[0] == station_id:
+                lease.held = None
+        self.request_run()
+
+    def request_run(self) -> None:
+        """Ask for a run soon; requests in the same loop turn make one run."""
+        if self._scheduled or self._stopped:
+            return
+        self._scheduled = True
+        # Coalescing, not a timer: run after the events of this loop turn.
+        asyncio.get_running_loop().call_soon(self._run)
+
+    # ------------------------------------------------------------------ capabilities
+    def _learn_capabilities(self, station: StationState, control: ChargerControl) -> None:
+        capabilities = Capabilities.from_configuration(station.configuration)
+        control.capabilities = capabilities
+        control.control = (
+            Control.CONTROLLED if capabilities.controllable else Control.NO_SMART_CHARGING
+        )
+        if control.control is Control.NO_SMART_CHARGING:
+            _LOGGER.warning(
+                "%s: no usable Smart Charging; it is counted at its rating", station.station_id
+            )
+
+    # ------------------------------------------------------------------ the run
+    def _run(self) -> None:
+        self._scheduled = False
+        if self._stopped:
+            return
+        self.runs += 1
+        now = self._site.clock.monotonic()
+        self._install_bases()
+        snapshot, station_of = self._snapshot(now)
+        allocation = allocate(snapshot)
+        problems = check(snapshot, allocation)
+        if problems:
+            # A violation is a bug: keep the previous safe values and say so loudly.
+            self.guard_violations += 1
+            _LOGGER.error("Allocation refused by the safety guard: %s", "; ".join(problems[:5]))
+            targets = dict(self.last.allocation.setpoints) if self.last else {}
+        else:
+            self._state = allocation.state
+            targets = dict(allocation.setpoints)
+        the_plan = plan(snapshot, targets, self.leases, self.delivery)
+        for send in the_plan.sends:
+            self._send(send, station_of[send.connector_id], now)
+        previous = self.last
+        if not problems:
+            self.last = _Run(snapshot, allocation, station_of)
+        wake = min(
+            the_plan.wake_at, allocation.next_reevaluation_at, now + self.delivery.renewal_period
+        )
+        self._arm_timer(max(wake - now, 0.05))
+        self._announce(previous)
+
+    def _arm_timer(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._site.clock.call_later(delay, self.request_run)
+
+    def _announce(self, previous: _Run | None) -> None:
+        if self.last is None or not self._listeners:
+            return
+        old_points = previous.allocation.setpoints if previous else {}
+        old_reasons = previous.allocation.reasons if previous else {}
+        new = self.last.allocation
+        changed = frozenset(
+            key
+            for key in set(new.reasons) | set(old_reasons)
+            if new.setpoints.get(key) != old_points.get(key)
+            or new.reasons.get(key) != old_reasons.get(key)
+        )
+        old_zones = previous.allocation.zones if previous else {}
+        zones = frozenset(z for z, v in new.zones.items() if old_zones.get(z) != v)
+        if not changed and not zones:
+            return
+        update = LoadUpdate(changed, zones)
+        for listener in list(self._listeners):
+            try:
+                listener(update)
+            except Exception:
+                _LOGGER.exception("Load listener failed")
+
+    # ------------------------------------------------------------------ snapshot
+    def _snapshot(self, now: float) -> tuple[SiteSnapshot, dict[str, tuple[str, int]]]:
+        zones = tuple(self._zone_budget(z) for z in self.zones.values())
+        terminal = terminal_zones(self.zones)
+        connectors: list[ConnectorSnapshot] = []
+        station_of: dict[str, tuple[str, int]] = {}
+        for station in self._site.stations.values():
+            if station.registration is not Registration.ACCEPTED:
+                continue
+            zone_id = station.config.zone_id
+            if zone_id is None or zone_id not in terminal:
+                continue  # unassigned: no current (its base profile holds it)
+            control = self.controls.get(station.station_id, ChargerControl())
+            for connector in station.charge_points:
+                key = connector_key(station.station_id, connector.connector_id)
+                station_of[key] = (station.station_id, connector.connector_id)
+                connectors.append(
+                    self._connector_snapshot(station, connector, control, zone_id, key, now)
+                )
+        snapshot = SiteSnapshot(
+            zones=zones,
+            connectors=tuple(connectors),
+            now=now,
+            settings=self.settings.allocation_settings(),
+            state=self._state,
+        )
+        return snapshot, station_of
+
+    def _zone_budget(self, zone: ZoneConfig) -> ZoneBudget:
+        # Until a meter drives it, a dynamic zone gets its degraded setpoint (meter lost).
+        amps = zone.max_current if zone.mode is ZoneMode.STATIC else zone.degraded_setpoint
+        return ZoneBudget(zone.zone_id, (amps, amps, amps), zone.parent_id)
+
+    def _connector_snapshot(
+        self,
+        station: StationState,
+        connector: ConnectorState,
+        control: ChargerControl,
+        zone_id: str,
+        key: str,
+        now: float,
+    ) -> ConnectorSnapshot:
+        config: StationConfig = station.config
+        cconfig = config.connector(connector.connector_id)
+        ev_phases = _ev_phases(connector)
+        fixed = self._fixed_load(station, control, key, cconfig.rating, now)
+        fixed_load = None
+        if fixed is not None:
+            phases = PATTERN_PHASES[load_pattern(cconfig.wiring, None)]
+            fixed_load = tuple(fixed if p in phases else 0.0 for p in range(3))
+        transaction = connector.transaction
+        duration = 0.0
+        if transaction is not None:
+            duration = max((self._site.clock.now() - transaction.started_at).total_seconds(), 0.0)
+        return ConnectorSnapshot(
+            connector_id=key,
+            zone_id=zone_id,
+            rating=cconfig.rating,
+            wants_current=_wants_current(connector) and not cconfig.paused,
+            wiring=cconfig.wiring,
+            ev_phases=ev_phases,
+            max_current=cconfig.user_limit,
+            session_energy_wh=connector.session_energy_wh or 0.0,
+            charging_duration_s=duration,
+            vip_station=config.vip,
+            fixed_load=fixed_load,  # type: ignore[arg-type]
+        )
+
+    def _fixed_load(
+        self,
+        station: StationState,
+        control: ChargerControl,
+        key: str,
+        rating: float,
+        now: float,
+    ) -> float | None:
+        """What to count for a connector we cannot set right now (None: we control it)."""
+        if control.control in (Control.NO_SMART_CHARGING, Control.REJECTED):
+            return rating
+        if station.connected and control.control is Control.CONTROLLED:
+            # Until its base profile is confirmed, losing us would leave it unlimited.
+            return None if control.base_installed else rating
+        if station.connected:
+            return rating  # capabilities not read yet
+        lease = self.leases.get(key)
+        if lease is None or lease.held is None:
+            return rating
+        # Offline: its lease holds until it expires, then its base profile (0 A for now).
+        expires = lease.sent_at + self.delivery.lease_duration
+        return lease.held if now < expires else 0.0
+
+    # ------------------------------------------------------------------ sending
+    def _install_bases(self) -> None:
+        now = self._site.clock.now()
+        for station_id, control in self.controls.items():
+            if (
+                control.control is not Control.CONTROLLED
+                or control.base_installed
+                or control.base_sending
+                or control.capabilities is None
+            ):
+                continue
+            handler = self._site.handlers.get(station_id)
+            if handler is None:
+                continue
+            control.base_sending = True
+            profile = base_profile(
+                0.0,
+                capabilities=control.capabilities,
+                now=now,
+                nominal_voltage=self.settings.nominal_voltage,
+            )
+            handler.spawn(self._send_base(station_id, control, profile))
+
+    async def _send_base(self, station_id: str, control: ChargerControl, profile: object) -> None:
+        try:
+            handler = self._site.handler(station_id)
+            result = await handler.request(profile, timeout=self.request_timeout)
+            if str(result.status) == "Accepted":
+                control.base_installed = True
+            else:
+                self._reject(station_id, control, str(result.status))
+        except ChargerCallError as err:
+            self._reject(station_id, control, err.code)
+        except ChargerError as err:
+            _LOGGER.info("%s: base profile not confirmed: %s", station_id, err)
+        finally:
+            control.base_sending = False
+            self.request_run()
+
+    def _reject(self, station_id: str, control: ChargerControl, status: str) -> None:
+        _LOGGER.warning(
+            "%s refused our charging profile (%s); it is counted at its rating", station_id, status
+        )
+        control.control = Control.REJECTED
+        self._site.notify_uncontrollable(station_id, status)
+
+    def _send(self, send: Send, target: tuple[str, int], now: float) -> None:
+        station_id, connector_id = target
+        handler = self._site.handlers.get(station_id)
+        control = self.controls.get(station_id)
+        if handler is None or control is None or control.capabilities is None:
+            return
+        lease = self.leases.setdefault(send.connector_id, LeaseState())
+        record_sent(lease, send, now)
+        station = self._site.stations[station_id]
+        connector = station.connectors.get(connector_id)
+        phases = (_ev_phases(connector) or 1) if connector is not None else 1
+        wall = self._site.clock.now()
+        profile = lease_profile(
+            connector_id,
+            send.amps,
+            capabilities=control.capabilities,
+            now=wall,
+            valid_to=wall + timedelta(seconds=self.delivery.lease_duration),
+            phases=phases,
+            nominal_voltage=self.settings.nominal_voltage,
+        )
+        handler.spawn(self._deliver(station_id, control, lease, profile))
+
+    async def _deliver(
+        self, station_id: str, control: ChargerControl, lease: LeaseState, profile: object
+    ) -> None:
+        accepted: bool | None = None
+        try:
+            handler = self._site.handler(station_id)
+            result = await handler.request(profile, timeout=self.request_timeout)
+            accepted = str(result.status) == "Accepted"
+            if not accepted:
+                self._reject(station_id, control, str(result.status))
+        except (ChargerCallError, ChargerRejectedError) as err:
+            accepted = False
+            self._reject(station_id, control, str(err))
+        except ChargerError as err:
+            _LOGGER.info("%s: setpoint not confirmed: %s", station_id, err)
+        finally:
+            record_answer(lease, accepted=accepted, now=self._site.clock.monotonic())
+            self.request_run()
+
+
+def _wants_current(connector: ConnectorState) -> bool:
+    return connector.transaction is not None and connector.status in _WANTS_CURRENT
+
+
+def _ev_phases(connector: ConnectorState | None) -> int | None:
+    """Phases the EV is seen drawing on, from per-phase currents while charging."""
+    if connector is None or connector.status is not ConnectorStatus.CHARGING:
+        return None
+    currents = [connector.current(p) for p in ("L1", "L2", "L3")]
+    if any(c is None for c in currents):
+        return None
+    used = sum(1 for c in currents if c is not None and c > _PHASE_IN_USE)
+    if used == 0:
+        return None
+    return THREE_PHASE if used == THREE_PHASE else used
