@@ -172,27 +172,30 @@ def validate_zones(zones: Iterable[ZoneConfig]) -> dict[str, ZoneConfig]:
             )
         by_id[zone.zone_id] = zone
     for zone in by_id.values():
-        depth = 1
-        seen = {zone.zone_id}
-        parent_id = zone.parent_id
-        child = zone
-        while parent_id is not None:
-            parent = by_id.get(parent_id)
-            if parent is None:
-                raise ConfigError(f"zone {child.name!r} has an unknown parent zone")
-            if parent.zone_id in seen:
-                raise ConfigError(f"zone {zone.name!r} is its own ancestor (a cycle)")
-            if child.max_current > parent.max_current:
-                raise ConfigError(
-                    f"sub-zone {child.name!r} ({child.max_current:g} A) exceeds its parent "
-                    f"{parent.name!r} ({parent.max_current:g} A)"
-                )
-            seen.add(parent.zone_id)
-            depth += 1
-            if depth > MAX_ZONE_DEPTH:
-                raise ConfigError(f"zone {zone.name!r} is more than {MAX_ZONE_DEPTH} levels deep")
-            child, parent_id = parent, parent.parent_id
+        _check_ancestry(zone, by_id)
     return by_id
+
+
+def _check_ancestry(zone: ZoneConfig, by_id: Mapping[str, ZoneConfig]) -> None:
+    depth = 1
+    seen = {zone.zone_id}
+    child = zone
+    while child.parent_id is not None:
+        parent = by_id.get(child.parent_id)
+        if parent is None:
+            raise ConfigError(f"zone {child.name!r} has an unknown parent zone")
+        if parent.zone_id in seen:
+            raise ConfigError(f"zone {zone.name!r} is its own ancestor (a cycle)")
+        if child.max_current > parent.max_current:
+            raise ConfigError(
+                f"sub-zone {child.name!r} ({child.max_current:g} A) exceeds its parent "
+                f"{parent.name!r} ({parent.max_current:g} A)"
+            )
+        seen.add(parent.zone_id)
+        depth += 1
+        if depth > MAX_ZONE_DEPTH:
+            raise ConfigError(f"zone {zone.name!r} is more than {MAX_ZONE_DEPTH} levels deep")
+        child = parent
 
 
 def terminal_zones(zones: Mapping[str, ZoneConfig]) -> set[str]:

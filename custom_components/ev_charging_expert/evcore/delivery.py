@@ -115,38 +115,19 @@ def plan(
     budgets = [effective_budget(b) for zone in index.zones for b in zone.budget]
     loads = committed_loads(snapshot, leases)
     result = Plan()
-    increases: list[tuple[str, float, float, tuple[int, ...], float | None]] = []
+    increases: list[_Increase] = []
     for connector in snapshot.connectors:
         cid = connector.connector_id
-        if connector.fixed_load is not None or cid not in targets:
-            continue
-        target = targets[cid]
-        lease = leases.get(cid) or LeaseState()
-        if lease.sent is not None:
-            continue  # one change in flight per connector; its answer triggers a new plan
-        held = lease.held
-        if held is None or target < held - _EPSILON:
-            result.sends.append(Send(cid, target, "decrease"))
-            continue
-        renew_at = lease.sent_at + settings.renewal_period
-        renewal = held if now >= renew_at else None
-        if renewal is None:
-            result.wake_at = min(result.wake_at, renew_at)
-        wants_increase = target > held + _EPSILON and target - held >= settings.dead_band
-        if wants_increase and now - lease.last_increase < settings.increase_interval:
-            result.waiting.append(cid)
-            result.wake_at = min(result.wake_at, lease.last_increase + settings.increase_interval)
-        elif wants_increase:
-            zone = index.position[connector.zone_id]
-            constraints = index.constraints[zone][connector.pattern]
-            increases.append((cid, target, target - held, constraints, renewal))
-            continue
-        if renewal is not None:
-            result.sends.append(Send(cid, renewal, "renewal"))
+        if connector.fixed_load is None and cid in targets:
+            lease = leases.get(cid) or LeaseState()
+            increase = _decide(cid, targets[cid], lease, now=now, settings=settings, result=result)
+            if increase is not None:
+                zone = index.position[connector.zone_id]
+                increases.append((*increase, index.constraints[zone][connector.pattern]))
     # Decreases (and never-confirmed connectors) are counted at their committed (higher) value
     # until confirmed, so the increases below only use room that is already proven free.
     # Smallest first: the most connectors get their increase when room is short.
-    for cid, target, delta, constraints, renewal in sorted(increases, key=lambda i: (i[2], i[0])):
+    for cid, target, delta, renewal, constraints in sorted(increases, key=lambda i: (i[2], i[0])):
         if all(loads[k] + delta <= budgets[k] + _EPSILON for k in constraints):
             for k in constraints:
                 loads[k] += delta
@@ -156,6 +137,41 @@ def plan(
             if renewal is not None:
                 result.sends.append(Send(cid, renewal, "renewal"))
     return result
+
+
+type _Increase = tuple[str, float, float, float | None, tuple[int, ...]]
+"""connector, target, delta, renewal value (or None), constraints it loads."""
+
+
+def _decide(
+    cid: str,
+    target: float,
+    lease: LeaseState,
+    *,
+    now: float,
+    settings: DeliverySettings,
+    result: Plan,
+) -> tuple[str, float, float, float | None] | None:
+    """Add this connector's decrease or renewal to `result`; return a wanted increase."""
+    if lease.sent is not None:
+        return None  # one change in flight per connector; its answer triggers a new plan
+    held = lease.held
+    if held is None or target < held - _EPSILON:
+        result.sends.append(Send(cid, target, "decrease"))
+        return None
+    renew_at = lease.sent_at + settings.renewal_period
+    renewal = held if now >= renew_at else None
+    if renewal is None:
+        result.wake_at = min(result.wake_at, renew_at)
+    wants_increase = target > held + _EPSILON and target - held >= settings.dead_band
+    if wants_increase and now - lease.last_increase < settings.increase_interval:
+        result.waiting.append(cid)
+        result.wake_at = min(result.wake_at, lease.last_increase + settings.increase_interval)
+    elif wants_increase:
+        return cid, target, target - held, renewal
+    if renewal is not None:
+        result.sends.append(Send(cid, renewal, "renewal"))
+    return None
 
 
 def record_sent(lease: LeaseState, send: Send, now: float) -> None:

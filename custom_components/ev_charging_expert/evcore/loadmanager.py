@@ -307,7 +307,14 @@ class LoadManager:
                 key = connector_key(station.station_id, connector.connector_id)
                 station_of[key] = (station.station_id, connector.connector_id)
                 connectors.append(
-                    self._connector_snapshot(station, connector, control, zone_id, key, now)
+                    self._connector_snapshot(
+                        station=station,
+                        connector=connector,
+                        control=control,
+                        zone_id=zone_id,
+                        key=key,
+                        now=now,
+                    )
                 )
         snapshot = SiteSnapshot(
             zones=zones,
@@ -325,6 +332,7 @@ class LoadManager:
 
     def _connector_snapshot(
         self,
+        *,
         station: StationState,
         connector: ConnectorState,
         control: ChargerControl,
