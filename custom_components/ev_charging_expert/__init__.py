@@ -19,7 +19,14 @@ if TYPE_CHECKING:
 
     from .hub import EvChargingConfigEntry
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -54,7 +61,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -
             translation_key="cannot_listen",
             translation_placeholders={"error": str(err)},
         ) from err
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: EvChargingConfigEntry) -> None:
+    """Zones (subentries) and site settings (options) apply live, without a reload."""
+    entry.runtime_data.apply_load_config()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -> bool:

@@ -12,6 +12,7 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.const import EntityCategory
 
 from .entity import EvChargingEntity, setup_platform_entities
+from .hub import SUSPENDED_REASONS
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -28,6 +29,9 @@ CONNECTIVITY = BinarySensorEntityDescription(
 )
 
 
+SUSPENDED = BinarySensorEntityDescription(key="suspended", translation_key="suspended")
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: EvChargingConfigEntry,
@@ -38,7 +42,17 @@ async def async_setup_entry(
     def station_entities(hub: EvChargingHub, station_id: str) -> list[BinarySensorEntity]:
         return [ConnectivitySensor(hub, station_id, None, CONNECTIVITY)]
 
-    setup_platform_entities(entry, async_add_entities, station_entities=station_entities)
+    def connector_entities(
+        hub: EvChargingHub, station_id: str, connector_id: int
+    ) -> list[BinarySensorEntity]:
+        return [SuspendedSensor(hub, station_id, connector_id, SUSPENDED)]
+
+    setup_platform_entities(
+        entry,
+        async_add_entities,
+        station_entities=station_entities,
+        connector_entities=connector_entities,
+    )
 
 
 class ConnectivitySensor(EvChargingEntity, BinarySensorEntity):
@@ -50,3 +64,14 @@ class ConnectivitySensor(EvChargingEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Whether the charger is connected."""
         return self.station.connected
+
+
+class SuspendedSensor(EvChargingEntity, BinarySensorEntity):
+    """On while load management holds this EV at 0 A to make room for others."""
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the last allocation suspended it."""
+        assert self.connector_id is not None  # noqa: S101
+        _, reason = self.hub.connector_allocation(self.station_id, self.connector_id)
+        return reason in SUSPENDED_REASONS

@@ -51,3 +51,39 @@ def station_device_id(station_id: str) -> tuple[str, str]:
 def connector_device_id(station_id: str, connector_id: int) -> tuple[str, str]:
     """Device registry identifier of a connector."""
     return (DOMAIN, f"{station_id}#{connector_id}")
+
+
+# Load management.
+SUBENTRY_ZONE: Final = "zone"
+CONF_ZONE_NAME: Final = "name"
+CONF_PARENT: Final = "parent_id"
+CONF_MAX_CURRENT: Final = "max_current"
+CONF_MODE: Final = "mode"
+CONF_DEGRADED_SETPOINT: Final = "degraded_setpoint"
+NO_PARENT: Final = "none"
+
+CONF_MINIMUM_STANDARD: Final = "minimum_standard"
+CONF_SHED_PRIORITY: Final = "shed_priority"
+CONF_REEVALUATION_MINUTES: Final = "reevaluation_minutes"
+CONF_NOMINAL_VOLTAGE: Final = "nominal_voltage"
+DEFAULT_REEVALUATION_MINUTES: Final = 15
+DEFAULT_NOMINAL_VOLTAGE: Final = 230
+
+ISSUE_UNASSIGNED: Final = "unassigned_stations"
+ISSUE_UNCONTROLLABLE: Final = "uncontrollable_charger"
+ISSUE_ORPHAN_ZONE: Final = "orphan_zone"
+
+
+def signal_zone(entry_id: str, zone_id: str) -> str:
+    """Dispatcher signal: a zone's budget or allocation changed."""
+    return f"{DOMAIN}_{entry_id}_zone_{zone_id}"
+
+
+def signal_new_zone(entry_id: str) -> str:
+    """Dispatcher signal: a zone needs entities."""
+    return f"{DOMAIN}_{entry_id}_new_zone"
+
+
+def zone_device_id(zone_id: str) -> tuple[str, str]:
+    """Device registry identifier of a zone (its subentry id)."""
+    return (DOMAIN, f"zone_{zone_id}")

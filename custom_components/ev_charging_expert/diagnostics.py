@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.device_registry import DeviceEntry
 
-    from .hub import EvChargingConfigEntry
+    from .hub import EvChargingConfigEntry, EvChargingHub
 
 # Password hashes, RFID identifiers (personal data) and the charger's own secret key.
 TO_REDACT = {"password_hash", "id_tag", "stop_id_tag", "AuthorizationKey", "iccid", "imsi"}
@@ -29,6 +30,25 @@ async def async_get_config_entry_diagnostics(
         "stations": {
             sid: async_redact_data(station.to_dict(), TO_REDACT)
             for sid, station in hub.site.stations.items()
+        },
+        "load_management": _load_diagnostics(hub),
+    }
+
+
+def _load_diagnostics(hub: EvChargingHub) -> dict[str, Any]:
+    load = hub.load
+    last = load.last
+    return {
+        "settings": asdict(load.settings),
+        "zones": {zid: asdict(zone) for zid, zone in hub.zones.items()},
+        "runs": load.runs,
+        "guard_violations": load.guard_violations,
+        "controls": {sid: c.control.value for sid, c in sorted(load.controls.items())},
+        "setpoints": dict(sorted(last.allocation.setpoints.items())) if last else {},
+        "reasons": {k: v.value for k, v in sorted(last.allocation.reasons.items())} if last else {},
+        "leases": {
+            key: {"held": lease.held, "sent": lease.sent}
+            for key, lease in sorted(load.leases.items())
         },
     }
 

@@ -15,8 +15,11 @@ from .const import (
     signal_connector,
     signal_new_connector,
     signal_new_station,
+    signal_new_zone,
     signal_station,
+    signal_zone,
     station_device_id,
+    zone_device_id,
 )
 
 if TYPE_CHECKING:
@@ -115,6 +118,57 @@ class EvChargingEntity(Entity):
     @callback
     def _handle_update(self) -> None:
         self.async_write_ha_state()
+
+
+class EvChargingZoneEntity(Entity):
+    """An entity of a zone (switchboard); the zone's device belongs to its subentry."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, hub: EvChargingHub, zone_id: str, description: EntityDescription) -> None:
+        self.hub = hub
+        self.zone_id = zone_id
+        self.entity_description = description
+        self._attr_unique_id = f"zone_{zone_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={zone_device_id(zone_id)},
+            name=hub.zones[zone_id].name,
+            model="Zone",
+            via_device=(DOMAIN, hub.entry.entry_id),
+        )
+
+    @property
+    def available(self) -> bool:
+        """A deleted zone's entities go away with its subentry; until then, unavailable."""
+        return self.zone_id in self.hub.zones
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the zone's signal."""
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_zone(self.hub.entry.entry_id, self.zone_id),
+                self.async_write_ha_state,
+            )
+        )
+
+
+def setup_zone_entities(
+    entry: EvChargingConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    zone_entities: Callable[[EvChargingHub, str], Iterable[Entity]],
+) -> None:
+    """Add a platform's zone entities, each under its zone's subentry, now and for new zones."""
+    hub = entry.runtime_data
+
+    @callback
+    def _add(zone_id: str) -> None:
+        async_add_entities(zone_entities(hub, zone_id), config_subentry_id=zone_id)
+
+    for zone_id in hub.zones:
+        _add(zone_id)
+    entry.async_on_unload(async_dispatcher_connect(hub.hass, signal_new_zone(entry.entry_id), _add))
 
 
 def setup_platform_entities(

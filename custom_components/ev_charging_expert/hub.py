@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -13,25 +14,51 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
 
 from .const import (
+    CONF_DEGRADED_SETPOINT,
     CONF_HEARTBEAT_INTERVAL,
+    CONF_MAX_CURRENT,
+    CONF_MINIMUM_STANDARD,
+    CONF_MODE,
     CONF_NEW_CHARGER_POLICY,
+    CONF_NOMINAL_VOLTAGE,
+    CONF_PARENT,
+    CONF_REEVALUATION_MINUTES,
+    CONF_SHED_PRIORITY,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
+    CONF_ZONE_NAME,
     DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_NOMINAL_VOLTAGE,
+    DEFAULT_REEVALUATION_MINUTES,
     DOMAIN,
     EVENT_CARD_PRESENTED,
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
+    ISSUE_ORPHAN_ZONE,
     ISSUE_PENDING_CHARGER,
+    ISSUE_UNASSIGNED,
+    ISSUE_UNCONTROLLABLE,
+    NO_PARENT,
+    SUBENTRY_ZONE,
     connector_device_id,
     signal_connector,
     signal_new_connector,
     signal_new_station,
+    signal_new_zone,
     signal_station,
+    signal_zone,
     station_device_id,
 )
+from .evcore.allocation.model import MinimumStandard, Phases, Reason, ShedPriority
 from .evcore.clock import SystemClock
-from .evcore.errors import EvcoreError
+from .evcore.config import (
+    LoadSettings,
+    ZoneConfig,
+    ZoneMode,
+    terminal_zones,
+    validate_zones,
+)
+from .evcore.errors import ConfigError, EvcoreError
 from .evcore.events import (
     CardPresented,
     SessionEnded,
@@ -39,10 +66,13 @@ from .evcore.events import (
     SiteEvent,
     StationAccepted,
     StationAdded,
+    StationConfigured,
     StationPending,
     StationRemoved,
+    StationUncontrollable,
     StationUpdated,
 )
+from .evcore.loadmanager import LoadManager, LoadUpdate, connector_key
 from .evcore.model import BootInfo, NewChargerPolicy, Registration
 from .evcore.ocpp.server import CentralSystem
 from .evcore.site import Site, SiteSettings
@@ -61,6 +91,7 @@ type EvChargingConfigEntry = ConfigEntry[EvChargingHub]
 
 STORAGE_VERSION = 1
 _SAVE_DELAY = 2.0
+_LISTED = 10  # stations named in a repair; the count says the rest
 
 
 class HaSiteStore:
@@ -92,6 +123,20 @@ class HaSiteStore:
         await self._store.async_remove()
 
 
+SUSPENDED_REASONS = frozenset({Reason.SUSPENDED_PRIORITY, Reason.SUSPENDED_NO_CAPACITY})
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneStatus:
+    """What a zone's entities show."""
+
+    budget: Phases
+    allocated: Phases
+    fixed: Phases
+    charging: int
+    suspended: int
+
+
 def build_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
     """Server TLS context (OCPP security profile 2); blocking, run it in the executor."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -115,6 +160,11 @@ class EvChargingHub:
             ),
         )
         self.site = Site(SystemClock(), self.store, settings)
+        self.load = LoadManager(self.site, settings=load_settings(entry))
+        self.zones: dict[str, ZoneConfig] = {}
+        self._known_zones: set[str] = set()
+        self._unsubscribe_load: Callable[[], None] | None = None
+        self._zone_status: dict[str, ZoneStatus] = {}
         self.central_system: CentralSystem | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._known_connectors: set[tuple[str, int]] = set()
@@ -130,6 +180,9 @@ class EvChargingHub:
                 (station_id, cid) for cid in self.connectors_of(station_id)
             )
         self._unsubscribe = self.site.subscribe(self._on_site_event)
+        self.apply_load_config()
+        self._known_zones = set(self.zones)
+        self._unsubscribe_load = self.load.subscribe(self._on_load_update)
 
     async def async_start(self) -> None:
         """Open the port (after the platforms listen); raises OSError or ssl.SSLError."""
@@ -159,7 +212,126 @@ class EvChargingHub:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unsubscribe_load is not None:
+            self._unsubscribe_load()
+            self._unsubscribe_load = None
+        self.load.stop()
         await self.store.flush()
+
+    # ------------------------------------------------------------------ load management
+    def apply_load_config(self) -> None:
+        """Push the zones (subentries) and site settings (options) into the load manager.
+
+        Applied live: a zone change must not reload the entry, which would drop every charger
+        connection.
+        """
+        zones, orphans = zones_from_entry(self.entry)
+        try:
+            validate_zones(zones.values())
+        except ConfigError as err:
+            # The flows validate every change, so this is a hand-edited or corrupt entry.
+            # No zone, no current: the safe reading of a configuration we cannot trust.
+            _LOGGER.error(  # noqa: TRY400  # a configuration problem, not a bug: no traceback
+                "Zone configuration refused, no EV gets current: %s", err
+            )
+            zones = {}
+        self.zones = zones
+        self.load.set_zones(zones)
+        settings = load_settings(self.entry)
+        if settings != self.load.settings:
+            self.load.set_settings(settings)
+        self._sync_orphan_issue(orphans)
+        self._sync_unassigned_issue()
+        for zone_id in set(zones) - self._known_zones:
+            self._known_zones.add(zone_id)
+            async_dispatcher_send(self.hass, signal_new_zone(self.entry.entry_id), zone_id)
+        self._known_zones &= set(zones)
+
+    def connector_allocation(
+        self, station_id: str, connector_id: int
+    ) -> tuple[float | None, Reason | None]:
+        """The connector's setpoint (A) and why, from the last run; None when not managed."""
+        last = self.load.last
+        if last is None:
+            return None, None
+        key = connector_key(station_id, connector_id)
+        return last.allocation.setpoints.get(key), last.allocation.reasons.get(key)
+
+    def zone_status(self, zone_id: str) -> ZoneStatus | None:
+        """Budget, allocation and EV counts of a zone (sub-zones included)."""
+        return self._zone_status.get(zone_id)
+
+    def _refresh_zone_status(self) -> None:
+        last = self.load.last
+        if last is None:
+            self._zone_status = {}
+            return
+        index = last.snapshot.zone_index
+        charging = [0] * len(index.zones)
+        suspended = [0] * len(index.zones)
+        allocation = last.allocation
+        for connector in last.snapshot.connectors:
+            key = connector.connector_id
+            reason = allocation.reasons.get(key)
+            is_charging = allocation.setpoints.get(key, 0.0) > 0
+            is_suspended = reason in SUSPENDED_REASONS
+            for z in index.paths[index.position[connector.zone_id]]:
+                charging[z] += is_charging
+                suspended[z] += is_suspended
+        self._zone_status = {
+            zone.zone_id: ZoneStatus(
+                budget=zone.budget,
+                allocated=allocation.zones[zone.zone_id].allocated,
+                fixed=allocation.zones[zone.zone_id].fixed,
+                charging=charging[i],
+                suspended=suspended[i],
+            )
+            for i, zone in enumerate(index.zones)
+        }
+
+    def _on_load_update(self, update: LoadUpdate) -> None:
+        self._refresh_zone_status()
+        entry_id = self.entry.entry_id
+        for key in update.changed_connectors:
+            station_id, _, connector = key.rpartition("#")
+            async_dispatcher_send(self.hass, signal_connector(entry_id, station_id, int(connector)))
+        for zone_id in update.changed_zones:
+            async_dispatcher_send(self.hass, signal_zone(entry_id, zone_id))
+
+    def _sync_orphan_issue(self, orphans: list[str]) -> None:
+        if orphans:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                ISSUE_ORPHAN_ZONE,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_ORPHAN_ZONE,
+                translation_placeholders={"zones": ", ".join(sorted(orphans))},
+            )
+        else:
+            ir.async_delete_issue(self.hass, DOMAIN, ISSUE_ORPHAN_ZONE)
+
+    def _sync_unassigned_issue(self) -> None:
+        terminal = terminal_zones(self.zones)
+        unassigned = sorted(
+            sid
+            for sid in self.accepted_stations()
+            if self.site.stations[sid].config.zone_id not in terminal
+        )
+        if unassigned:
+            shown = ", ".join(unassigned[:_LISTED]) + (" …" if len(unassigned) > _LISTED else "")
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                ISSUE_UNASSIGNED,
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key=ISSUE_UNASSIGNED,
+                translation_placeholders={"count": str(len(unassigned)), "stations": shown},
+            )
+        else:
+            ir.async_delete_issue(self.hass, DOMAIN, ISSUE_UNASSIGNED)
 
     # ------------------------------------------------------------------ entity bookkeeping
     def accepted_stations(self) -> list[str]:
@@ -191,12 +363,34 @@ class EvChargingHub:
                     ir.async_delete_issue(self.hass, DOMAIN, f"{ISSUE_PENDING_CHARGER}_{sid}")
                 if self.site.is_accepted(sid):
                     self._ensure_entities(sid)
+                    self._sync_unassigned_issue()
             case StationPending(station_id=sid):
                 self._create_pending_issue(sid)
-            case StationRemoved(station_id=sid):
-                self._forget_devices(sid)
+            case StationRemoved() | StationConfigured() | StationUncontrollable():
+                self._on_station_change(event)
             case CardPresented() | SessionStarted() | SessionEnded():
                 self._fire_bus_event(event)
+
+    def _on_station_change(
+        self, event: StationRemoved | StationConfigured | StationUncontrollable
+    ) -> None:
+        match event:
+            case StationRemoved(station_id=sid):
+                self._forget_devices(sid)
+                ir.async_delete_issue(self.hass, DOMAIN, f"{ISSUE_UNCONTROLLABLE}_{sid}")
+                self._sync_unassigned_issue()
+            case StationConfigured():
+                self._sync_unassigned_issue()
+            case StationUncontrollable(station_id=sid, reason=reason):
+                ir.async_create_issue(
+                    self.hass,
+                    DOMAIN,
+                    f"{ISSUE_UNCONTROLLABLE}_{sid}",
+                    is_fixable=False,
+                    severity=ir.IssueSeverity.WARNING,
+                    translation_key=ISSUE_UNCONTROLLABLE,
+                    translation_placeholders={"station_id": sid, "reason": reason},
+                )
 
     def _fire_bus_event(self, event: CardPresented | SessionStarted | SessionEnded) -> None:
         match event:
@@ -278,6 +472,59 @@ class EvChargingHub:
             translation_placeholders={"station_id": station_id},
             data={"station_id": station_id},
         )
+
+
+def load_settings(entry: ConfigEntry) -> LoadSettings:
+    """Site load-management settings from the entry's options."""
+    options = entry.options
+    return LoadSettings(
+        minimum_standard=MinimumStandard(
+            options.get(CONF_MINIMUM_STANDARD, MinimumStandard.IEC_61851)
+        ),
+        shed_priority=ShedPriority(options.get(CONF_SHED_PRIORITY, ShedPriority.ENERGY)),
+        reevaluation_period=60.0
+        * float(options.get(CONF_REEVALUATION_MINUTES, DEFAULT_REEVALUATION_MINUTES)),
+        nominal_voltage=float(options.get(CONF_NOMINAL_VOLTAGE, DEFAULT_NOMINAL_VOLTAGE)),
+    )
+
+
+def zone_from_subentry(zone_id: str, data: Any) -> ZoneConfig:
+    """A zone from its subentry data."""
+    parent = data.get(CONF_PARENT)
+    return ZoneConfig(
+        zone_id=zone_id,
+        name=str(data[CONF_ZONE_NAME]),
+        max_current=float(data[CONF_MAX_CURRENT]),
+        parent_id=None if parent in (None, "", NO_PARENT) else str(parent),
+        mode=ZoneMode(data.get(CONF_MODE, ZoneMode.STATIC)),
+        degraded_setpoint=float(data.get(CONF_DEGRADED_SETPOINT, 0.0)),
+    )
+
+
+def zones_from_entry(entry: ConfigEntry) -> tuple[dict[str, ZoneConfig], list[str]]:
+    """The zones of the entry, minus those cut off from the tree (their names returned).
+
+    A zone whose parent (or an ancestor's parent) was deleted is left out with all its
+    sub-zones: it is no longer known what limits it, so it gets no current.
+    """
+    zones = {
+        sid: zone_from_subentry(sid, sub.data)
+        for sid, sub in entry.subentries.items()
+        if sub.subentry_type == SUBENTRY_ZONE
+    }
+    orphans: list[str] = []
+    valid: dict[str, ZoneConfig] = {}
+    for zone in zones.values():
+        node: ZoneConfig | None = zone
+        seen: set[str] = set()
+        while node is not None and node.parent_id is not None and node.zone_id not in seen:
+            seen.add(node.zone_id)
+            node = zones.get(node.parent_id)
+        if node is None or (node.parent_id is not None):
+            orphans.append(zone.name)
+        else:
+            valid[zone.zone_id] = zone
+    return valid, orphans
 
 
 async def _trigger_boot(handler: ChargePointV16) -> None:

@@ -19,7 +19,14 @@ from homeassistant.const import (
     UnitOfTime,
 )
 
-from .entity import EvChargingEntity, setup_platform_entities
+from .entity import (
+    EvChargingEntity,
+    EvChargingZoneEntity,
+    setup_platform_entities,
+    setup_zone_entities,
+)
+from .evcore.allocation.model import Reason
+from .evcore.config import ZoneMode
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
 
 if TYPE_CHECKING:
@@ -30,7 +37,7 @@ if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
     from homeassistant.helpers.typing import StateType
 
-    from .hub import EvChargingConfigEntry, EvChargingHub
+    from .hub import EvChargingConfigEntry, EvChargingHub, ZoneStatus
 
 PARALLEL_UPDATES = 0
 
@@ -228,6 +235,89 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
 )
 
 
+UNMANAGED = "unassigned"
+ALLOCATION_REASONS = [r.value for r in Reason] + [UNMANAGED]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadSensorDescription(SensorEntityDescription):
+    """A connector's load-management sensor: from (setpoint, reason)."""
+
+    value_fn: Callable[[float | None, Reason | None], StateType]
+
+
+LOAD_SENSORS: tuple[LoadSensorDescription, ...] = (
+    LoadSensorDescription(
+        key="setpoint",
+        translation_key="setpoint",
+        device_class=SensorDeviceClass.CURRENT,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        suggested_display_precision=1,
+        value_fn=lambda setpoint, reason: setpoint if reason is not None else 0.0,
+    ),
+    LoadSensorDescription(
+        key="allocation",
+        translation_key="allocation",
+        device_class=SensorDeviceClass.ENUM,
+        options=ALLOCATION_REASONS,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda _, reason: reason.value if reason is not None else UNMANAGED,
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZoneSensorDescription(SensorEntityDescription):
+    """A zone sensor: from the zone's status of the last allocation."""
+
+    value_fn: Callable[[ZoneStatus], StateType]
+
+
+def _zone_phase(key: str, phase: int) -> ZoneSensorDescription:
+    return ZoneSensorDescription(
+        key=f"{key}_l{phase + 1}",
+        translation_key=f"{key}_l{phase + 1}",
+        device_class=SensorDeviceClass.CURRENT,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        suggested_display_precision=1,
+        value_fn=lambda z: round(getattr(z, key)[phase], 2),
+    )
+
+
+ZONE_SENSORS: tuple[ZoneSensorDescription, ...] = (
+    *(_zone_phase("budget", p) for p in range(3)),
+    *(_zone_phase("allocated", p) for p in range(3)),
+    ZoneSensorDescription(
+        key="evs_charging",
+        translation_key="evs_charging",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda z: z.charging,
+    ),
+    ZoneSensorDescription(
+        key="evs_suspended",
+        translation_key="evs_suspended",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda z: z.suspended,
+    ),
+)
+ZONE_MAX = SensorEntityDescription(
+    key="max_current",
+    translation_key="zone_max_current",
+    device_class=SensorDeviceClass.CURRENT,
+    native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+ZONE_MODE = SensorEntityDescription(
+    key="mode",
+    translation_key="zone_mode",
+    device_class=SensorDeviceClass.ENUM,
+    options=[m.value for m in ZoneMode],
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: EvChargingConfigEntry,
@@ -241,7 +331,17 @@ async def async_setup_entry(
     def connector_entities(
         hub: EvChargingHub, station_id: str, connector_id: int
     ) -> list[SensorEntity]:
-        return [ConnectorSensor(hub, station_id, connector_id, d) for d in CONNECTOR_SENSORS]
+        return [
+            *(ConnectorSensor(hub, station_id, connector_id, d) for d in CONNECTOR_SENSORS),
+            *(LoadSensor(hub, station_id, connector_id, d) for d in LOAD_SENSORS),
+        ]
+
+    def zone_entities(hub: EvChargingHub, zone_id: str) -> list[SensorEntity]:
+        return [
+            *(ZoneSensor(hub, zone_id, d) for d in ZONE_SENSORS),
+            ZoneConfigSensor(hub, zone_id, ZONE_MAX),
+            ZoneConfigSensor(hub, zone_id, ZONE_MODE),
+        ]
 
     setup_platform_entities(
         entry,
@@ -249,6 +349,7 @@ async def async_setup_entry(
         station_entities=station_entities,
         connector_entities=connector_entities,
     )
+    setup_zone_entities(entry, async_add_entities, zone_entities)
 
 
 class StationSensor(EvChargingEntity, SensorEntity):
@@ -271,3 +372,47 @@ class ConnectorSensor(EvChargingEntity, SensorEntity):
     def native_value(self) -> StateType | datetime:
         """The value from the connector's state."""
         return self.entity_description.value_fn(self.connector, self.hub.site.clock.now())
+
+
+class LoadSensor(EvChargingEntity, SensorEntity):
+    """The connector's setpoint, or why it has none."""
+
+    entity_description: LoadSensorDescription
+
+    @property
+    def native_value(self) -> StateType:
+        """From the last allocation."""
+        assert self.connector_id is not None  # noqa: S101
+        setpoint, reason = self.hub.connector_allocation(self.station_id, self.connector_id)
+        return self.entity_description.value_fn(setpoint, reason)
+
+
+class ZoneSensor(EvChargingZoneEntity, SensorEntity):
+    """A zone value from the last allocation."""
+
+    entity_description: ZoneSensorDescription
+
+    @property
+    def available(self) -> bool:
+        """Available once the zone has been allocated."""
+        return self.hub.zone_status(self.zone_id) is not None
+
+    @property
+    def native_value(self) -> StateType:
+        """The value."""
+        status = self.hub.zone_status(self.zone_id)
+        return None if status is None else self.entity_description.value_fn(status)
+
+
+class ZoneConfigSensor(EvChargingZoneEntity, SensorEntity):
+    """The zone's configured max current or mode."""
+
+    @property
+    def native_value(self) -> StateType:
+        """From the zone's configuration."""
+        zone = self.hub.zones.get(self.zone_id)
+        if zone is None:
+            return None
+        if self.entity_description.key == "mode":
+            return zone.mode.value
+        return zone.max_current

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
@@ -22,6 +23,10 @@ PARALLEL_UPDATES = 1
 AVAILABILITY = SwitchEntityDescription(
     key="availability", translation_key="availability", entity_category=EntityCategory.CONFIG
 )
+VIP = SwitchEntityDescription(
+    key="vip", translation_key="vip", entity_category=EntityCategory.CONFIG
+)
+PAUSE = SwitchEntityDescription(key="pause", translation_key="pause")
 
 
 async def async_setup_entry(
@@ -32,12 +37,18 @@ async def async_setup_entry(
     """An availability switch per station and per connector."""
 
     def station_entities(hub: EvChargingHub, station_id: str) -> list[SwitchEntity]:
-        return [AvailabilitySwitch(hub, station_id, None, AVAILABILITY)]
+        return [
+            AvailabilitySwitch(hub, station_id, None, AVAILABILITY),
+            VipSwitch(hub, station_id, None, VIP),
+        ]
 
     def connector_entities(
         hub: EvChargingHub, station_id: str, connector_id: int
     ) -> list[SwitchEntity]:
-        return [AvailabilitySwitch(hub, station_id, connector_id, AVAILABILITY)]
+        return [
+            AvailabilitySwitch(hub, station_id, connector_id, AVAILABILITY),
+            PauseSwitch(hub, station_id, connector_id, PAUSE),
+        ]
 
     setup_platform_entities(
         entry,
@@ -76,4 +87,52 @@ class AvailabilitySwitch(EvChargingEntity, SwitchEntity):
             lambda: site.handler(self.station_id).change_availability(
                 self._ocpp_connector, availability
             )
+        )
+
+
+class VipSwitch(EvChargingEntity, SwitchEntity):
+    """A VIP station is served first, up to its maximum."""
+
+    _available_when_offline = True
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the station is VIP."""
+        return self.station.config.vip
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Make it VIP."""
+        self._set(vip=True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Make it ordinary."""
+        self._set(vip=False)
+
+    def _set(self, *, vip: bool) -> None:
+        self.hub.site.configure_station(self.station_id, replace(self.station.config, vip=vip))
+
+
+class PauseSwitch(EvChargingEntity, SwitchEntity):
+    """On: load management gives this connector no current (its EV waits)."""
+
+    _available_when_offline = True
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the connector is paused."""
+        assert self.connector_id is not None  # noqa: S101
+        return self.station.config.connector(self.connector_id).paused
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Pause."""
+        self._set(paused=True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Resume."""
+        self._set(paused=False)
+
+    def _set(self, *, paused: bool) -> None:
+        assert self.connector_id is not None  # noqa: S101
+        self.hub.site.configure_station(
+            self.station_id, self.station.config.with_connector(self.connector_id, paused=paused)
         )

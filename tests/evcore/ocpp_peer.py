@@ -49,6 +49,8 @@ DEFAULT_ANSWERS: dict[str, dict[str, Any]] = {
     "ChangeConfiguration": {"status": "Accepted"},
     "ClearCache": {"status": "Accepted"},
     "DataTransfer": {"status": "Accepted", "data": "pong"},
+    "SetChargingProfile": {"status": "Accepted"},
+    "ClearChargingProfile": {"status": "Accepted"},
 }
 
 
@@ -205,6 +207,14 @@ class Charger(ChargePoint):
             ),
         }[requested_message]()
         await self.call(payload, suppress=False)
+
+    @on(Action.set_charging_profile)
+    async def _set_charging_profile(self, call_unique_id: str, **kw: Any) -> Any:
+        return await self._answer("SetChargingProfile", call_unique_id, **kw)
+
+    @on(Action.clear_charging_profile)
+    async def _clear_charging_profile(self, call_unique_id: str, **kw: Any) -> Any:
+        return await self._answer("ClearChargingProfile", call_unique_id, **kw)
 
     @on(Action.update_firmware)
     async def _update_firmware(self, call_unique_id: str, **kw: Any) -> Any:

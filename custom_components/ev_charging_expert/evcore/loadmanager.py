@@ -230,6 +230,7 @@ class LoadManager:
             _LOGGER.warning(
                 "%s: no usable Smart Charging; it is counted at its rating", station.station_id
             )
+            self._site.notify_uncontrollable(station.station_id, "no_smart_charging")
 
     # ------------------------------------------------------------------ the run
     def _run(self) -> None:

@@ -1,0 +1,115 @@
+"""Numbers: a connector's rating (installer) and its current limit (user cap)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components.number import (
+    NumberDeviceClass,
+    NumberEntity,
+    NumberEntityDescription,
+    NumberMode,
+)
+from homeassistant.const import EntityCategory, UnitOfElectricCurrent
+
+from .entity import EvChargingEntity, setup_platform_entities
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .evcore.config import ConnectorConfig
+    from .hub import EvChargingConfigEntry, EvChargingHub
+
+PARALLEL_UPDATES = 0
+
+MAX_RATING = 500.0  # A: covers DC chargers; a bigger value is a typo
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectorNumberDescription(NumberEntityDescription):
+    """A number stored in the connector's configuration."""
+
+    value_fn: Callable[[ConnectorConfig], float | None]
+    field: str
+
+
+NUMBERS = (
+    ConnectorNumberDescription(
+        key="rating",
+        translation_key="rating",
+        device_class=NumberDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        entity_category=EntityCategory.CONFIG,
+        native_min_value=0,
+        native_max_value=MAX_RATING,
+        native_step=1,
+        mode=NumberMode.BOX,
+        value_fn=lambda c: c.rating,
+        field="rating",
+    ),
+    ConnectorNumberDescription(
+        key="current_limit",
+        translation_key="current_limit",
+        device_class=NumberDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        native_min_value=0,
+        native_max_value=MAX_RATING,
+        native_step=0.5,
+        mode=NumberMode.SLIDER,
+        value_fn=lambda c: c.rating if c.user_limit is None else c.user_limit,
+        field="user_limit",
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EvChargingConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Rating and current limit per connector."""
+
+    def connector_entities(
+        hub: EvChargingHub, station_id: str, connector_id: int
+    ) -> list[NumberEntity]:
+        return [ConnectorNumber(hub, station_id, connector_id, d) for d in NUMBERS]
+
+    setup_platform_entities(entry, async_add_entities, connector_entities=connector_entities)
+
+
+class ConnectorNumber(EvChargingEntity, NumberEntity):
+    """A connector setting; changing it re-runs the allocation."""
+
+    entity_description: ConnectorNumberDescription
+    _available_when_offline = True
+
+    @property
+    def _config(self) -> ConnectorConfig:
+        assert self.connector_id is not None  # noqa: S101
+        return self.station.config.connector(self.connector_id)
+
+    @property
+    def native_max_value(self) -> float:
+        """A limit above the rating means nothing: the rating caps the slider."""
+        if self.entity_description.key == "current_limit":
+            return self._config.rating
+        return MAX_RATING
+
+    @property
+    def native_value(self) -> float | None:
+        """The stored value."""
+        return self.entity_description.value_fn(self._config)
+
+    async def async_set_native_value(self, value: float) -> None:
+        """Store it; HA has already checked it against min and max."""
+        assert self.connector_id is not None  # noqa: S101
+        changes: dict[str, Any] = {self.entity_description.field: float(value)}
+        if self.entity_description.key == "current_limit" and value >= self._config.rating:
+            changes["user_limit"] = None  # at the rating is no limit
+        self.hub.site.configure_station(
+            self.station_id, self.station.config.with_connector(self.connector_id, **changes)
+        )
