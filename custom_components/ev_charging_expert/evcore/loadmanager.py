@@ -42,6 +42,7 @@ from .ocpp.smart_charging import Capabilities, base_profile, lease_profile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import datetime
 
     from .clock import Cancelable
     from .config import StationConfig
@@ -95,7 +96,9 @@ class LoadUpdate:
 class _Run:
     snapshot: SiteSnapshot
     allocation: Allocation
+    targets: dict[str, float]
     station_of: dict[str, tuple[str, int]] = field(default_factory=dict)
+    by_key: dict[str, ConnectorSnapshot] = field(default_factory=dict)
 
 
 def connector_key(station_id: str, connector_id: int) -> str:
@@ -125,6 +128,8 @@ class LoadManager:
         self._state = AllocatorState()
         self._listeners: list[Callable[[LoadUpdate], None]] = []
         self._scheduled = False
+        self._full_run = False
+        self._waiting = False
         self._timer: Cancelable | None = None
         self._stopped = False
         self.runs = 0
@@ -213,6 +218,14 @@ class LoadManager:
 
     def request_run(self) -> None:
         """Ask for a run soon; requests in the same loop turn make one run."""
+        self._full_run = True
+        self._schedule()
+
+    def request_replan(self) -> None:
+        """Ask for delivery to look again (a charger answered): no new allocation needed."""
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._scheduled or self._stopped:
             return
         self._scheduled = True
@@ -237,8 +250,12 @@ class LoadManager:
         self._scheduled = False
         if self._stopped:
             return
-        self.runs += 1
         now = self._site.clock.monotonic()
+        if not self._full_run and self.last is not None:
+            self._replan(now)
+            return
+        self._full_run = False
+        self.runs += 1
         self._install_bases()
         snapshot, station_of = self._snapshot(now)
         allocation = allocate(snapshot)
@@ -254,14 +271,25 @@ class LoadManager:
         the_plan = plan(snapshot, targets, self.leases, self.delivery)
         for send in the_plan.sends:
             self._send(send, station_of[send.connector_id], now)
+        self._waiting = bool(the_plan.waiting)
         previous = self.last
         if not problems:
-            self.last = _Run(snapshot, allocation, station_of)
+            by_key = {c.connector_id: c for c in snapshot.connectors}
+            self.last = _Run(snapshot, allocation, targets, station_of, by_key)
         wake = min(
             the_plan.wake_at, allocation.next_reevaluation_at, now + self.delivery.renewal_period
         )
         self._arm_timer(max(wake - now, 0.05))
         self._announce(previous)
+
+    def _replan(self, now: float) -> None:
+        """Delivery only, on the last snapshot: an answer may have freed room for increases."""
+        last = self.last
+        assert last is not None  # noqa: S101
+        the_plan = plan(last.snapshot, last.targets, self.leases, self.delivery, now=now)
+        for send in the_plan.sends:
+            self._send(send, last.station_of[send.connector_id], now)
+        self._waiting = bool(the_plan.waiting)
 
     def _arm_timer(self, delay: float) -> None:
         if self._timer is not None:
@@ -295,6 +323,7 @@ class LoadManager:
     def _snapshot(self, now: float) -> tuple[SiteSnapshot, dict[str, tuple[str, int]]]:
         zones = tuple(self._zone_budget(z) for z in self.zones.values())
         terminal = terminal_zones(self.zones)
+        wall = self._site.clock.now()
         connectors: list[ConnectorSnapshot] = []
         station_of: dict[str, tuple[str, int]] = {}
         for station in self._site.stations.values():
@@ -315,6 +344,7 @@ class LoadManager:
                         zone_id=zone_id,
                         key=key,
                         now=now,
+                        wall=wall,
                     )
                 )
         snapshot = SiteSnapshot(
@@ -340,6 +370,7 @@ class LoadManager:
         zone_id: str,
         key: str,
         now: float,
+        wall: datetime,
     ) -> ConnectorSnapshot:
         config: StationConfig = station.config
         cconfig = config.connector(connector.connector_id)
@@ -352,7 +383,7 @@ class LoadManager:
         transaction = connector.transaction
         duration = 0.0
         if transaction is not None:
-            duration = max((self._site.clock.now() - transaction.started_at).total_seconds(), 0.0)
+            duration = max((wall - transaction.started_at).total_seconds(), 0.0)
         return ConnectorSnapshot(
             connector_id=key,
             zone_id=zone_id,
@@ -476,7 +507,12 @@ class LoadManager:
             _LOGGER.info("%s: setpoint not confirmed: %s", station_id, err)
         finally:
             record_answer(lease, accepted=accepted, now=self._site.clock.monotonic())
-            self.request_run()
+            if accepted is False:
+                self.request_run()  # the charger is now counted at its rating
+            elif self._waiting or accepted is None:
+                # A confirmed decrease may make room for a waiting increase; an unanswered
+                # change is planned again (at the higher value it now counts at).
+                self.request_replan()
 
 
 def _wants_current(connector: ConnectorState) -> bool:
