@@ -108,9 +108,15 @@ def plan(
     targets: Mapping[str, float],
     leases: Mapping[str, LeaseState],
     settings: DeliverySettings,
+    *,
+    now: float | None = None,
 ) -> Plan:
-    """Decide what to send: every decrease, the increases that fit, the renewals due."""
-    now = snapshot.now
+    """Decide what to send: every decrease, the increases that fit, the renewals due.
+
+    `now` defaults to the snapshot's time; a re-plan after a charger's answer reuses the
+    last snapshot at a later time.
+    """
+    now = snapshot.now if now is None else now
     index = snapshot.zone_index
     budgets = [effective_budget(b) for zone in index.zones for b in zone.budget]
     loads = committed_loads(snapshot, leases)
