@@ -48,6 +48,7 @@ from .const import (
     signal_station,
     signal_zone,
     station_device_id,
+    zone_device_id,
 )
 from .evcore.allocation.model import MinimumStandard, Phases, Reason, ShedPriority
 from .evcore.clock import SystemClock
@@ -235,7 +236,8 @@ class EvChargingHub:
                 "Zone configuration refused, no EV gets current: %s", err
             )
             zones = {}
-        self.zones = zones
+        previous, self.zones = self.zones, zones
+        self._refresh_zone_config(previous)
         self.load.set_zones(zones)
         settings = load_settings(self.entry)
         if settings != self.load.settings:
@@ -245,7 +247,33 @@ class EvChargingHub:
         for zone_id in set(zones) - self._known_zones:
             self._known_zones.add(zone_id)
             async_dispatcher_send(self.hass, signal_new_zone(self.entry.entry_id), zone_id)
-        self._known_zones &= set(zones)
+        # Forget only deleted zones: an orphan keeps its entities (unavailable) and gets them
+        # back when it has a parent again, so it must not be announced as new a second time.
+        self._known_zones &= set(self.entry.subentries)
+
+    def _refresh_zone_config(self, previous: dict[str, ZoneConfig]) -> None:
+        """Refresh what shows zone configuration after the zones changed."""
+        changed = {
+            z for z in previous.keys() | self.zones.keys() if previous.get(z) != self.zones.get(z)
+        }
+        if not changed:
+            return
+        entry_id = self.entry.entry_id
+        registry = dr.async_get(self.hass)
+        for zone_id in changed:
+            zone = self.zones.get(zone_id)
+            if zone is None:
+                # Left the tree (orphaned): no budget any more. The allocator's update names
+                # only the zones it still has, so its entities must be told here.
+                self._zone_status.pop(zone_id, None)
+            else:
+                device = registry.async_get_device(identifiers={zone_device_id(zone_id)})
+                if device is not None and device.name != zone.name:
+                    registry.async_update_device(device.id, name=zone.name)
+            async_dispatcher_send(self.hass, signal_zone(entry_id, zone_id))
+        # The zone selects show zone names and the zones stations may be put in.
+        for station_id in self.accepted_stations():
+            async_dispatcher_send(self.hass, signal_station(entry_id, station_id))
 
     def connector_allocation(
         self, station_id: str, connector_id: int
@@ -290,12 +318,20 @@ class EvChargingHub:
         }
 
     def _on_load_update(self, update: LoadUpdate) -> None:
+        previous = self._zone_status
         self._refresh_zone_status()
         entry_id = self.entry.entry_id
         for key in update.changed_connectors:
             station_id, _, connector = key.rpartition("#")
             async_dispatcher_send(self.hass, signal_connector(entry_id, station_id, int(connector)))
-        for zone_id in update.changed_zones:
+        # The EV counts are ours, not the allocator's: a zone whose allocation stayed the same
+        # (32 A to one EV, then 16 A to each of two) still shows a new count.
+        changed = update.changed_zones | {
+            z
+            for z in previous.keys() | self._zone_status.keys()
+            if previous.get(z) != self._zone_status.get(z)
+        }
+        for zone_id in changed:
             async_dispatcher_send(self.hass, signal_zone(entry_id, zone_id))
 
     def _sync_orphan_issue(self, orphans: list[str]) -> None:

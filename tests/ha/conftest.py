@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.helpers import entity_registry as er
 from ocpp.v16 import call, call_result
@@ -26,9 +27,16 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from custom_components.ev_charging_expert import PLATFORMS
 from custom_components.ev_charging_expert.const import (
+    CONF_DEGRADED_SETPOINT,
     CONF_HEARTBEAT_INTERVAL,
+    CONF_MAX_CURRENT,
+    CONF_MODE,
     CONF_NEW_CHARGER_POLICY,
+    CONF_PARENT,
+    CONF_ZONE_NAME,
     DOMAIN,
+    NO_PARENT,
+    SUBENTRY_ZONE,
 )
 from custom_components.ev_charging_expert.evcore.clock import ManualClock
 
@@ -87,9 +95,56 @@ def entry_data(port: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def mock_config_entry(entry_data: dict[str, Any]) -> MockConfigEntry:
+def zone_subentries() -> list[ConfigSubentryDataWithId]:
+    """The entry's zones (config subentries); none unless a test module says otherwise."""
+    return []
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """The entry's options (site load-management settings); defaults unless overridden."""
+    return {}
+
+
+@pytest.fixture
+def mock_config_entry(
+    entry_data: dict[str, Any],
+    zone_subentries: list[ConfigSubentryDataWithId],
+    entry_options: dict[str, Any],
+) -> MockConfigEntry:
     """The integration's config entry."""
-    return MockConfigEntry(domain=DOMAIN, title="EV Charging Expert", data=entry_data)
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="EV Charging Expert",
+        data=entry_data,
+        options=entry_options,
+        subentries_data=zone_subentries,
+    )
+
+
+def zone_subentry(
+    zone_id: str,
+    name: str,
+    max_current: float,
+    *,
+    parent_id: str | None = None,
+    mode: str = "static",
+    degraded_setpoint: float = 0.0,
+) -> ConfigSubentryDataWithId:
+    """A zone subentry as the zone flow stores it, with a fixed id (stable unique ids)."""
+    return ConfigSubentryDataWithId(
+        subentry_id=zone_id,
+        subentry_type=SUBENTRY_ZONE,
+        title=name,
+        unique_id=None,
+        data={
+            CONF_ZONE_NAME: name,
+            CONF_PARENT: parent_id or NO_PARENT,
+            CONF_MAX_CURRENT: max_current,
+            CONF_MODE: mode,
+            CONF_DEGRADED_SETPOINT: degraded_setpoint,
+        },
+    )
 
 
 @pytest.fixture
@@ -170,6 +225,16 @@ class HaCharger(Charger):
             suppress=False,
         )
 
+    async def start_session(
+        self, connector_id: int = 1, id_tag: str = "TAG1", *, meter_start: int = 1000
+    ) -> int:
+        """An EV plugs in and charges: StatusNotification Charging, then StartTransaction."""
+        await self.status(connector_id, "Charging")
+        answer = await self.start_transaction(
+            connector_id, id_tag, meter_start=meter_start, timestamp=START
+        )
+        return answer.transaction_id
+
     async def close(self) -> None:
         """Close the websocket and wait for the receive loop (and background sends) to end."""
         await close_charger(self)
@@ -184,6 +249,19 @@ async def wait_for(hass: HomeAssistant, predicate: Callable[[], Any]) -> None:
         while not predicate():
             await hass.async_block_till_done()
             await asyncio.sleep(0)
+
+
+async def wait_load_managed(hass: HomeAssistant, hub: EvChargingHub, station_id: str) -> None:
+    """Wait until the charger confirmed our base profile: from then on it is load-managed.
+
+    Until then load management counts it at its rating, which would make its zone look full.
+    """
+    await wait_for(
+        hass,
+        lambda: (
+            (control := hub.load.controls.get(station_id)) is not None and control.base_installed
+        ),
+    )
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ Protocol handlers report what chargers say through the `on_*` methods; everythin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 import hashlib
 import hmac
 import logging
@@ -31,6 +31,7 @@ from .events import (
 )
 from .model import (
     BootInfo,
+    ConnectorState,
     ConnectorStatus,
     NewChargerPolicy,
     Registration,
@@ -430,6 +431,7 @@ class Site:
         transaction.transaction_data = transaction_data
         connector.transaction = None
         connector.last_transaction = transaction
+        _zero_draw(connector, stopped_at)
         self._save()
         self._emit(SessionEnded(station_id, transaction))
         self._emit(StationUpdated(station_id, transaction.connector_id))
@@ -449,6 +451,15 @@ class Site:
         self._save()
         self._emit(StationUpdated(station_id))
 
+
+def _zero_draw(connector: ConnectorState, at: datetime) -> None:
+    """A session ended: its EV draws nothing, even if the charger sends no last sample."""
+    for key, sample in list(connector.measurements.items()):
+        if sample.measurand in _DRAW_MEASURANDS:
+            connector.measurements[key] = replace(sample, value=0.0, timestamp=at)
+
+
+_DRAW_MEASURANDS = frozenset({"Current.Import", "Power.Active.Import"})
 
 # Fields that survive a restart; live values (status, meters) come back from the charger.
 _PERSISTED = (

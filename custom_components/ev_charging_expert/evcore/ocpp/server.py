@@ -12,7 +12,7 @@ import base64
 import binascii
 from http import HTTPStatus
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -33,6 +33,17 @@ _LOGGER = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp1.6"
 # OCPP frames are small; GetConfiguration with every key is the largest we expect.
 DEFAULT_MAX_FRAME = 256 * 1024
+
+
+class _QuietHandshakes(logging.LoggerAdapter[logging.Logger]):
+    """A port scan or a health check is not an error worth a traceback."""
+
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if msg == "opening handshake failed":
+            kwargs.pop("exc_info", None)
+            self.debug(msg, *args, **kwargs)
+            return
+        super().error(msg, *args, **kwargs)
 
 
 def station_id_from_path(path: str) -> str | None:
@@ -101,6 +112,7 @@ class CentralSystem:
             ping_interval=self._ping_interval,
             ping_timeout=self._ping_interval,
             server_header=None,
+            logger=_QuietHandshakes(logging.getLogger(f"{__name__}.websockets")),
         )
         _LOGGER.info("OCPP central system listening on %s:%s", self._host, self.port)
 

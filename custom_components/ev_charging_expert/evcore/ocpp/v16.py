@@ -35,8 +35,16 @@ if TYPE_CHECKING:
     from ..site import Site
 
 _LOGGER = logging.getLogger(__name__)
-# The library logs every frame at INFO; keep that behind its own DEBUG-able logger.
-_FRAME_LOGGER = logging.getLogger(f"{__name__}.frames")
+
+
+class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
+    """The library logs every frame at INFO: that floods a log set to info. Debug it is."""
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
+_FRAME_LOG = _FramesAtDebug(logging.getLogger(f"{__name__}.frames"))
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -82,15 +90,23 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     ) -> None:
         # The library's own response timeout is a backstop; ours (per request, on the site's
         # clock) is what callers see.
-        super().__init__(station_id, connection, response_timeout=3600, logger=_FRAME_LOGGER)
+        super().__init__(station_id, connection, response_timeout=3600, logger=_FRAME_LOG)
         self._site = site
         self.request_timeout = request_timeout
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reader_done = asyncio.Event()
 
     @property
     def station_id(self) -> str:
         """The charge box identity."""
         return str(self.id)
+
+    async def start(self) -> None:
+        """Read and route frames until the connection closes."""
+        try:
+            await super().start()
+        finally:
+            self._reader_done.set()
 
     # ------------------------------------------------------------------ framing
     async def route_message(self, raw_msg: str | bytes) -> None:
@@ -331,7 +347,9 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         # The library waits for the answer even after the connection is gone; stop waiting
         # when it closes, instead of at the request timeout.
         answer = asyncio.ensure_future(self.call(payload, suppress=False))
-        closed = asyncio.ensure_future(self._connection.wait_closed())
+        # Wait for the reader, not the socket: frames that arrived before the close (an
+        # Accepted followed by a reboot) are routed before the reader stops.
+        closed = asyncio.ensure_future(self._reader_done.wait())
         try:
             await asyncio.wait((answer, closed), return_when=asyncio.FIRST_COMPLETED)
         finally:
