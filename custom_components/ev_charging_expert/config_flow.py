@@ -48,6 +48,7 @@ from .evcore.config import MAX_CURRENT, ZoneMode, validate_zones
 from .evcore.errors import ConfigError
 from .evcore.model import NewChargerPolicy
 from .hub import build_ssl_context, zone_from_subentry, zones_from_entry
+from .select import UNASSIGNED
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -276,6 +277,8 @@ class ZoneSubentryFlow(ConfigSubentryFlow):
 
     def _check(self, entry: ConfigEntry, zone_id: str | None, data: dict[str, Any]) -> str | None:
         """Validate the whole tree with this zone added or changed; None when it is fine."""
+        if data[CONF_ZONE_NAME].casefold() == UNASSIGNED:
+            return f"{UNASSIGNED!r} is reserved for stations that are in no zone"
         zones, _ = zones_from_entry(entry)
         key = zone_id or "__new__"
         zones[key] = zone_from_subentry(key, data)

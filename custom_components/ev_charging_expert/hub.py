@@ -67,6 +67,7 @@ from .evcore.events import (
     SiteEvent,
     StationAccepted,
     StationAdded,
+    StationBooted,
     StationConfigured,
     StationPending,
     StationRemoved,
@@ -402,15 +403,18 @@ class EvChargingHub:
                     self._sync_unassigned_issue()
             case StationPending(station_id=sid):
                 self._create_pending_issue(sid)
-            case StationRemoved() | StationConfigured() | StationUncontrollable():
+            case StationRemoved() | StationConfigured() | StationUncontrollable() | StationBooted():
                 self._on_station_change(event)
             case CardPresented() | SessionStarted() | SessionEnded():
                 self._fire_bus_event(event)
 
     def _on_station_change(
-        self, event: StationRemoved | StationConfigured | StationUncontrollable
+        self, event: StationRemoved | StationConfigured | StationUncontrollable | StationBooted
     ) -> None:
         match event:
+            case StationBooted(station_id=sid):
+                # Load management tries again after a boot; it says so again if it must.
+                ir.async_delete_issue(self.hass, DOMAIN, f"{ISSUE_UNCONTROLLABLE}_{sid}")
             case StationRemoved(station_id=sid):
                 self._forget_devices(sid)
                 ir.async_delete_issue(self.hass, DOMAIN, f"{ISSUE_UNCONTROLLABLE}_{sid}")

@@ -108,8 +108,10 @@ class ConnectorNumber(EvChargingEntity, NumberEntity):
         """Store it; HA has already checked it against min and max."""
         assert self.connector_id is not None  # noqa: S101
         changes: dict[str, Any] = {self.entity_description.field: float(value)}
-        if self.entity_description.key == "current_limit" and value >= self._config.rating:
-            changes["user_limit"] = None  # at the rating is no limit
+        limit = value if self.entity_description.key == "current_limit" else None
+        rating = value if self.entity_description.key == "rating" else self._config.rating
+        if (limit if limit is not None else self._config.user_limit or 0.0) >= rating:
+            changes["user_limit"] = None  # a limit at or above the rating is no limit
         self.hub.site.configure_station(
             self.station_id, self.station.config.with_connector(self.connector_id, **changes)
         )
