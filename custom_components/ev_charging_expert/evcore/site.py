@@ -68,16 +68,25 @@ class MemoryStore:
     """A SiteStore kept in memory; for tests, benchmarks and simulations."""
 
     def __init__(self, data: dict[str, Any] | None = None) -> None:
-        self.data = data
+        self._data = data
+        self._provider: Callable[[], dict[str, Any]] | None = None
         self.saves = 0
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        """What was saved last (dumped when read, as a delayed save would)."""
+        if self._provider is not None:
+            self._data = self._provider()
+            self._provider = None
+        return self._data
 
     async def load(self) -> dict[str, Any] | None:
         """Return what was saved last."""
         return self.data
 
     def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
-        """Save at once."""
-        self.data = data()
+        """Remember what to save; dumped lazily (a thousand saves in a row cost one dump)."""
+        self._provider = data
         self.saves += 1
 
 

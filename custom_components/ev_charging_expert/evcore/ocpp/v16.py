@@ -94,7 +94,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self._site = site
         self.request_timeout = request_timeout
         self._tasks: set[asyncio.Task[None]] = set()
-        self._reader_done = asyncio.Event()
+        self._reader_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @property
     def station_id(self) -> str:
@@ -106,7 +106,8 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         try:
             await super().start()
         finally:
-            self._reader_done.set()
+            if not self._reader_done.done():
+                self._reader_done.set_result(None)
 
     # ------------------------------------------------------------------ framing
     async def route_message(self, raw_msg: str | bytes) -> None:
@@ -319,18 +320,22 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         return call_result.FirmwareStatusNotification()
 
     # ------------------------------------------------------------------ outgoing
-    async def request(self, payload: Any, *, timeout: float | None = None) -> Any:
+    async def request(
+        self, payload: Any, *, timeout: float | None = None, validate: bool = True
+    ) -> Any:
         """Send one request and return the charger's answer.
 
         Raises ChargerTimeoutError when the charger does not answer in time,
-        ChargerCallError when it answers with a CallError and ChargerNotConnectedError when
-        the connection is closed, or closes before the answer comes.
+        ChargerCallError when it answers with a CallError (or an answer we cannot read) and
+        ChargerNotConnectedError when the connection is closed, or closes before the answer.
+        `validate=False` skips the JSON-schema checks, for payloads we build ourselves and
+        test against the schema (charging profiles: the hot path of load management).
         """
         action = type(payload).__name__
         seconds = self.request_timeout if timeout is None else timeout
         try:
             async with self._site.clock.timeout(seconds):
-                return await self._call_while_connected(payload)
+                return await self._call_while_connected(payload, validate=validate)
         except TimeoutError as err:
             raise ChargerTimeoutError(self.station_id, action, seconds) from err
         except OCPPError as err:
@@ -342,21 +347,26 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             raise ChargerCallError(self.station_id, action, "GenericError", str(err)) from err
         except ConnectionClosed as err:
             raise ChargerNotConnectedError(self.station_id) from err
+        except TypeError as err:
+            # An unvalidated answer that does not fit the result type.
+            raise ChargerCallError(self.station_id, action, "FormatViolation", str(err)) from err
 
-    async def _call_while_connected(self, payload: Any) -> Any:
+    async def _call_while_connected(self, payload: Any, *, validate: bool) -> Any:
         # The library waits for the answer even after the connection is gone; stop waiting
         # when it closes, instead of at the request timeout.
-        answer = asyncio.ensure_future(self.call(payload, suppress=False))
+        answer = asyncio.ensure_future(
+            self.call(payload, suppress=False, skip_schema_validation=not validate)
+        )
         # Wait for the reader, not the socket: frames that arrived before the close (an
         # Accepted followed by a reboot) are routed before the reader stops.
-        closed = asyncio.ensure_future(self._reader_done.wait())
+        # One future per connection, shared by every request on it: no task per request.
         try:
-            await asyncio.wait((answer, closed), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((answer, self._reader_done), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            answer.cancel()
-            closed.cancel()
-            # Both end here, so neither outlives the request (on timeout or cancellation too).
-            await asyncio.wait((answer, closed))
+            if not answer.done():
+                answer.cancel()
+                # It ends here, so it never outlives the request (timeout or cancellation).
+                await asyncio.wait((answer,))
         if not answer.cancelled():
             return answer.result()
         raise ChargerNotConnectedError(self.station_id)
