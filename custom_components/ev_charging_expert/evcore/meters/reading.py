@@ -1,0 +1,129 @@
+"""A meter reading in normalised units, and the decoding of raw registers into one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+from typing import TYPE_CHECKING
+
+from pymodbus.client.mixin import ModbusClientMixin
+from pymodbus.exceptions import ModbusException
+
+from .models import CURRENTS, PHASE_POWERS, Quantity, RegisterFormat
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
+
+    from .models import ReadBlock, RegisterSpec
+
+MAX_PLAUSIBLE_CURRENT = 100_000.0
+"""A. Anything above is a decoding mistake (wrong format, word order or scale), not a load."""
+
+_DATATYPES = {
+    RegisterFormat.FLOAT32: ModbusClientMixin.DATATYPE.FLOAT32,
+    RegisterFormat.INT64: ModbusClientMixin.DATATYPE.INT64,
+    RegisterFormat.INT32: ModbusClientMixin.DATATYPE.INT32,
+    RegisterFormat.UINT32: ModbusClientMixin.DATATYPE.UINT32,
+    RegisterFormat.INT16: ModbusClientMixin.DATATYPE.INT16,
+    RegisterFormat.UINT16: ModbusClientMixin.DATATYPE.UINT16,
+}
+
+
+class DecodeError(ValueError):
+    """The registers do not hold a usable value (NaN current, absurd value, wrong size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """What one poll measured. Missing quantities (not in the model, or not available) are None.
+
+    `timestamp` (wall clock) and `monotonic` (the injected clock's monotonic seconds) are taken
+    when the poll *started*: the values are at least that old.
+    """
+
+    currents_a: tuple[float, float, float]
+    powers_w: tuple[float | None, float | None, float | None]
+    total_power_w: float | None
+    energy_wh: float | None
+    timestamp: datetime
+    monotonic: float
+
+    def current(self, phase: int) -> float:
+        """Current of phase 1, 2 or 3 (A)."""
+        return self.currents_a[phase - 1]
+
+
+def raw_value(registers: Sequence[int], spec: RegisterSpec) -> int | float:
+    """Decode one value (unscaled) with pymodbus' own conversion helper."""
+    fmt = RegisterFormat(spec.format)
+    if len(registers) != fmt.size:
+        raise DecodeError(f"{fmt} needs {fmt.size} registers, got {len(registers)}")
+    try:
+        value = ModbusClientMixin.convert_from_registers(
+            list(registers), _DATATYPES[fmt], word_order=spec.word_order.value
+        )
+    except ModbusException as err:  # pragma: no cover - sizes are checked above
+        raise DecodeError(str(err)) from err
+    if not isinstance(value, (int, float)):  # pragma: no cover - scalar formats only
+        raise DecodeError(f"cannot decode {fmt}")
+    return value
+
+
+def scaled_value(registers: Sequence[int], spec: RegisterSpec) -> float | None:
+    """The value in A, W or Wh; None when the device says "not available"."""
+    raw = raw_value(registers, spec)
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            return None
+    elif spec.invalid is not None and raw == spec.invalid:
+        return None
+    return float(raw) * spec.scale
+
+
+def decode_blocks(
+    blocks: Sequence[ReadBlock],
+    answers: Sequence[Sequence[int]],
+) -> dict[Quantity, float | None]:
+    """Values of every quantity in `blocks`, from the registers each block read returned."""
+    values: dict[Quantity, float | None] = {}
+    for block, registers in zip(blocks, answers, strict=True):
+        if len(registers) != block.count:
+            raise DecodeError(f"asked for {block.count} registers, got {len(registers)}")
+        for item in block.items:
+            size = RegisterFormat(item.spec.format).size
+            chunk = registers[item.offset : item.offset + size]
+            values[item.quantity] = scaled_value(chunk, item.spec)
+    return values
+
+
+def build_reading(
+    values: Mapping[Quantity, float | None],
+    *,
+    timestamp: datetime,
+    monotonic: float,
+) -> MeterReading:
+    """Check the values and assemble a reading; DecodeError when a current is unusable."""
+    currents: list[float] = []
+    for quantity in CURRENTS:
+        value = values.get(quantity)
+        if value is None:
+            raise DecodeError(f"{quantity.label} not available")
+        if not 0.0 <= value <= MAX_PLAUSIBLE_CURRENT:
+            raise DecodeError(
+                f"{quantity.label} = {value:g} A is implausible: check the register format, "
+                "word order and scale"
+            )
+        currents.append(value)
+    powers = tuple(values.get(q) for q in PHASE_POWERS)
+    total = values.get(Quantity.POWER_TOTAL)
+    if total is None and all(p is not None for p in powers):
+        total = sum(p for p in powers if p is not None)
+    return MeterReading(
+        currents_a=(currents[0], currents[1], currents[2]),
+        powers_w=(powers[0], powers[1], powers[2]),
+        total_power_w=total,
+        energy_wh=values.get(Quantity.ENERGY_DELIVERED),
+        timestamp=timestamp,
+        monotonic=monotonic,
+    )
