@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
@@ -66,8 +67,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: EvChargingConfigEntry) -> None:
-    """Zones (subentries) and site settings (options) apply live, without a reload."""
-    entry.runtime_data.apply_load_config()
+    """Zones, meters, meter models (subentries) and site settings (options) apply live.
+
+    No reload: that would drop every charger connection.
+    """
+    hub = entry.runtime_data
+    # One flow step may change several subentries (a renamed model and the meters that use
+    # it): let it finish, so the meters never see half of the change.
+    await asyncio.sleep(0)
+    await hub.async_sync_meters()
+    hub.apply_load_config()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -> bool:

@@ -1,4 +1,4 @@
-"""Diagnostics: the entry, the site settings and every station's state, secrets redacted."""
+"""Diagnostics: the entry, the site settings, every station's and meter's state; redacted."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.components.diagnostics import async_redact_data
 
 from .const import DOMAIN
+from .evcore.meters.catalog import model_to_data
+from .hub import meter_device_id
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -32,6 +34,14 @@ async def async_get_config_entry_diagnostics(
             for sid, station in hub.site.stations.items()
         },
         "load_management": _load_diagnostics(hub),
+        "meters": {
+            meter_id: async_redact_data(hub.meter_diagnostics(meter_id), TO_REDACT)
+            for meter_id in hub.meter_ids()
+        },
+        "zone_meters": {
+            zone_id: source.meter_id for zone_id, source in sorted(hub.zone_meters.items())
+        },
+        "meter_models": [model_to_data(model) for model in hub.meter_models.custom.values()],
     }
 
 
@@ -56,8 +66,11 @@ def _load_diagnostics(hub: EvChargingHub) -> dict[str, Any]:
 async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: EvChargingConfigEntry, device: DeviceEntry
 ) -> dict[str, Any]:
-    """Diagnostics of one station (or the station of a connector device)."""
+    """Diagnostics of one station (or the station of a connector device), or of a meter."""
     hub = entry.runtime_data
+    for meter_id in hub.meter_ids():
+        if meter_device_id(meter_id) in device.identifiers:
+            return async_redact_data(hub.meter_diagnostics(meter_id), TO_REDACT)
     for domain, identifier in device.identifiers:
         station_id = identifier.partition("#")[0]
         if domain == DOMAIN and station_id in hub.site.stations:

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import asdict, dataclass
+from functools import partial
 import logging
+import math
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.const import (
+    ATTR_UNIT_OF_MEASUREMENT,
+    CONF_HOST,
+    CONF_PORT,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+    UnitOfElectricCurrent,
+    UnitOfEnergy,
+    UnitOfPower,
+)
+from homeassistant.core import callback
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import (
+    async_track_state_change_event,
+    async_track_state_report_event,
+)
 from homeassistant.helpers.storage import Store
+from homeassistant.util.unit_conversion import (
+    BaseUnitConverter,
+    ElectricCurrentConverter,
+    EnergyConverter,
+    PowerConverter,
+)
 
 from .const import (
     CONF_DEGRADED_SETPOINT,
@@ -75,15 +102,41 @@ from .evcore.events import (
     StationUpdated,
 )
 from .evcore.loadmanager import LoadManager, LoadUpdate, connector_key
+from .evcore.meters import (
+    Meter,
+    MeterConfig,
+    MeterEvent,
+    MeterModel,
+    MeterPool,
+    MeterReading,
+    MeterState,
+    MeterStateChanged,
+    ModelRegistry,
+    Quantity,
+)
+from .evcore.meters.catalog import model_from_data
+from .evcore.meters.external import (
+    DEFAULT_MAX_AGE,
+    ExternalMeter,
+    MeterSource,
+    currents_from_powers,
+)
 from .evcore.model import BootInfo, NewChargerPolicy, Registration
 from .evcore.ocpp.server import CentralSystem
 from .evcore.site import Site, SiteSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+    from datetime import datetime
 
-    from homeassistant.core import HomeAssistant
+    from homeassistant.core import (
+        Event,
+        EventStateChangedData,
+        EventStateReportedData,
+        HomeAssistant,
+    )
 
+    from .evcore.clock import Cancelable, Clock
     from .evcore.model import Transaction
     from .evcore.ocpp.v16 import ChargePointV16
 
@@ -123,6 +176,358 @@ class HaSiteStore:
     async def remove(self) -> None:
         """Delete the file (entry removed)."""
         await self._store.async_remove()
+
+
+# ---------------------------------------------------------------------------- power meters
+# (Kept here with the rest of the meter glue; they belong in const.py once it is free to edit.)
+SUBENTRY_METER: Final = "meter"
+SUBENTRY_METER_MODEL: Final = "meter_model"
+CONF_METER: Final = "meter_id"  # in a zone's data: the meter that drives it
+NO_METER: Final = "none"
+CONF_METER_KIND: Final = "kind"
+METER_KIND_MODBUS: Final = "modbus"
+METER_KIND_HA_SENSORS: Final = "ha_sensors"
+CONF_REPORTING_ONLY: Final = "reporting_only"
+# HA-sensor meters.
+CONF_CURRENTS: Final = ("current_l1", "current_l2", "current_l3")
+CONF_POWERS: Final = ("power_l1", "power_l2", "power_l3")
+CONF_VOLTAGE: Final = "voltage"
+CONF_POWER_TOTAL: Final = "power_total"
+CONF_ENERGY: Final = "energy"
+CONF_MAX_AGE: Final = "max_age"
+MIN_MAX_AGE: Final = 1.0
+MAX_MAX_AGE: Final = 3600.0
+MIN_VOLTAGE: Final = 100.0
+MAX_VOLTAGE: Final = 300.0
+
+ISSUE_ZONE_WITHOUT_METER: Final = "zone_without_meter"
+ISSUE_METER_INVALID: Final = "meter_invalid"
+
+METER_DISPLAY_INTERVAL: Final = 5.0
+"""s. Meters are polled every 0.5 s for load management; their entities show at most one new
+value per meter this often (state changes at once), so the recorder is not flooded."""
+
+# Entities every meter has; "power" and "energy" exist only when the meter reports them.
+METER_BASE_ENTITIES: Final = frozenset(
+    {"current_l1", "current_l2", "current_l3", "connection", "last_read"}
+)
+
+
+def signal_meter(entry_id: str, meter_id: str) -> str:
+    """Dispatcher signal: a meter's reading or state changed."""
+    return f"{DOMAIN}_{entry_id}_meter_{meter_id}"
+
+
+def signal_new_meter(entry_id: str) -> str:
+    """Dispatcher signal: a meter needs (more) entities."""
+    return f"{DOMAIN}_{entry_id}_new_meter"
+
+
+def meter_device_id(meter_id: str) -> tuple[str, str]:
+    """Device registry identifier of a meter (its subentry id)."""
+    return (DOMAIN, f"meter_{meter_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class MeterView:
+    """What a meter's entities show."""
+
+    state: MeterState
+    reason: str | None
+    last_success: datetime | None
+    reading: MeterReading | None
+    """The latest reading while the meter is connected, else None."""
+
+
+class HubClock:
+    """The site's clock, whichever it is at the moment.
+
+    A meter reading is stamped with the clock's monotonic time and the load manager judges its
+    freshness with the site clock's: both must be the same clock, also when a simulation or a
+    test puts the site on another one.
+    """
+
+    def __init__(self, site: Site) -> None:
+        self._site = site
+
+    def now(self) -> datetime:
+        """The site clock's time."""
+        return self._site.clock.now()
+
+    def monotonic(self) -> float:
+        """The site clock's monotonic seconds."""
+        return self._site.clock.monotonic()
+
+    def timeout(self, seconds: float) -> asyncio.Timeout:
+        """A timeout on the site clock."""
+        return self._site.clock.timeout(seconds)
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancelable:
+        """A timer on the site clock."""
+        return self._site.clock.call_later(seconds, callback)
+
+
+@dataclass(frozen=True, slots=True)
+class HaSensorMeterConfig:
+    """A meter made of Home Assistant sensors; valid once built.
+
+    Three currents (A), or three powers (W) and a nominal voltage; optionally a total power and
+    an energy sensor.
+    """
+
+    name: str
+    currents: tuple[str, str, str] | None = None
+    powers: tuple[str, str, str] | None = None
+    voltage: float = 230.0
+    power_total: str | None = None
+    energy: str | None = None
+    max_age: float = DEFAULT_MAX_AGE
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ConfigError("name is required")
+        if self.currents is not None and self.powers is not None:
+            raise ConfigError(
+                "give either the three current sensors or the three power sensors, not both"
+            )
+        required = self.required
+        if not required:
+            raise ConfigError(
+                "give the three current sensors (A), or the three power sensors (W) and the "
+                "nominal voltage"
+            )
+        if len(set(required)) != len(required):
+            raise ConfigError("each phase needs its own sensor")
+        if self.powers is not None and not (
+            math.isfinite(self.voltage) and MIN_VOLTAGE <= self.voltage <= MAX_VOLTAGE
+        ):
+            raise ConfigError(
+                f"nominal voltage must be between {MIN_VOLTAGE:g} and {MAX_VOLTAGE:g} V "
+                f"(got {self.voltage:g})"
+            )
+        if not (math.isfinite(self.max_age) and MIN_MAX_AGE <= self.max_age <= MAX_MAX_AGE):
+            raise ConfigError(
+                f"max age must be between {MIN_MAX_AGE:g} and {MAX_MAX_AGE:g} s "
+                f"(got {self.max_age:g})"
+            )
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The sensors without which there is no reading (the three phases)."""
+        return self.currents or self.powers or ()
+
+    @property
+    def entities(self) -> list[str]:
+        """Every sensor the meter follows."""
+        optional = [e for e in (self.power_total, self.energy) if e]
+        return [*self.required, *optional]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HaSensorMeterConfig:
+        """From a meter subentry's data; ConfigError names what is wrong."""
+        phases: dict[str, tuple[str, str, str] | None] = {}
+        for label, keys in (("current", CONF_CURRENTS), ("power", CONF_POWERS)):
+            given = [str(data.get(key) or "") for key in keys]
+            missing = [f"L{i + 1}" for i, entity in enumerate(given) if not entity]
+            if 0 < len(missing) < len(given):
+                raise ConfigError(
+                    f"{label} sensors: L1, L2 and L3 are all required (missing "
+                    f"{', '.join(missing)})"
+                )
+            phases[label] = None if missing else (given[0], given[1], given[2])
+        try:
+            return cls(
+                name=str(data.get("name", "")),
+                currents=phases["current"],
+                powers=phases["power"],
+                voltage=float(data.get(CONF_VOLTAGE, 230.0)),
+                power_total=data.get(CONF_POWER_TOTAL) or None,
+                energy=data.get(CONF_ENERGY) or None,
+                max_age=float(data.get(CONF_MAX_AGE, DEFAULT_MAX_AGE)),
+            )
+        except (TypeError, ValueError) as err:
+            raise ConfigError(str(err)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the subentry (`from_dict` of it rebuilds the same config)."""
+        data: dict[str, Any] = {
+            CONF_METER_KIND: METER_KIND_HA_SENSORS,
+            "name": self.name.strip(),
+            CONF_MAX_AGE: self.max_age,
+        }
+        for keys, phases in ((CONF_CURRENTS, self.currents), (CONF_POWERS, self.powers)):
+            if phases is not None:
+                data.update(zip(keys, phases, strict=True))
+        if self.powers is not None:
+            data[CONF_VOLTAGE] = self.voltage
+        if self.power_total:
+            data[CONF_POWER_TOTAL] = self.power_total
+        if self.energy:
+            data[CONF_ENERGY] = self.energy
+        return data
+
+
+class _UnusableSensorError(Exception):
+    """A sensor gives no usable value: the meter has no reading."""
+
+    def __init__(self, state: MeterState, reason: str) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+
+
+class HaSensorMeter:
+    """Feeds an evcore `ExternalMeter` from Home Assistant sensor entities.
+
+    A phase sensor that is unavailable, unknown, not a number, in an unknown unit, or silent
+    (neither changed nor reported) for longer than `max_age` leaves the meter without a reading:
+    a lost meter, never "zero" nor "the last value forever".
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        meter_id: str,
+        config: HaSensorMeterConfig,
+        clock: Clock,
+        on_change: Callable[[str, bool], None],
+    ) -> None:
+        self.hass = hass
+        self.meter_id = meter_id
+        self.config = config
+        self.source = ExternalMeter(meter_id, clock, max_age=config.max_age)
+        self.state = MeterState.NOT_CONNECTED
+        self.reason: str | None = "waiting for the sensors"
+        self.last_success: datetime | None = None
+        self._clock = clock
+        self._on_change = on_change
+        self._seen: dict[str, float] = {}
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._timer: Cancelable | None = None
+
+    @property
+    def capabilities(self) -> set[str]:
+        """Which optional values the meter reports."""
+        caps = {"energy"} if self.config.energy else set()
+        if self.config.power_total or self.config.powers:
+            caps.add("power")
+        return caps
+
+    def start(self) -> None:
+        """Follow the sensors; their current states count as just reported."""
+        entities = self.config.entities
+        now = self._clock.monotonic()
+        self._seen = dict.fromkeys(entities, now)
+        self._unsubscribe = [
+            async_track_state_change_event(self.hass, entities, self._on_state),
+            async_track_state_report_event(self.hass, entities, self._on_state),
+        ]
+        self._refresh()
+
+    def stop(self) -> None:
+        """Stop following the sensors."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    @callback
+    def _on_state(
+        self, event: Event[EventStateChangedData] | Event[EventStateReportedData]
+    ) -> None:
+        self._seen[event.data["entity_id"]] = self._clock.monotonic()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        before = (self.state, self.reason)
+        try:
+            currents, total, energy = self._measure()
+        except _UnusableSensorError as err:
+            self.source.invalidate()
+            self.state, self.reason = err.state, err.reason
+        else:
+            self.source.update(currents, total_power_w=total, energy_wh=energy)
+            self.last_success = self._clock.now()
+            self.state, self.reason = MeterState.CONNECTED, None
+            # Go stale on time even if no sensor says anything more.
+            oldest = min(self._seen[e] for e in self.config.required)
+            self._timer = self._clock.call_later(
+                oldest + self.config.max_age - self._clock.monotonic(), self._refresh
+            )
+        # Logged once each way; sensors still missing while HA starts are not news.
+        if self.state is not before[0] and MeterState.CONNECTED in (self.state, before[0]):
+            if self.state is MeterState.CONNECTED:
+                _LOGGER.info("Meter %s: its sensors report", self.config.name)
+            else:
+                _LOGGER.warning("Meter %s lost: %s", self.config.name, self.reason)
+        self._on_change(self.meter_id, (self.state, self.reason) != before)
+
+    def _measure(self) -> tuple[tuple[float, float, float], float | None, float | None]:
+        now = self._clock.monotonic()
+        for entity_id in self.config.required:
+            # Stale at exactly max_age, so the timer that fires then finds it stale.
+            if now - self._seen[entity_id] >= self.config.max_age:
+                raise _UnusableSensorError(
+                    MeterState.NOT_CONNECTED,
+                    f"{entity_id}: no update for {self.config.max_age:g} s",
+                )
+        total: float | None = None
+        if self.config.currents is not None:
+            amps = [
+                abs(self._value(e, ElectricCurrentConverter, UnitOfElectricCurrent.AMPERE))
+                for e in self.config.currents
+            ]
+            currents = (amps[0], amps[1], amps[2])
+        else:
+            assert self.config.powers is not None  # noqa: S101  # a valid config has one of them
+            watts = [self._value(e, PowerConverter, UnitOfPower.WATT) for e in self.config.powers]
+            currents = currents_from_powers((watts[0], watts[1], watts[2]), self.config.voltage)
+            total = sum(watts)
+        if self.config.power_total:
+            total = self._optional(self.config.power_total, PowerConverter, UnitOfPower.WATT)
+        energy = None
+        if self.config.energy:
+            energy = self._optional(self.config.energy, EnergyConverter, UnitOfEnergy.WATT_HOUR)
+        return currents, total, energy
+
+    def _optional(
+        self, entity_id: str, converter: type[BaseUnitConverter], unit: str
+    ) -> float | None:
+        try:
+            return self._value(entity_id, converter, unit)
+        except _UnusableSensorError:
+            return None
+
+    def _value(self, entity_id: str, converter: type[BaseUnitConverter], unit: str) -> float:
+        state = self.hass.states.get(entity_id)
+        if state is None:
+            raise _UnusableSensorError(MeterState.NOT_CONNECTED, f"{entity_id} does not exist")
+        if state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
+            raise _UnusableSensorError(MeterState.NOT_CONNECTED, f"{entity_id} is {state.state}")
+        try:
+            value = float(state.state)
+        except ValueError:
+            raise _UnusableSensorError(
+                MeterState.ERROR, f"{entity_id}: {state.state!r} is not a number"
+            ) from None
+        if not math.isfinite(value):
+            raise _UnusableSensorError(
+                MeterState.ERROR, f"{entity_id}: {state.state!r} is not a number"
+            )
+        # No guessing: a kW sensor read as W would hide 99.9 % of the load.
+        source_unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT)
+        if source_unit not in converter.VALID_UNITS:
+            units = ", ".join(sorted(u for u in converter.VALID_UNITS if u))
+            raise _UnusableSensorError(
+                MeterState.ERROR,
+                f"{entity_id}: unit {source_unit!r} is not one of {units}",
+            )
+        return converter.convert(value, source_unit, unit)
 
 
 SUSPENDED_REASONS = frozenset({Reason.SUSPENDED_PRIORITY, Reason.SUSPENDED_NO_CAPACITY})
@@ -172,6 +577,21 @@ class EvChargingHub:
         self._known_connectors: set[tuple[str, int]] = set()
         self._known_stations: set[str] = set()
         self._device_boot: dict[str, BootInfo | None] = {}
+        # Power meters: Modbus ones in the pool, HA-sensor ones fed from entities.
+        self.meter_clock = HubClock(self.site)
+        self.meter_pool = MeterPool(self.meter_clock)
+        self.meter_models = ModelRegistry()
+        self.modbus_meters: dict[str, Meter] = {}
+        self.ha_meters: dict[str, HaSensorMeter] = {}
+        self.meter_errors: dict[str, str] = {}
+        """Meters whose configuration cannot be used (e.g. their model was deleted): why."""
+        self.meter_entities: dict[str, set[str]] = {}
+        """Keys of the entities the sensor platform made for each meter."""
+        self.zone_meters: dict[str, MeterSource] = {}
+        self._meter_lock = asyncio.Lock()
+        self._meter_shown: dict[str, float] = {}
+        self._meter_display_timers: dict[str, Cancelable] = {}
+        self._unsubscribe_meters: Callable[[], None] | None = None
 
     async def async_load(self) -> None:
         """Load the registry; the stations it holds get entities when the platforms set up."""
@@ -182,6 +602,9 @@ class EvChargingHub:
                 (station_id, cid) for cid in self.connectors_of(station_id)
             )
         self._unsubscribe = self.site.subscribe(self._on_site_event)
+        self._unsubscribe_meters = self.meter_pool.subscribe(self._on_meter_event)
+        await self.async_sync_meters()
+        self.meter_pool.start()
         self.apply_load_config()
         self._known_zones = set(self.zones)
         self._unsubscribe_load = self.load.subscribe(self._on_load_update)
@@ -218,6 +641,15 @@ class EvChargingHub:
             self._unsubscribe_load()
             self._unsubscribe_load = None
         self.load.stop()
+        if self._unsubscribe_meters is not None:
+            self._unsubscribe_meters()
+            self._unsubscribe_meters = None
+        await self.meter_pool.stop()
+        for meter in self.ha_meters.values():
+            meter.stop()
+        for timer in self._meter_display_timers.values():
+            timer.cancel()
+        self._meter_display_timers.clear()
         await self.store.flush()
 
     # ------------------------------------------------------------------ load management
@@ -251,6 +683,8 @@ class EvChargingHub:
         # Forget only deleted zones: an orphan keeps its entities (unavailable) and gets them
         # back when it has a parent again, so it must not be announced as new a second time.
         self._known_zones &= set(self.entry.subentries)
+        self._sync_zone_meter_issue()
+        self._push_zone_meters()
 
     def _refresh_zone_config(self, previous: dict[str, ZoneConfig]) -> None:
         """Refresh what shows zone configuration after the zones changed."""
@@ -369,6 +803,291 @@ class EvChargingHub:
             )
         else:
             ir.async_delete_issue(self.hass, DOMAIN, ISSUE_UNASSIGNED)
+
+    # ------------------------------------------------------------------ power meters
+    async def async_sync_meters(self) -> None:
+        """Make the running meters match the meter and meter-model subentries (live)."""
+        async with self._meter_lock:
+            await self._sync_meters()
+
+    async def _sync_meters(self) -> None:
+        entry = self.entry
+        self.meter_models, broken = models_from_entry(entry)
+        for title, error in broken:
+            _LOGGER.warning("Meter model %r cannot be used: %s", title, error)
+        self.meter_pool.models = self.meter_models
+        wanted = meter_subentries(entry)
+        errors: dict[str, str] = {}
+        modbus: dict[str, tuple[MeterConfig, MeterModel]] = {}
+        sensors: dict[str, HaSensorMeterConfig] = {}
+        for meter_id, subentry in wanted.items():
+            try:
+                if subentry.data.get(CONF_METER_KIND) == METER_KIND_HA_SENSORS:
+                    sensors[meter_id] = HaSensorMeterConfig.from_dict(subentry.data)
+                else:
+                    config = MeterConfig.from_dict(meter_id, subentry.data)
+                    modbus[meter_id] = (config, self.meter_models.get(config.model))
+            except ConfigError as err:
+                errors[meter_id] = str(err)
+        errors |= await self._sync_modbus_meters(modbus)
+        self._sync_ha_meters(sensors)
+        previous_errors, self.meter_errors = self.meter_errors, errors
+        self._sync_meter_issues(wanted, previous_errors)
+        self._refresh_meter_devices(wanted)
+        self._push_zone_meters()
+
+    async def _sync_modbus_meters(
+        self, wanted: Mapping[str, tuple[MeterConfig, MeterModel]]
+    ) -> dict[str, str]:
+        """Re-create the meters whose config or model changed; the errors of those refused."""
+        # Remove first: a changed meter may free the slave id another one takes.
+        for meter_id, meter in list(self.modbus_meters.items()):
+            if wanted.get(meter_id) != (meter.config, meter.model):
+                del self.modbus_meters[meter_id]
+                await self.meter_pool.remove(meter_id)
+        errors: dict[str, str] = {}
+        for meter_id, (config, _) in wanted.items():
+            if meter_id not in self.modbus_meters:
+                try:
+                    self.modbus_meters[meter_id] = self.meter_pool.add(config)
+                except ConfigError as err:
+                    errors[meter_id] = str(err)
+        return errors
+
+    def _sync_ha_meters(self, wanted: Mapping[str, HaSensorMeterConfig]) -> None:
+        for meter_id, ha_meter in list(self.ha_meters.items()):
+            if wanted.get(meter_id) != ha_meter.config:
+                ha_meter.stop()
+                del self.ha_meters[meter_id]
+        for meter_id, config in wanted.items():
+            if meter_id not in self.ha_meters:
+                ha_meter = HaSensorMeter(
+                    self.hass, meter_id, config, self.meter_clock, self._on_ha_meter
+                )
+                self.ha_meters[meter_id] = ha_meter
+                ha_meter.start()
+
+    def meter_ids(self) -> list[str]:
+        """Every configured meter (its subentry id), usable or not."""
+        return list(meter_subentries(self.entry))
+
+    def meter_source(self, meter_id: str) -> MeterSource | None:
+        """What the load manager reads for a meter; None when it cannot be used."""
+        if (meter := self.modbus_meters.get(meter_id)) is not None:
+            return meter
+        if (ha_meter := self.ha_meters.get(meter_id)) is not None:
+            return ha_meter.source
+        return None
+
+    def meter_view(self, meter_id: str) -> MeterView | None:
+        """State, reason, last success and reading of a meter; None when it is not configured."""
+        if (meter := self.modbus_meters.get(meter_id)) is not None:
+            connected = meter.state is MeterState.CONNECTED
+            return MeterView(
+                meter.state, meter.reason, meter.last_success, meter.reading if connected else None
+            )
+        if (ha_meter := self.ha_meters.get(meter_id)) is not None:
+            connected = ha_meter.state is MeterState.CONNECTED
+            return MeterView(
+                ha_meter.state,
+                ha_meter.reason,
+                ha_meter.last_success,
+                ha_meter.source.reading if connected else None,
+            )
+        if meter_id in self.meter_errors:
+            return MeterView(MeterState.ERROR, self.meter_errors[meter_id], None, None)
+        return None
+
+    def meter_entity_keys(self, meter_id: str) -> set[str]:
+        """The entities a meter should have: the base ones plus what it reports."""
+        caps: set[str] = set()
+        if (meter := self.modbus_meters.get(meter_id)) is not None:
+            model = meter.model
+            if model.spec(Quantity.ENERGY_DELIVERED) is not None:
+                caps.add("energy")
+            phase_powers = (Quantity.POWER_L1, Quantity.POWER_L2, Quantity.POWER_L3)
+            if model.spec(Quantity.POWER_TOTAL) is not None or all(
+                model.spec(q) is not None for q in phase_powers
+            ):
+                caps.add("power")
+        elif (ha_meter := self.ha_meters.get(meter_id)) is not None:
+            caps = ha_meter.capabilities
+        return set(METER_BASE_ENTITIES) | caps
+
+    def meter_device(self, meter_id: str) -> tuple[str, str]:
+        """Name and model of a meter's device."""
+        subentry = self.entry.subentries[meter_id]
+        if subentry.data.get(CONF_METER_KIND) == METER_KIND_HA_SENSORS:
+            return subentry.title, "Home Assistant sensors"
+        return subentry.title, str(subentry.data.get("model", ""))
+
+    def _refresh_meter_devices(self, wanted: Mapping[str, ConfigSubentry]) -> None:
+        """Rename devices, drop entities a meter no longer reports, announce new ones."""
+        for meter_id in set(self.meter_entities) - set(wanted):
+            # Deleted: HA removed its device and entities with the subentry.
+            self.meter_entities.pop(meter_id, None)
+            self._meter_shown.pop(meter_id, None)
+            if (timer := self._meter_display_timers.pop(meter_id, None)) is not None:
+                timer.cancel()
+        devices = dr.async_get(self.hass)
+        entities = er.async_get(self.hass)
+        for meter_id in wanted:
+            name, model = self.meter_device(meter_id)
+            device = devices.async_get_device(identifiers={meter_device_id(meter_id)})
+            if device is not None and (device.name, device.model) != (name, model):
+                devices.async_update_device(device.id, name=name, model=model)
+            made = self.meter_entities.setdefault(meter_id, set())
+            keys = self.meter_entity_keys(meter_id)
+            for key in made - keys:
+                entity_id = entities.async_get_entity_id(
+                    "sensor", DOMAIN, f"meter_{meter_id}_{key}"
+                )
+                if entity_id is not None:
+                    entities.async_remove(entity_id)
+                made.discard(key)
+            if keys - made:
+                async_dispatcher_send(self.hass, signal_new_meter(self.entry.entry_id), meter_id)
+            # A reconfigured meter is a new object: its entities must read it again.
+            self._show_meter(meter_id, immediate=True)
+
+    def _sync_meter_issues(
+        self, wanted: Mapping[str, ConfigSubentry], previous: Mapping[str, str]
+    ) -> None:
+        for meter_id in previous.keys() - self.meter_errors.keys():
+            ir.async_delete_issue(self.hass, DOMAIN, f"{ISSUE_METER_INVALID}_{meter_id}")
+        for meter_id, error in self.meter_errors.items():
+            name = wanted[meter_id].title
+            if previous.get(meter_id) != error:
+                _LOGGER.error("Meter %s cannot be used: %s", name, error)
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                f"{ISSUE_METER_INVALID}_{meter_id}",
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_METER_INVALID,
+                translation_placeholders={"meter": name, "error": error},
+            )
+
+    def _sync_zone_meter_issue(self) -> None:
+        """A dynamic zone whose meter was deleted (or never set) runs on its degraded setpoint."""
+        usable = {
+            meter_id
+            for meter_id, subentry in meter_subentries(self.entry).items()
+            if not subentry.data.get(CONF_REPORTING_ONLY)
+        }
+        zone_meters = zone_meter_ids(self.entry)
+        missing = sorted(
+            zone.name
+            for zone_id, zone in self.zones.items()
+            if zone.mode is ZoneMode.DYNAMIC and zone_meters.get(zone_id) not in usable
+        )
+        if missing:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                ISSUE_ZONE_WITHOUT_METER,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_ZONE_WITHOUT_METER,
+                translation_placeholders={"zones": ", ".join(missing)},
+            )
+        else:
+            ir.async_delete_issue(self.hass, DOMAIN, ISSUE_ZONE_WITHOUT_METER)
+
+    def _push_zone_meters(self) -> None:
+        """Tell the load manager which meter drives which dynamic zone."""
+        reporting_only = {
+            meter_id
+            for meter_id, subentry in meter_subentries(self.entry).items()
+            if subentry.data.get(CONF_REPORTING_ONLY)
+        }
+        mapping: dict[str, MeterSource] = {}
+        for zone_id, meter_id in zone_meter_ids(self.entry).items():
+            zone = self.zones.get(zone_id)
+            source = self.meter_source(meter_id)
+            # A static zone's meter is ignored (the flow refuses one; this is a hand edit).
+            if (
+                zone is not None
+                and zone.mode is ZoneMode.DYNAMIC
+                and source is not None
+                and meter_id not in reporting_only
+            ):
+                mapping[zone_id] = source
+        self.zone_meters = mapping
+        # The load manager learns meters in a change being made alongside this one.
+        set_zone_meters = getattr(self.load, "set_zone_meters", None)
+        if set_zone_meters is not None:
+            set_zone_meters(dict(mapping))
+
+    def _meter_changed(self, meter_id: str, *, immediate: bool) -> None:
+        meter_updated = getattr(self.load, "meter_updated", None)
+        if meter_updated is not None:
+            meter_updated(meter_id)
+        self._show_meter(meter_id, immediate=immediate)
+
+    def _on_meter_event(self, event: MeterEvent) -> None:
+        if event.meter_id in self.modbus_meters:
+            self._meter_changed(event.meter_id, immediate=isinstance(event, MeterStateChanged))
+
+    def _on_ha_meter(self, meter_id: str, state_changed: bool) -> None:
+        if meter_id in self.ha_meters:
+            self._meter_changed(meter_id, immediate=state_changed)
+
+    def _show_meter(self, meter_id: str, *, immediate: bool) -> None:
+        """Refresh a meter's entities now, or at the end of its display interval."""
+        now = self.meter_clock.monotonic()
+        last = self._meter_shown.get(meter_id)
+        # A clock swapped for another (simulations, tests) may run behind: show at once.
+        if immediate or last is None or not 0 <= now - last < METER_DISPLAY_INTERVAL:
+            if (timer := self._meter_display_timers.pop(meter_id, None)) is not None:
+                timer.cancel()
+            self._meter_shown[meter_id] = now
+            async_dispatcher_send(self.hass, signal_meter(self.entry.entry_id, meter_id))
+        elif meter_id not in self._meter_display_timers:
+            self._meter_display_timers[meter_id] = self.meter_clock.call_later(
+                last + METER_DISPLAY_INTERVAL - now, partial(self._show_meter_due, meter_id)
+            )
+
+    def _show_meter_due(self, meter_id: str) -> None:
+        self._meter_display_timers.pop(meter_id, None)
+        if meter_id in self.meter_entities:
+            self._show_meter(meter_id, immediate=True)
+
+    def meter_diagnostics(self, meter_id: str) -> dict[str, Any]:
+        """A meter's configuration, state and last reading."""
+        subentry = self.entry.subentries[meter_id]
+        view = self.meter_view(meter_id)
+        result: dict[str, Any] = {
+            "name": subentry.title,
+            "config": dict(subentry.data),
+            "zone": next((z for z, m in zone_meter_ids(self.entry).items() if m == meter_id), None),
+            "state": view.state.value if view else None,
+            "reason": view.reason if view else None,
+            "last_success": view.last_success.isoformat() if view and view.last_success else None,
+        }
+        reading: MeterReading | None = None
+        if (meter := self.modbus_meters.get(meter_id)) is not None:
+            reading = meter.reading
+            result["polls"] = meter.polls
+            result["successes"] = meter.successes
+            result["skipped"] = meter.skipped
+            result["reading_valid"] = meter.reading_valid()
+            result["gateway"] = {
+                "key": meter.gateway.key,
+                "connected": meter.gateway.connected,
+                "users": sorted(meter.gateway.users),
+            }
+        elif (ha_meter := self.ha_meters.get(meter_id)) is not None:
+            reading = ha_meter.source.reading
+            result["reading_valid"] = ha_meter.source.valid_reading() is not None
+        if reading is not None:
+            data = asdict(reading)
+            data["timestamp"] = reading.timestamp.isoformat()
+            result["last_reading"] = data
+        else:
+            result["last_reading"] = None
+        return result
 
     # ------------------------------------------------------------------ entity bookkeeping
     def accepted_stations(self) -> list[str]:
@@ -565,6 +1284,56 @@ def zones_from_entry(entry: ConfigEntry) -> tuple[dict[str, ZoneConfig], list[st
         else:
             valid[zone.zone_id] = zone
     return valid, orphans
+
+
+def meter_subentries(entry: ConfigEntry) -> dict[str, ConfigSubentry]:
+    """The entry's meters (subentries), by id."""
+    return {
+        sid: sub for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_METER
+    }
+
+
+def model_subentries(entry: ConfigEntry) -> dict[str, ConfigSubentry]:
+    """The entry's custom meter models (subentries), by id."""
+    return {
+        sid: sub
+        for sid, sub in entry.subentries.items()
+        if sub.subentry_type == SUBENTRY_METER_MODEL
+    }
+
+
+def models_from_entry(entry: ConfigEntry) -> tuple[ModelRegistry, list[tuple[str, str]]]:
+    """Built-in plus the entry's custom models; and the (title, error) of unusable ones."""
+    registry = ModelRegistry()
+    broken: list[tuple[str, str]] = []
+    for subentry in model_subentries(entry).values():
+        try:
+            registry.add(model_from_data(subentry.data))
+        except ConfigError as err:
+            broken.append((subentry.title, str(err)))
+    return registry, broken
+
+
+@callback
+def rename_model_in_meters(hass: HomeAssistant, entry: ConfigEntry, old: str, new: str) -> None:
+    """Point the meters that use model `old` at its new name."""
+    if old == new:
+        return
+    for subentry in meter_subentries(entry).values():
+        if subentry.data.get("model") == old:
+            hass.config_entries.async_update_subentry(
+                entry, subentry, data={**subentry.data, "model": new}
+            )
+
+
+def zone_meter_ids(entry: ConfigEntry) -> dict[str, str]:
+    """Zone id -> the id of the meter its data names (the meter may no longer exist)."""
+    return {
+        sid: str(sub.data[CONF_METER])
+        for sid, sub in entry.subentries.items()
+        if sub.subentry_type == SUBENTRY_ZONE
+        and sub.data.get(CONF_METER) not in (None, "", NO_METER)
+    }
 
 
 async def _trigger_boot(handler: ChargePointV16) -> None:

@@ -1,4 +1,4 @@
-"""Sensors: connector status and metering, session, station heartbeat and update status."""
+"""Sensors: connector status and metering, session, station status, zones and power meters."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ from homeassistant.const import (
     UnitOfPower,
     UnitOfTime,
 )
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
+from .const import DOMAIN
 from .entity import (
     EvChargingEntity,
     EvChargingZoneEntity,
@@ -27,7 +31,9 @@ from .entity import (
 )
 from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
+from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
+from .hub import meter_device_id, signal_meter, signal_new_meter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,7 +43,8 @@ if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
     from homeassistant.helpers.typing import StateType
 
-    from .hub import EvChargingConfigEntry, EvChargingHub, ZoneStatus
+    from .evcore.meters import MeterReading
+    from .hub import EvChargingConfigEntry, EvChargingHub, MeterView, ZoneStatus
 
 PARALLEL_UPDATES = 0
 
@@ -318,6 +325,77 @@ ZONE_MODE = SensorEntityDescription(
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class MeterSensorDescription(SensorEntityDescription):
+    """A power meter's sensor: from what its entities show (`MeterView`)."""
+
+    value_fn: Callable[[MeterView], StateType | datetime]
+    needs_reading: bool = True
+    """Unavailable while the meter has no reading (the connection sensors stay available)."""
+
+
+def _reading_value(
+    fn: Callable[[MeterReading], float | None],
+) -> Callable[[MeterView], float | None]:
+    return lambda view: None if view.reading is None else fn(view.reading)
+
+
+def _meter_current(phase: int) -> MeterSensorDescription:
+    return MeterSensorDescription(
+        key=f"current_l{phase}",
+        translation_key=f"current_l{phase}",
+        device_class=SensorDeviceClass.CURRENT,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        suggested_display_precision=1,
+        value_fn=_reading_value(lambda r: round(r.current(phase), 3)),
+    )
+
+
+METER_SENSORS: tuple[MeterSensorDescription, ...] = (
+    *(_meter_current(phase) for phase in (1, 2, 3)),
+    MeterSensorDescription(
+        key="power",
+        translation_key="power",
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        suggested_display_precision=0,
+        # float32 registers carry ~7 significant digits: tenths of a watt are already noise.
+        value_fn=_reading_value(
+            lambda r: None if r.total_power_w is None else round(r.total_power_w, 1)
+        ),
+    ),
+    MeterSensorDescription(
+        key="energy",
+        translation_key="energy",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+        value_fn=_reading_value(lambda r: r.energy_wh),
+    ),
+    MeterSensorDescription(
+        key="connection",
+        translation_key="meter_connection",
+        device_class=SensorDeviceClass.ENUM,
+        options=[s.value for s in MeterState],
+        entity_category=EntityCategory.DIAGNOSTIC,
+        needs_reading=False,
+        value_fn=lambda view: view.state.value,
+    ),
+    MeterSensorDescription(
+        key="last_read",
+        translation_key="meter_last_read",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        needs_reading=False,
+        value_fn=lambda view: view.last_success,
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: EvChargingConfigEntry,
@@ -350,6 +428,33 @@ async def async_setup_entry(
         connector_entities=connector_entities,
     )
     setup_zone_entities(entry, async_add_entities, zone_entities)
+    _setup_meter_entities(entry, async_add_entities)
+
+
+def _setup_meter_entities(
+    entry: EvChargingConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """Each meter's sensors under its subentry; more when a reconfigured meter reports more."""
+    hub = entry.runtime_data
+
+    @callback
+    def _add(meter_id: str) -> None:
+        if meter_id not in hub.entry.subentries:
+            return
+        wanted = hub.meter_entity_keys(meter_id)
+        made = hub.meter_entities.setdefault(meter_id, set())
+        new = [d for d in METER_SENSORS if d.key in wanted and d.key not in made]
+        made.update(d.key for d in new)
+        if new:
+            async_add_entities(
+                [MeterSensor(hub, meter_id, d) for d in new], config_subentry_id=meter_id
+            )
+
+    for meter_id in hub.meter_ids():
+        _add(meter_id)
+    entry.async_on_unload(
+        async_dispatcher_connect(hub.hass, signal_new_meter(entry.entry_id), _add)
+    )
 
 
 class StationSensor(EvChargingEntity, SensorEntity):
@@ -416,3 +521,58 @@ class ZoneConfigSensor(EvChargingZoneEntity, SensorEntity):
         if self.entity_description.key == "mode":
             return zone.mode.value
         return zone.max_current
+
+
+class MeterSensor(SensorEntity):
+    """A power meter's value or connection state; pushed by the hub."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description: MeterSensorDescription
+
+    def __init__(
+        self, hub: EvChargingHub, meter_id: str, description: MeterSensorDescription
+    ) -> None:
+        self.hub = hub
+        self.meter_id = meter_id
+        self.entity_description = description
+        self._attr_unique_id = f"meter_{meter_id}_{description.key}"
+        name, model = hub.meter_device(meter_id)
+        self._attr_device_info = DeviceInfo(
+            identifiers={meter_device_id(meter_id)},
+            name=name,
+            model=model,
+            via_device=(DOMAIN, hub.entry.entry_id),
+        )
+
+    @property
+    def available(self) -> bool:
+        """Values only while the meter has a reading; its connection state always."""
+        view = self.hub.meter_view(self.meter_id)
+        if view is None:
+            return False
+        return not self.entity_description.needs_reading or view.reading is not None
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        """From the meter's view."""
+        view = self.hub.meter_view(self.meter_id)
+        return None if view is None else self.entity_description.value_fn(view)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None] | None:
+        """Why the meter is not connected (connection sensor only)."""
+        if self.entity_description.key != "connection":
+            return None
+        view = self.hub.meter_view(self.meter_id)
+        return {"reason": view.reason if view else None}
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the meter's signal."""
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_meter(self.hub.entry.entry_id, self.meter_id),
+                self.async_write_ha_state,
+            )
+        )

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState, ConfigSubentry
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -27,11 +28,20 @@ from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .const import DOMAIN
+from .evcore.errors import ConfigError
+from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
+from .hub import (
+    SUBENTRY_METER_MODEL,
+    model_subentries,
+    models_from_entry,
+    rename_model_in_meters,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .evcore.meters import MeterModel
     from .evcore.ocpp.v16 import ChargePointV16
     from .hub import EvChargingHub
 
@@ -341,6 +351,68 @@ async def _accept_charger(hass: HomeAssistant, call: ServiceCall) -> None:
         hub.request_boot(station_id)
 
 
+def _loaded_entry(hass: HomeAssistant) -> ConfigEntry:
+    entry = next(
+        (
+            e
+            for e in hass.config_entries.async_entries(DOMAIN)
+            if e.state is ConfigEntryState.LOADED
+        ),
+        None,
+    )
+    if entry is None:
+        raise _validation_error("not_loaded")
+    return entry
+
+
+async def _export_meter_models(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """The custom meter models (all, or those named) as a JSON file's text and as data."""
+    registry, _ = models_from_entry(_loaded_entry(hass))
+    names: list[str] | None = call.data.get("names")
+    try:
+        text = registry.export_json(names)
+    except ConfigError as err:
+        raise _validation_error("unknown_meter_model", error=str(err)) from err
+    models = registry.custom
+    chosen = list(models) if names is None else names
+    return {"json": text, "models": [model_to_data(models[name]) for name in chosen]}
+
+
+async def _import_meter_models(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """Add every model of a JSON file as a meter model subentry, or none (admin only)."""
+    await _check_admin(hass, call)
+    entry = _loaded_entry(hass)
+    registry, _ = models_from_entry(entry)
+    try:
+        models = registry.import_json(call.data["json"], replace=call.data["replace"])
+    except ConfigError as err:
+        raise _validation_error("invalid_meter_models", error=str(err)) from err
+    _save_models(hass, entry, models)
+    return {"imported": [model.name for model in models]} if call.return_response else None
+
+
+@callback
+def _save_models(hass: HomeAssistant, entry: ConfigEntry, models: list[MeterModel]) -> None:
+    """Create a subentry per model; replace one of the same name (any case) in place."""
+    existing = {sub.title.casefold(): sub for sub in model_subentries(entry).values()}
+    for model in models:
+        data = model_to_data(model)
+        subentry = existing.get(model.name.casefold())
+        if subentry is None:
+            hass.config_entries.async_add_subentry(
+                entry,
+                ConfigSubentry(
+                    data=MappingProxyType(data),
+                    subentry_type=SUBENTRY_METER_MODEL,
+                    title=model.name,
+                    unique_id=None,
+                ),
+            )
+        else:
+            rename_model_in_meters(hass, entry, subentry.title, model.name)
+            hass.config_entries.async_update_subentry(entry, subentry, title=model.name, data=data)
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register every service action of the integration."""
@@ -357,4 +429,24 @@ def async_setup_services(hass: HomeAssistant) -> None:
         "accept_charger",
         partial(_accept_charger, hass),
         schema=vol.Schema({vol.Required("charge_box_id"): vol.All(cv.string, vol.Length(min=1))}),
+    )
+    hass.services.async_register(
+        DOMAIN,
+        "export_meter_models",
+        partial(_export_meter_models, hass),
+        schema=vol.Schema({vol.Optional("names"): vol.All(cv.ensure_list, [cv.string])}),
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        "import_meter_models",
+        partial(_import_meter_models, hass),
+        schema=vol.Schema(
+            {
+                # A models file is small; a megabyte is a pasted mistake, not a register map.
+                vol.Required("json"): vol.All(cv.string, vol.Length(min=1, max=1_000_000)),
+                vol.Optional("replace", default=False): cv.boolean,
+            }
+        ),
+        supports_response=SupportsResponse.OPTIONAL,
     )

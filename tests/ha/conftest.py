@@ -39,6 +39,9 @@ from custom_components.ev_charging_expert.const import (
     SUBENTRY_ZONE,
 )
 from custom_components.ev_charging_expert.evcore.clock import ManualClock
+from custom_components.ev_charging_expert.evcore.meters import BUILTIN_MODELS, PM5320
+from custom_components.ev_charging_expert.hub import SUBENTRY_METER
+from tools.sim.modbus_meter import MeterSimulator
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -355,3 +358,66 @@ def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         )
     )
     return str(certfile), str(keyfile)
+
+
+# ---------------------------------------------------------------------------- power meters
+
+
+@pytest.fixture
+def manual_hub_clock() -> Iterator[ManualClock]:
+    """Run the whole hub (site, load manager, meters) on a manual clock from its setup on.
+
+    Use it before the integration is set up (`pytest.mark.usefixtures` on the module), so the
+    first meter polls already run on it; `clock` swaps the site's clock only after setup.
+    """
+    manual = ManualClock(start=datetime.fromisoformat(START))
+    with patch("custom_components.ev_charging_expert.hub.SystemClock", return_value=manual):
+        yield manual
+
+
+@pytest.fixture
+async def meter_simulator() -> AsyncIterator[MeterSimulator]:
+    """A Modbus TCP server on 127.0.0.1 (any free port) with a PM5320 at slave id 1."""
+    simulator = MeterSimulator()
+    simulator.add_meter(BUILTIN_MODELS[PM5320], 1, currents=(40.0, 35.0, 30.0), energy_wh=1_234_567)
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def meter_subentry(
+    meter_id: str, name: str, data: dict[str, Any], *, subentry_type: str = SUBENTRY_METER
+) -> ConfigSubentryDataWithId:
+    """A meter (or meter model) subentry with a fixed id (stable unique ids)."""
+    return ConfigSubentryDataWithId(
+        subentry_id=meter_id,
+        subentry_type=subentry_type,
+        title=name,
+        unique_id=None,
+        data={"name": name, **data},
+    )
+
+
+def modbus_meter_data(port: int, *, slave_id: int = 1, **overrides: Any) -> dict[str, Any]:
+    """A Modbus TCP meter's subentry data, as the meter flow stores it."""
+    data: dict[str, Any] = {
+        "kind": "modbus",
+        "model": PM5320,
+        "protocol": "tcp",
+        "host": "127.0.0.1",
+        "port": port,
+        "slave_id": slave_id,
+        "serial": None,
+        "polling_period": 0.5,
+        "timeout": 1.0,
+        "reporting_only": False,
+    }
+    data.update(overrides)
+    return data
+
+
+async def meters_idle(hass: HomeAssistant, hub: EvChargingHub) -> None:
+    """Let the polls in flight finish (loopback round trips only) and HA settle."""
+    async with asyncio.timeout(10):
+        await hub.meter_pool.wait_idle()
+    await hass.async_block_till_done()

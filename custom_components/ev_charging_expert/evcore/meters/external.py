@@ -20,7 +20,9 @@ DEFAULT_MAX_AGE = 60.0  # s: HA sensors report on change; a live meter changes w
 class MeterSource(Protocol):
     """Anything that can drive a dynamic zone."""
 
-    meter_id: str
+    @property
+    def meter_id(self) -> str:
+        """The meter's id (its subentry id in HA)."""
 
     def valid_reading(self, now: float | None = None) -> MeterReading | None:
         """The latest reading if it is fresh enough to act on, else None."""
