@@ -1,0 +1,94 @@
+"""Degraded currents: the guide's worked example and the edge cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from custom_components.ev_charging_expert.evcore.allocation.model import MinimumStandard
+from custom_components.ev_charging_expert.evcore.allocation.phases import Wiring
+from custom_components.ev_charging_expert.evcore.config import ZoneConfig, ZoneMode
+from custom_components.ev_charging_expert.evcore.degraded import (
+    StationNeeds,
+    degraded_plan,
+    station_minimum,
+)
+
+IEC = MinimumStandard.IEC_61851
+TRI = Wiring.TRI123
+
+
+def _zones(*zones: ZoneConfig) -> dict[str, ZoneConfig]:
+    return {z.zone_id: z for z in zones}
+
+
+def _stations(*stations: StationNeeds) -> dict[str, StationNeeds]:
+    return {s.station_id: s for s in stations}
+
+
+def test_three_stations_in_51_a_scale_by_one_and_a_half() -> None:
+    # Two 2-connector stations (2 x 6 A) and a wallbox whose minimum is 10 A: 34 A in all.
+    zones = _zones(ZoneConfig("park", "PARK1", 51.0))
+    stations = _stations(
+        StationNeeds("P1", "park", (TRI, TRI)),
+        StationNeeds("P2", "park", (TRI, TRI)),
+        StationNeeds("W", "park", (TRI,), minimum_override=10.0),
+    )
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.scale["park"] == pytest.approx(1.5)
+    assert plan.station == {"P1": 18.0, "P2": 18.0, "W": 15.0}
+    assert plan.per_connector == {"P1": 9.0, "P2": 9.0, "W": 15.0}
+    assert plan.problems == {}
+
+
+def test_minimums_that_do_not_fit_give_zero_and_say_why() -> None:
+    zones = _zones(ZoneConfig("z", "Small", 10.0))
+    stations = _stations(StationNeeds("A", "z", (TRI,)), StationNeeds("B", "z", (TRI,)))
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.station == {"A": 0.0, "B": 0.0}
+    assert "Small" in plan.problems["z"]
+
+
+def test_parent_smaller_than_its_sub_zones_limits_the_scale() -> None:
+    zones = _zones(
+        ZoneConfig("root", "Root", 24.0),
+        ZoneConfig("a", "A", 24.0, parent_id="root"),
+        ZoneConfig("b", "B", 24.0, parent_id="root"),
+    )
+    stations = _stations(StationNeeds("A1", "a", (TRI,)), StationNeeds("B1", "b", (TRI,)))
+    plan = degraded_plan(zones, stations, IEC)
+    # Each zone alone would allow x4; the root only x2.
+    assert plan.station == {"A1": 12.0, "B1": 12.0}
+    assert sum(plan.station.values()) <= 24.0
+
+
+def test_dynamic_zone_stations_get_zero_unless_an_override_fits() -> None:
+    zones = _zones(ZoneConfig("d", "Dyn", 63.0, mode=ZoneMode.DYNAMIC, degraded_setpoint=16.0))
+    stations = _stations(
+        StationNeeds("A", "d", (TRI,)),
+        StationNeeds("B", "d", (TRI,), degraded_override=10.0),
+    )
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.station == {"A": 0.0, "B": 10.0}
+    too_much = _stations(
+        StationNeeds("A", "d", (TRI,), degraded_override=10.0),
+        StationNeeds("B", "d", (TRI,), degraded_override=10.0),
+    )
+    plan = degraded_plan(zones, too_much, IEC)
+    assert plan.station == {"A": 0.0, "B": 0.0}
+    assert "d" in plan.problems
+
+
+def test_dc_stations_have_no_degraded_current_and_take_no_share() -> None:
+    zones = _zones(ZoneConfig("z", "Z", 12.0))
+    stations = _stations(StationNeeds("AC", "z", (TRI,)), StationNeeds("DC", "z", (TRI,), dc=True))
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.station == {"AC": 12.0}
+
+
+def test_ev_ze_ready_minimums_by_wiring_and_rating_caps_a_connector() -> None:
+    ready = MinimumStandard.EV_ZE_READY
+    assert station_minimum(StationNeeds("S", "z", (TRI, Wiring.MONO2)), ready) == 22.0
+    zones = _zones(ZoneConfig("z", "Z", 200.0))
+    stations = _stations(StationNeeds("S", "z", (TRI,), rating=16.0))
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.per_connector == {"S": 16.0}
