@@ -7,6 +7,11 @@ sent at once; an increase is sent only when, with every other connector at its c
 it still fits. A charger that does not confirm a change is assumed to hold the higher of the two
 values; a connector whose limit we have never had confirmed counts at its rating.
 
+Counting high is not knowing: a charger may allow less than its committed value (never
+confirmed, a change unanswered, a lease that ended). So a "decrease" or a renewal above what the
+charger is known to allow (`floor`) is itself checked like an increase; when it does not fit,
+the connector is sent its floor (0 A when nothing is known) instead.
+
 Pure planning (`plan`) is separated from the bookkeeping of answers, so the rules are testable
 without a network.
 """
@@ -56,7 +61,16 @@ class LeaseState:
     """A value sent and not answered yet."""
     sent_at: float = -math.inf
     """Monotonic time of the last confirmed send (for renewal)."""
+    last_sent_at: float = -math.inf
+    """Monotonic time of the last send, answered or not: the charger may have applied it, so
+    a lease may run until this time plus the lease duration."""
     last_increase: float = -math.inf
+    floor: float = 0.0
+    """The least the charger is known to allow (A) while its lease runs: the value it
+    confirmed, or the lower of the old and the new when a change was not answered."""
+    floor_at: float = -math.inf
+    """Monotonic time the lease that gives `floor` was sent (it ends a lease duration later;
+    then the base profile applies and nothing is known to be allowed)."""
 
     def committed(self, rating: float) -> float:
         """The most the charger may draw right now, as far as we can prove."""
@@ -142,7 +156,44 @@ def plan(
             result.waiting.append(cid)
             if renewal is not None:
                 result.sends.append(Send(cid, renewal, "renewal"))
+    _gate(snapshot, leases, loads, budgets, result, now=now, settings=settings)
     return result
+
+
+def _gate(
+    snapshot: SiteSnapshot,
+    leases: Mapping[str, LeaseState],
+    loads: list[float],
+    budgets: list[float],
+    result: Plan,
+    *,
+    now: float,
+    settings: DeliverySettings,
+) -> None:
+    """Hold back a decrease or renewal that may *raise* what a charger allows without room.
+
+    Below its committed value is not below what the charger allows now: that may be less (a
+    connector never confirmed, a change not answered, a lease that ended). Such a send goes
+    out only if, with it, every zone phase the connector loads fits with all the others at
+    their committed values; otherwise the connector is sent what it is known to allow already
+    (0 A when nothing is known), which never raises its current.
+    """
+    index = snapshot.zone_index
+    by_id = {c.connector_id: c for c in snapshot.connectors}
+    for i, send in enumerate(result.sends):
+        if send.kind == "increase":
+            continue  # checked against the room above
+        lease = leases.get(send.connector_id) or LeaseState()
+        floor = lease.floor if lease.held is not None else 0.0
+        if now >= lease.floor_at + settings.lease_duration:
+            floor = 0.0
+        if send.amps <= floor + _EPSILON:
+            continue
+        connector = by_id[send.connector_id]
+        own = lease.committed(connector.rating)
+        constraints = index.constraints[index.position[connector.zone_id]][connector.pattern]
+        if any(loads[k] - own + send.amps > budgets[k] + _EPSILON for k in constraints):
+            result.sends[i] = Send(send.connector_id, floor, "decrease")
 
 
 type _Increase = tuple[str, float, float, float | None, tuple[int, ...]]
@@ -183,6 +234,7 @@ def _decide(
 def record_sent(lease: LeaseState, send: Send, now: float) -> None:
     """Bookkeeping when a send goes out: it counts at the higher value until answered."""
     lease.sent = send.amps
+    lease.last_sent_at = now
     if send.kind == "increase":
         lease.last_increase = now
 
@@ -200,6 +252,10 @@ def record_answer(lease: LeaseState, *, accepted: bool | None, now: float) -> No
     if accepted:
         lease.held = sent
         lease.sent_at = now
-    elif accepted is None and lease.held is not None:
-        lease.held = max(lease.held, sent)
+        lease.floor = sent
+        lease.floor_at = lease.last_sent_at
+    elif accepted is None:
+        if lease.held is not None:
+            lease.held = max(lease.held, sent)
+        lease.floor = min(lease.floor, sent)  # its lease time: the older one's (`floor_at`)
     # Refused: the charger keeps what it had.

@@ -9,7 +9,7 @@ and fast); only the sends to chargers are asynchronous, and their answers reques
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 import logging
@@ -61,6 +61,7 @@ _WANTS_CURRENT = frozenset(
         ConnectorStatus.PREPARING,
     }
 )
+_TARGET_EPSILON = 1e-6
 # A phase drawing more than this (A) counts as used when detecting the EV's phases.
 _PHASE_IN_USE = 1.0
 
@@ -154,7 +155,9 @@ class LoadManager:
         return lambda: self._listeners.remove(listener)
 
     def stop(self) -> None:
-        """Stop running (leases then expire on the chargers, by design)."""
+        """Stop running (leases then expire on the chargers, by design). Idempotent."""
+        if self._stopped:
+            return
         self._stopped = True
         self._unsubscribe()
         if self._timer is not None:
@@ -171,9 +174,8 @@ class LoadManager:
             case StationBooted(station_id=sid):
                 self.on_boot(sid)
             case StationRemoved(station_id=sid):
+                # Its leases stay until they end on the charger (see _carry_over).
                 self.controls.pop(sid, None)
-                for key in [k for k in self.leases if k.rsplit("#", 1)[0] == sid]:
-                    del self.leases[key]
                 self.request_run()
             case _:
                 pass
@@ -276,10 +278,7 @@ class LoadManager:
         if not problems:
             by_key = {c.connector_id: c for c in snapshot.connectors}
             self.last = _Run(snapshot, allocation, targets, station_of, by_key)
-        wake = min(
-            the_plan.wake_at, allocation.next_reevaluation_at, now + self.delivery.renewal_period
-        )
-        self._arm_timer(max(wake - now, 0.05))
+        self._arm_timer(now, the_plan.wake_at, allocation.next_reevaluation_at)
         self._announce(previous)
 
     def _replan(self, now: float) -> None:
@@ -290,8 +289,12 @@ class LoadManager:
         for send in the_plan.sends:
             self._send(send, last.station_of[send.connector_id], now)
         self._waiting = bool(the_plan.waiting)
+        # An increase held back by the rate limit must go out when the limit ends.
+        self._arm_timer(now, the_plan.wake_at, last.allocation.next_reevaluation_at)
 
-    def _arm_timer(self, delay: float) -> None:
+    def _arm_timer(self, now: float, *wake_times: float) -> None:
+        """Wake at the earliest of `wake_times`, and at the next renewal at the latest."""
+        delay = max(min(*wake_times, now + self.delivery.renewal_period) - now, 0.05)
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._site.clock.call_later(delay, self.request_run)
@@ -347,6 +350,7 @@ class LoadManager:
                         wall=wall,
                     )
                 )
+        self._carry_over(connectors, station_of, terminal, now)
         snapshot = SiteSnapshot(
             zones=zones,
             connectors=tuple(connectors),
@@ -355,6 +359,56 @@ class LoadManager:
             state=self._state,
         )
         return snapshot, station_of
+
+    def _carry_over(
+        self,
+        connectors: list[ConnectorSnapshot],
+        station_of: dict[str, tuple[str, int]],
+        terminal: set[str],
+        now: float,
+    ) -> None:
+        """Keep counting connectors that left the snapshot while they may hold a lease there.
+
+        That is a station unassigned, removed or no longer accepted: its charger may still
+        hold a lease in the zone it was in. A reachable one is kept as wanting no current, so
+        it is sent 0 A and its room is given away once that is confirmed; an unreachable one
+        counts at its lease until it ends.
+        """
+        if self.last is None:
+            return
+        for key, previous in self.last.by_key.items():
+            if key in station_of or previous.zone_id not in terminal:
+                continue
+            lease = self.leases.get(key)
+            if lease is None:
+                continue
+            station_id, connector_id = self.last.station_of[key]
+            station = self._site.stations.get(station_id)
+            control = self.controls.get(station_id)
+            reachable = (
+                station is not None
+                and station.registration is Registration.ACCEPTED
+                and station.connected
+                and control is not None
+                and control.control is Control.CONTROLLED
+                and control.base_installed
+            )
+            if reachable:
+                if lease.sent is None and lease.held is not None and lease.held <= 0:
+                    continue  # 0 A confirmed: it draws nothing here any more
+                carried = replace(previous, wants_current=False, fixed_load=None)
+            else:
+                expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
+                if now >= expires:
+                    if station is None or station.registration is not Registration.ACCEPTED:
+                        del self.leases[key]  # nothing left to remember
+                    continue
+                amps = lease.committed(previous.rating)
+                phases = PATTERN_PHASES[load_pattern(previous.wiring, None)]
+                fixed = tuple(amps if p in phases else 0.0 for p in range(3))
+                carried = replace(previous, fixed_load=fixed)  # type: ignore[arg-type]
+            connectors.append(carried)
+            station_of[key] = (station_id, connector_id)
 
     def _zone_budget(self, zone: ZoneConfig) -> ZoneBudget:
         # Until a meter drives it, a dynamic zone gets its degraded setpoint (meter lost).
@@ -417,9 +471,11 @@ class LoadManager:
         lease = self.leases.get(key)
         if lease is None or lease.held is None:
             return rating
-        # Offline: its lease holds until it expires, then its base profile (0 A for now).
-        expires = lease.sent_at + self.delivery.lease_duration
-        return lease.held if now < expires else 0.0
+        # Offline: its lease holds until it expires, then its base profile (0 A for now). The
+        # last lease it may hold is the last one sent (an unanswered send may have been
+        # applied), at the higher of the confirmed and the in-flight value.
+        expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
+        return lease.committed(rating) if now < expires else 0.0
 
     # ------------------------------------------------------------------ sending
     def _install_bases(self) -> None:
@@ -473,12 +529,13 @@ class LoadManager:
         control = self.controls.get(station_id)
         if handler is None or control is None or control.capabilities is None:
             return
+        wall = self._site.clock.now()
         lease = self.leases.setdefault(send.connector_id, LeaseState())
-        record_sent(lease, send, now)
+        # Read after `wall`: the lease's end as we count it is never before its validTo.
+        record_sent(lease, send, self._site.clock.monotonic())
         station = self._site.stations[station_id]
         connector = station.connectors.get(connector_id)
         phases = (_ev_phases(connector) or 1) if connector is not None else 1
-        wall = self._site.clock.now()
         profile = lease_profile(
             connector_id,
             send.amps,
@@ -488,10 +545,15 @@ class LoadManager:
             phases=phases,
             nominal_voltage=self.settings.nominal_voltage,
         )
-        handler.spawn(self._deliver(station_id, control, lease, profile))
+        handler.spawn(self._deliver(station_id, control, send.connector_id, lease, profile))
 
     async def _deliver(
-        self, station_id: str, control: ChargerControl, lease: LeaseState, profile: object
+        self,
+        station_id: str,
+        control: ChargerControl,
+        key: str,
+        lease: LeaseState,
+        profile: object,
     ) -> None:
         accepted: bool | None = None
         try:
@@ -509,10 +571,18 @@ class LoadManager:
             record_answer(lease, accepted=accepted, now=self._site.clock.monotonic())
             if accepted is False:
                 self.request_run()  # the charger is now counted at its rating
-            elif self._waiting or accepted is None:
+            elif self._waiting or accepted is None or self._target_moved(key, lease):
                 # A confirmed decrease may make room for a waiting increase; an unanswered
-                # change is planned again (at the higher value it now counts at).
+                # change is planned again (at the higher value it now counts at); a target
+                # that moved while this change was in flight is delivered now.
                 self.request_replan()
+
+    def _target_moved(self, key: str, lease: LeaseState) -> bool:
+        last = self.last
+        if last is None or lease.held is None:
+            return False
+        target = last.targets.get(key)
+        return target is not None and abs(target - lease.held) > _TARGET_EPSILON
 
 
 def _wants_current(connector: ConnectorState) -> bool:
@@ -521,12 +591,20 @@ def _wants_current(connector: ConnectorState) -> bool:
 
 def _ev_phases(connector: ConnectorState | None) -> int | None:
     """Phases the EV is seen drawing on, from per-phase currents while charging."""
-    if connector is None or connector.status is not ConnectorStatus.CHARGING:
+    if (
+        connector is None
+        or connector.status is not ConnectorStatus.CHARGING
+        or connector.transaction is None
+    ):
         return None
-    currents = [connector.current(p) for p in ("L1", "L2", "L3")]
-    if any(c is None for c in currents):
+    # Only samples taken after this session started: the last ones of the previous EV stay in
+    # the connector's state when the charger sends no MeterValues after StopTransaction.
+    started = connector.transaction.started_at
+    samples = [connector.measurements.get(("Current.Import", p)) for p in ("L1", "L2", "L3")]
+    currents = [m.value for m in samples if m is not None and m.timestamp > started]
+    if len(currents) != len(samples):
         return None
-    used = sum(1 for c in currents if c is not None and c > _PHASE_IN_USE)
+    used = sum(1 for c in currents if c > _PHASE_IN_USE)
     if used == 0:
         return None
     return THREE_PHASE if used == THREE_PHASE else used

@@ -1,0 +1,726 @@
+"""Load management end to end over loopback: LoadManager + central system + simulated chargers.
+
+Every test runs on one ManualClock shared by the site and the simulators (conftest_load.py).
+The physical invariant (per zone and grid phase, what the chargers' own profiles allow stays
+within the zone's max current) is checked after every SetChargingProfile a charger accepts,
+every clock step, every plug-in and unplug; `settle()` fails the test on any violation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timedelta
+from itertools import pairwise
+import random
+from typing import TYPE_CHECKING
+
+import pytest
+
+from custom_components.ev_charging_expert.evcore import loadmanager
+from custom_components.ev_charging_expert.evcore.allocation.model import MinimumStandard, Reason
+from custom_components.ev_charging_expert.evcore.allocation.phases import Wiring
+from custom_components.ev_charging_expert.evcore.config import LoadSettings, ZoneConfig, ZoneMode
+from custom_components.ev_charging_expert.evcore.events import StationUncontrollable
+from custom_components.ev_charging_expert.evcore.loadmanager import Control, LoadUpdate
+from custom_components.ev_charging_expert.evcore.ocpp.smart_charging import (
+    BASE_PROFILE_ID,
+    LEASE_PROFILE_ID,
+)
+
+if TYPE_CHECKING:
+    from conftest_load import LoadEnv
+
+pytest_plugins = ("conftest_load",)  # the `env` fixture
+
+TRI123, TRI231, TRI312 = Wiring.TRI123, Wiring.TRI231, Wiring.TRI312
+MONO1, MONO2 = Wiring.MONO1, Wiring.MONO2
+
+# Two top zones; A has two sub-zones (stations go in terminal zones: A1, A2, B).
+SITE = (
+    ZoneConfig("A", "Building A", 63.0),
+    ZoneConfig("A1", "A car park", 32.0, parent_id="A"),
+    ZoneConfig("A2", "A garage", 40.0, parent_id="A"),
+    ZoneConfig("B", "Building B", 32.0),
+)
+SMALL = (ZoneConfig("C", "Small", 16.0),)
+
+
+async def site_with_stations(env: LoadEnv) -> None:
+    """S1, S2 in A1; S3, S4 (two connectors) in A2; S5, S6 in B."""
+    env.set_zones(*SITE)
+    for sid, connectors in (("S1", 1), ("S2", 1), ("S3", 1), ("S4", 2), ("S5", 1), ("S6", 1)):
+        await env.add_charger(sid, connectors=connectors)
+    env.place("S1", "A1", {1: TRI123})
+    env.place("S2", "A1", {1: TRI231})
+    env.place("S3", "A2", {1: MONO2})
+    env.place("S4", "A2", {1: TRI123, 2: TRI312})
+    env.place("S5", "B", {1: TRI123})
+    env.place("S6", "B", {1: MONO1})
+    await env.settle()
+
+
+def assert_delivered(env: LoadEnv) -> dict[str, float]:
+    """Every charger holds what the allocator decided (rounded down to 0.1 A)."""
+    limits = env.limits()
+    targets = env.targets()
+    for key, target in targets.items():
+        assert limits[key] == pytest.approx(target, abs=1e-6), (key, limits, targets)
+    return limits
+
+
+def reasons(env: LoadEnv) -> dict[str, Reason]:
+    assert env.lm.last is not None
+    return dict(env.lm.last.allocation.reasons)
+
+
+# ---------------------------------------------------------------------- sharing
+async def test_arrivals_and_departures_share_every_zone(env):
+    await site_with_stations(env)
+    assert all(v == 0.0 for v in env.limits().values())  # base profiles only
+
+    await env.plug("S1", phases=3)
+    await env.converge()
+    assert assert_delivered(env)["S1#1"] == 32.0
+
+    # A single-phase EV on TRI231 (grid L2) arrives while S1 draws 32 A: S1 is decreased
+    # first; once meter values show one phase, both share A1's L2.
+    await env.plug("S2", phases=1)
+    await env.converge()
+    limits = assert_delivered(env)
+    assert (limits["S1#1"], limits["S2#1"]) == (16.0, 16.0)
+    seen = {c.connector_id: c.ev_phases for c in env.lm.last.snapshot.connectors}
+    s2 = env.site.stations["S2"].connectors[1]
+    assert (seen["S1#1"], seen["S2#1"]) == (3, 1), (
+        env.clock.now(),
+        s2.status,
+        s2.transaction.started_at,
+        {k: (m.value, m.timestamp) for k, m in s2.measurements.items() if k[0] == "Current.Import"},
+    )
+
+    # MONO2 in A2: only A's L2 (63 A) limits it: 63 - 16 - 16 = 31 A.
+    await env.plug("S3", phases=1)
+    await env.converge()
+    assert assert_delivered(env)["S3#1"] == 31.0
+
+    # Two three-phase EVs on S4: A's L2 is shared by four connectors.
+    await env.plug("S4", 1, phases=3)
+    await env.plug("S4", 2, phases=3)
+    await env.converge()
+    limits = assert_delivered(env)
+    a_l2 = limits["S1#1"] + limits["S2#1"] + limits["S3#1"] + limits["S4#1"] + limits["S4#2"]
+    assert 62.0 <= a_l2 <= 63.0
+    assert limits["S4#1"] == limits["S4#2"] > 6.0
+
+    # B: three-phase on TRI123 and single-phase on MONO1 share L1.
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=1)
+    await env.converge()
+    limits = assert_delivered(env)
+    assert (limits["S5#1"], limits["S6#1"]) == (16.0, 16.0)
+
+    # Departures: the room goes to the others, never before it is freed.
+    await env.unplug("S1")
+    await env.converge()
+    limits = assert_delivered(env)
+    assert limits["S1#1"] == 0.0
+    assert limits["S2#1"] > 16.0
+    await env.unplug("S4", 1)
+    await env.unplug("S6")
+    await env.converge()
+    limits = assert_delivered(env)
+    assert limits["S5#1"] == 32.0
+    assert limits["S4#1"] == 0.0
+    await env.unplug("S3")
+    await env.unplug("S4", 2)
+    await env.unplug("S2")
+    await env.converge()
+    assert assert_delivered(env) == {k: (32.0 if k == "S5#1" else 0.0) for k in env.limits()}
+    assert env.lm.guard_violations == 0
+    # The checker did run, and the budgets were really used.
+    assert env.physical.checks > 50
+    assert env.physical.peak[("A", 1)] >= 62.0
+    assert env.physical.peak[("B", 0)] == 32.0
+
+
+async def test_budget_respected_while_everyone_arrives_at_once(env):
+    await site_with_stations(env)
+    for sid, cid, phases in (
+        ("S1", 1, 3),
+        ("S2", 1, 1),
+        ("S3", 1, 1),
+        ("S4", 1, 3),
+        ("S4", 2, 1),
+        ("S5", 1, 3),
+        ("S6", 1, 1),
+    ):
+        await env.plug(sid, cid, phases=phases)
+    await env.converge()
+    assert_delivered(env)
+    # Everybody leaves at once, then comes back.
+    for sid, cid in (("S1", 1), ("S2", 1), ("S3", 1), ("S4", 1), ("S4", 2), ("S5", 1)):
+        await env.unplug(sid, cid)
+    for sid, cid, phases in (("S1", 1, 1), ("S2", 1, 3), ("S4", 1, 3), ("S5", 1, 1)):
+        await env.plug(sid, cid, phases=phases)
+    await env.converge()
+    assert_delivered(env)
+
+
+# ---------------------------------------------------------------------- suspension, rotation
+async def test_suspension_then_rotation_after_reevaluation_period(env):
+    env.set_zones(*SMALL)
+    for sid in ("R1", "R2", "R3"):
+        await env.add_charger(sid, meter_interval=30)
+        env.place(sid, "C")
+    for sid in ("R1", "R2", "R3"):
+        await env.plug(sid, phases=3)
+    await env.converge(stable=35)
+    limits = assert_delivered(env)
+    # 16 A: two minimums (6 A) fit, not three. The third plugged last is suspended.
+    assert sorted(limits.values()) == [0.0, 8.0, 8.0]
+    suspended = next(k for k, v in limits.items() if v == 0.0)
+    assert reasons(env)[suspended] is Reason.SUSPENDED_PRIORITY
+    sim = env.sims[suspended.split("#")[0]]
+    assert sim.connectors[1].status == "SuspendedEVSE"
+
+    # Between revisits (the first was at 0 s), it stays suspended.
+    await env.advance(890 - env.clock.monotonic(), step=10)
+    assert env.limits()[suspended] == 0.0
+    # At the revisit (900 s), it has the least energy: it charges; one of the others rests.
+    await env.advance(20, step=10)
+    await env.converge(stable=35)
+    limits = assert_delivered(env)
+    assert limits[suspended] == 8.0
+    assert sorted(limits.values()) == [0.0, 8.0, 8.0]
+    rested = next(k for k, v in limits.items() if v == 0.0)
+    assert rested != suspended
+    assert reasons(env)[rested] is Reason.SUSPENDED_PRIORITY
+
+
+async def test_vip_station_is_served_first(env):
+    env.set_zones(*SMALL)
+    for sid in ("R1", "R2", "V"):
+        await env.add_charger(sid)
+    env.place("R1", "C")
+    env.place("R2", "C")
+    env.place("V", "C", vip=True)
+    await env.plug("R1", phases=3)
+    await env.plug("R2", phases=3)
+    await env.converge()
+    assert assert_delivered(env) == {"R1#1": 8.0, "R2#1": 8.0, "V#1": 0.0}
+    # The VIP arrives while both regular EVs draw the whole zone.
+    await env.plug("V", phases=3)
+    await env.converge()
+    assert assert_delivered(env) == {"R1#1": 0.0, "R2#1": 0.0, "V#1": 16.0}
+    assert reasons(env)["R1#1"] is Reason.SUSPENDED_NO_CAPACITY
+    # A user cap on the VIP leaves room for one regular EV: suspended EVs wait for the next
+    # revisit of suspensions (every 900 s) to get it.
+    env.configure_connector("V", 1, user_limit=10.0)
+    await env.converge()
+    assert assert_delivered(env) == {"R1#1": 0.0, "R2#1": 0.0, "V#1": 10.0}
+    await env.advance(900 - env.clock.monotonic() + 1)
+    await env.converge()
+    limits = assert_delivered(env)
+    assert limits["V#1"] == 10.0
+    assert sorted((limits["R1#1"], limits["R2#1"])) == [0.0, 6.0]
+
+
+# ---------------------------------------------------------------------- uncontrollable chargers
+async def test_charger_rejecting_profiles_counts_at_its_rating(env):
+    env.set_zones(*SITE)
+    rejecting = await env.add_charger("X", max_current=16.0, profile_mode="reject")
+    await env.add_charger("N1")
+    await env.add_charger("N2")
+    assert env.lm.controls["X"].control is Control.REJECTED
+    assert [e for e in env.events if isinstance(e, StationUncontrollable)] == [
+        StationUncontrollable("X", "Rejected")
+    ]
+    for sid in ("X", "N1", "N2"):
+        env.place(sid, "B")
+    await env.plug("N1", phases=3)
+    await env.plug("N2", phases=3)
+    await env.plug("X", phases=3)
+    await env.converge()
+    # X may draw its 16 A whatever we say; the others share the remaining 16 A.
+    assert assert_delivered(env) == {"N1#1": 8.0, "N2#1": 8.0, "X#1": 16.0}
+    assert reasons(env)["X#1"] is Reason.UNCONTROLLED
+    assert rejecting.profiles.installed() == []
+    assert env.lm.last.allocation.zones["B"].fixed == (16.0, 16.0, 16.0)
+
+
+async def test_charger_without_smart_charging_counts_at_its_rating(env):
+    env.set_zones(*SITE)
+    plain = await env.add_charger(
+        "X",
+        max_current=20.0,
+        configuration={"SupportedFeatureProfiles": "Core,FirmwareManagement,RemoteTrigger"},
+    )
+    await env.add_charger("N1")
+    assert env.lm.controls["X"].control is Control.NO_SMART_CHARGING
+    env.place("X", "B", {1: MONO2})
+    env.place("N1", "B", {1: TRI231})
+    await env.plug("N1", phases=3)
+    await env.plug("X", phases=1)
+    await env.converge()
+    # X (20 A on L2) leaves 12 A on L2 for N1, which draws on all three phases.
+    assert assert_delivered(env) == {"N1#1": 12.0, "X#1": 20.0}
+    assert not plain.profiles.received
+    assert any(isinstance(e, StationUncontrollable) and e.station_id == "X" for e in env.events), (
+        "no StationUncontrollable for a charger without Smart Charging"
+    )
+
+
+# ---------------------------------------------------------------------- profiles on the wire
+async def test_base_profile_at_registration_and_leases_above_it(env):
+    env.set_zones(*SITE)
+    cp = await env.add_charger("S1", connectors=2)
+    # Registration: one base profile, connector 0, stack level 0, 0 A, no end, before any lease.
+    first = cp.profiles.received[0]
+    assert first.connector_id == 0
+    assert first.status == "Accepted"
+    assert first.profile["charging_profile_id"] == BASE_PROFILE_ID
+    assert first.profile["stack_level"] == 0
+    assert first.profile["charging_profile_purpose"] == "TxDefaultProfile"
+    assert first.profile["charging_schedule"]["charging_schedule_period"][0]["limit"] == 0
+    assert "valid_to" not in first.profile
+    assert len(cp.profiles.received) == 1  # unassigned: nothing else yet
+    assert cp.allowed(1) == cp.allowed(2) == 0.0
+
+    env.place("S1", "B")
+    await env.plug("S1", 2, phases=3)
+    await env.converge()
+    await env.advance(200, step=10)  # a few renewals
+    leases = [r for r in cp.profiles.received if r.connector_id != 0]
+    assert leases
+    for received in leases:
+        profile = received.profile
+        assert received.status == "Accepted"
+        assert profile["stack_level"] == 1
+        assert profile["charging_profile_id"] == LEASE_PROFILE_ID + received.connector_id
+        assert profile["charging_profile_purpose"] == "TxDefaultProfile"
+        valid_to = datetime.fromisoformat(profile["valid_to"])
+        assert valid_to - received.at == timedelta(seconds=180)
+    renewals = [r for r in leases if r.connector_id == 2]
+    # Renewed about every 60 s, always long before the lease ends.
+    gaps = [(b.at - a.at).total_seconds() for a, b in pairwise(renewals)]
+    assert gaps
+    assert max(gaps) <= 70
+    assert cp.allowed(2) == 32.0
+    assert len(cp.profiles.installed()) <= 3  # replaced, never accumulated
+
+
+async def test_ha_stopped_leases_expire_to_the_base_profile(env):
+    await site_with_stations(env)
+    for sid, cid, phases in (("S1", 1, 3), ("S2", 1, 1), ("S3", 1, 1), ("S5", 1, 3)):
+        await env.plug(sid, cid, phases=phases)
+    await env.converge()
+    await env.advance(45, step=5)
+    before = env.limits()
+    assert sum(before.values()) > 60
+    env.lm.stop()
+    await env.cs.stop()
+    await env.settle()
+    # Leases hold for a while...
+    await env.advance(60, step=5)
+    assert env.limits()["S5#1"] > 0.0
+    # ...and all have ended 180 s after the last renewal at the latest.
+    await env.advance(121, step=5)
+    after = env.limits()
+    assert after == dict.fromkeys(after, 0.0)
+    for cp in env.sims.values():
+        for cid in cp.connectors:
+            assert cp.limit_amps(cid) == 0.0  # the base profile, not "no profile"
+
+
+# ---------------------------------------------------------------------- configuration
+async def test_unassigned_station_gets_no_current(env):
+    env.set_zones(*SITE)
+    cp = await env.add_charger("U")
+    await env.plug("U", phases=3)
+    await env.advance(200, step=10)
+    assert cp.allowed(1) == 0.0
+    assert "U#1" not in env.lm.leases
+    assert cp.connectors[1].status == "SuspendedEVSE"
+
+
+async def test_unassigning_a_charging_station_takes_its_current_away(env):
+    env.set_zones(*SITE)
+    await env.add_charger("S5")
+    await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=3)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
+    # The installer unassigns S5 (it is still wired in B).
+    env.place("S5", None, physical=False)
+    await env.converge()
+    assert env.sims["S5"].allowed(1) == 0.0  # no current, at once: not after its lease ends
+    assert env.limits()["S6#1"] == 32.0
+
+
+async def test_removing_a_charging_station_keeps_counting_its_lease(env):
+    """A removed station is disconnected and refused at once; its lease runs on until it ends
+    (up to 180 s): its room is not given away before."""
+    env.set_zones(*SITE)
+    removed = await env.add_charger("S5")
+    await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=3)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
+    removed.reconnect_delay = (3600.0, 3600.0)
+    await env.site.remove_station("S5")
+    await env.settle()
+    assert env.sims["S6"].allowed(1) == 16.0
+    await env.advance(200, step=5)
+    assert removed.allowed(1) == 0.0  # its lease ended: base profile
+    await env.converge()
+    assert env.sims["S6"].allowed(1) == 32.0
+    assert "S5#1" not in env.lm.leases
+
+
+async def test_user_cap_and_pause(env):
+    env.set_zones(*SITE)
+    await env.add_charger("S5")
+    await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=3)
+    await env.converge()
+    env.configure_connector("S5", 1, user_limit=10.0)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 10.0, "S6#1": 22.0}
+    env.configure_connector("S6", 1, paused=True)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 10.0, "S6#1": 0.0}
+    assert reasons(env)["S6#1"] is Reason.NOT_CHARGING
+    env.configure_connector("S5", 1, user_limit=None)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 32.0, "S6#1": 0.0}
+    env.configure_connector("S6", 1, paused=False)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
+    # A cap below the minimum current: no current at all.
+    env.configure_connector("S6", 1, user_limit=5.0)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 32.0, "S6#1": 0.0}
+    assert reasons(env)["S6#1"] is Reason.BELOW_MINIMUM
+
+
+async def test_dynamic_zone_without_meter_uses_its_degraded_setpoint(env):
+    env.set_zones(ZoneConfig("D", "Dynamic", 40.0, mode=ZoneMode.DYNAMIC, degraded_setpoint=10.0))
+    env.physical.zones["D"] = ZoneConfig("D", "Dynamic", 10.0)  # the budget to hold
+    await env.add_charger("S1")
+    env.place("S1", "D")
+    await env.plug("S1", phases=3)
+    await env.converge()
+    assert assert_delivered(env) == {"S1#1": 10.0}
+
+
+# ---------------------------------------------------------------------- chargers that misbehave
+async def test_charger_that_never_answers_keeps_counting_at_its_old_value(env):
+    env.set_zones(*SITE)
+    silent = await env.add_charger("S5")
+    await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.converge()
+    assert env.limits() == {"S5#1": 32.0, "S6#1": 0.0}
+    silent.profile_mode = "ignore"
+    await env.plug("S6", phases=3)
+    await env.settle()
+    assert silent.ignored  # the decrease to 16 A went out, unanswered
+    assert env.targets() == {"S5#1": 16.0, "S6#1": 16.0}
+    assert env.sims["S6"].allowed(1) == 0.0  # waits for room
+    # Request timeout (30 s): the old, higher value keeps counting; S6 keeps waiting.
+    await env.advance(40, step=5)
+    assert env.lm.leases["S5#1"].held == 32.0
+    assert env.sims["S6"].allowed(1) == 0.0
+    await env.advance(200, step=10)
+    assert env.lm.leases["S5#1"].held == 32.0
+    assert env.sims["S6"].allowed(1) == 0.0
+    # S5's own lease has expired on the charger meanwhile: it fell back to its base profile.
+    assert silent.allowed(1) == 0.0
+
+
+async def test_reboot_counts_the_charger_at_its_rating_until_controlled_again(env):
+    env.set_zones(*SITE)
+    rebooting = await env.add_charger("S5")
+    await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=3)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
+    await rebooting.reboot()
+    await env.advance(10, step=1)
+    await env.wait_for(lambda: rebooting.accepted)
+    await env.converge()
+    assert rebooting.boots == 2
+    # While S5 rebooted it was counted at its rating, which suspended S6; a suspension holds
+    # until the next revisit (900 s), so S5's new session has the zone meanwhile.
+    assert assert_delivered(env) == {"S5#1": 32.0, "S6#1": 0.0}
+    assert reasons(env)["S6#1"] in (Reason.SUSPENDED_NO_CAPACITY, Reason.SUSPENDED_PRIORITY)
+    await env.advance(900 - env.clock.monotonic() + 1)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
+
+
+async def test_lost_answers_then_disconnection(env):
+    """A charger applies our renewals but the answers are lost, then its connection drops.
+
+    Offline, it is counted at its lease until the lease ends. The lease that counts is the last
+    one it may have applied, not the last one it confirmed.
+    """
+    env.set_zones(*SITE)
+    flaky = await env.add_charger("S5")
+    await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=3)
+    await env.converge()
+    assert env.limits() == {"S5#1": 16.0, "S6#1": 16.0}
+    flaky.profile_mode = "apply_silently"
+    await env.advance(95, step=5)  # a renewal (applied, unanswered), its timeout, a resend
+    assert len(flaky.ignored) >= 2
+    await env.stop_charger("S5")
+    await env.settle()
+    assert not env.site.stations["S5"].connected
+    await env.advance(240, step=5)
+    # Its last lease has ended by now: S6 may have the zone.
+    assert flaky.allowed(1) == 0.0
+    await env.converge()
+    assert env.sims["S6"].allowed(1) == 32.0
+    # It comes back (boots): counted at its rating until its base profile is confirmed, which
+    # suspends S6 until the next revisit (as after a reboot); then both share again.
+    flaky.profile_mode = "accept"
+    env.tasks["S5"] = asyncio.create_task(flaky.run())
+    await env.wait_for(lambda: flaky.accepted)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 32.0, "S6#1": 0.0}
+    await env.advance(900 - env.clock.monotonic() + 1)
+    await env.converge()
+    assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
+
+
+@pytest.mark.parametrize("meter_values_after_stop", [True, False])
+async def test_new_ev_on_a_connector_that_last_saw_a_single_phase_ev(env, meter_values_after_stop):
+    """Phases seen in the previous session must not decide the next one.
+
+    Many chargers send no MeterValues after StopTransaction, so the last per-phase currents
+    of the previous EV stay in the connector's state.
+    """
+    env.set_zones(*SITE)
+    for sid in ("X", "Y", "Z"):
+        cp = await env.add_charger(sid)
+        cp.meter_values_after_stop = meter_values_after_stop
+    env.place("X", "B", {1: TRI123})
+    env.place("Y", "B", {1: TRI231})
+    env.place("Z", "B", {1: TRI312})
+    for sid in ("X", "Y", "Z"):
+        await env.plug(sid, phases=1)
+    await env.converge()
+    # Each single-phase EV on its own grid phase: all get 32 A.
+    assert assert_delivered(env) == {"X#1": 32.0, "Y#1": 32.0, "Z#1": 32.0}
+    await env.unplug("X")
+    await env.converge()
+    await env.advance(30)
+    # A three-phase EV now arrives on X.
+    await env.plug("X", phases=3)
+    await env.converge()
+    limits = assert_delivered(env)
+    assert limits["X#1"] + limits["Y#1"] <= 32.0
+
+
+@pytest.mark.xfail(strict=True, reason="design gap: a timed-out change counts only in delivery")
+async def test_stuck_charger_whose_single_phase_ev_leaves(env):
+    """X stops answering (its decreases are lost) while a single-phase EV on it draws 32 A on
+    grid L1; Y (L2) and Z (L3) draw 32 A each. X's EV leaves and a three-phase EV arrives.
+
+    X still holds its 32 A lease, now on three phases: until that lease ends (up to 180 s),
+    L2 and L3 carry 64 A. Delivery counts X at 32 A on every phase (its pattern is unknown
+    again), but the allocator does not, so nothing asks Y and Z to make room.
+    """
+    env.set_zones(*SITE)
+    for sid in ("X", "Y", "Z"):
+        await env.add_charger(sid)
+    env.place("X", "B", {1: TRI123})
+    env.place("Y", "B", {1: TRI231})
+    env.place("Z", "B", {1: TRI312})
+    for sid in ("X", "Y", "Z"):
+        await env.plug(sid, phases=1)
+    await env.converge()
+    assert assert_delivered(env) == {"X#1": 32.0, "Y#1": 32.0, "Z#1": 32.0}
+    env.sims["X"].profile_mode = "ignore"
+    await env.unplug("X")
+    await env.advance(60)  # X's decrease to 0 A times out; its 32 A keeps counting
+    assert env.lm.leases["X#1"].held == 32.0
+    await env.plug("X", phases=3)  # fails here: L2 and L3 at 64 A
+    await env.advance(60)
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"), [("reject", "Rejected"), ("callerror", "NotSupported")]
+)
+async def test_charger_that_starts_refusing_leases_counts_at_its_rating(env, mode, reason):
+    env.set_zones(*SITE)
+    refusing = await env.add_charger("S5")
+    await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=3)
+    await env.converge()
+    refusing.profile_mode = mode
+    await env.advance(70, step=5)  # its renewal is refused
+    assert env.lm.controls["S5"].control is Control.REJECTED
+    events = [e for e in env.events if isinstance(e, StationUncontrollable)]
+    assert len(events) == 1
+    assert events[0].station_id == "S5"
+    assert reason in events[0].reason
+    await env.converge()
+    # Counted at its rating (32 A): S6 gets nothing, whatever S5's last lease still allows.
+    assert env.sims["S6"].allowed(1) == 0.0
+    assert reasons(env)["S5#1"] is Reason.UNCONTROLLED
+
+
+async def test_base_profile_refused_with_a_call_error(env):
+    env.set_zones(*SITE)
+    await env.add_charger("X", max_current=16.0, profile_mode="callerror")
+    await env.add_charger("N1")
+    assert env.lm.controls["X"].control is Control.REJECTED
+    env.place("X", "B")
+    env.place("N1", "B")
+    await env.plug("N1", phases=3)
+    await env.converge()
+    assert assert_delivered(env) == {"N1#1": 16.0, "X#1": 16.0}
+
+
+async def test_charger_that_never_confirms_its_base_profile_counts_at_its_rating(env):
+    env.set_zones(*SITE)
+    silent = await env.add_charger("X", max_current=20.0, profile_mode="ignore", wait=False)
+    await env.add_charger("N1")
+    env.place("X", "B")
+    env.place("N1", "B")
+    await env.plug("N1", phases=3)
+    await env.plug("X", phases=3)
+    await env.advance(100, step=5)  # base requests time out (30 s) and are sent again
+    await env.converge()
+    assert len(silent.ignored) >= 3
+    assert all(p["connectorId"] == 0 for p in silent.ignored)  # only base profiles, no lease
+    assert env.lm.controls["X"].base_installed is False
+    assert assert_delivered(env) == {"N1#1": 12.0, "X#1": 20.0}
+
+
+async def test_listeners_and_new_settings(env):
+    env.set_zones(*SMALL)
+    updates: list[LoadUpdate] = []
+    unsubscribe = env.lm.subscribe(updates.append)
+    for sid in ("R1", "R2"):
+        await env.add_charger(sid)
+        env.place(sid, "C")
+        await env.plug(sid, phases=3)
+    await env.converge()
+    assert assert_delivered(env) == {"R1#1": 8.0, "R2#1": 8.0}
+    assert any("R2#1" in u.changed_connectors for u in updates)
+    assert any("C" in u.changed_zones for u in updates)
+    # "EV/ZE ready": 14 A three-phase minimum; one EV only, at once (suspensions revisited).
+    updates.clear()
+    env.lm.set_settings(LoadSettings(minimum_standard=MinimumStandard.EV_ZE_READY))
+    await env.converge()
+    assert sorted(assert_delivered(env).values()) == [0.0, 16.0]
+    assert updates
+    unsubscribe()
+    env.lm.set_settings(LoadSettings())
+    await env.settle()
+
+
+async def test_guard_refuses_an_unsafe_allocation_and_keeps_the_previous_one(env, monkeypatch):
+    env.set_zones(*SITE)
+    for sid in ("S5", "S6"):
+        await env.add_charger(sid)
+        env.place(sid, "B")
+        await env.plug(sid, phases=3)
+    await env.converge()
+    real = loadmanager.allocate
+
+    def broken(snapshot):
+        allocation = real(snapshot)
+        return replace(allocation, setpoints=dict.fromkeys(allocation.setpoints, 32.0))
+
+    monkeypatch.setattr(loadmanager, "allocate", broken)
+    env.configure_connector("S6", 1, user_limit=20.0)  # a new run
+    await env.advance(30)
+    assert env.lm.guard_violations > 0
+    assert env.limits() == {"S5#1": 16.0, "S6#1": 16.0}
+
+
+# ---------------------------------------------------------------------- random walks
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_walk_keeps_every_zone_within_budget(env, seed):
+    """EVs come and go (single- and three-phase), users cap and pause, stations are unassigned
+    and assigned again, chargers reboot or drop their connection; time moves in random steps.
+    The invariant is checked after every profile accepted and every step."""
+    await random_walk(env, seed, steps=40)
+
+
+@pytest.mark.parametrize(
+    ("seed", "mode"),
+    [(112, "ignore"), (3, "ignore"), (4, "apply_silently"), (5, "reject"), (6, "callerror")],
+)
+async def test_random_walk_with_misbehaving_chargers(env, seed, mode):
+    """The same, with chargers that stop answering, lose their answers or refuse profiles
+    from time to time. Seed 112 ("ignore") found the gate of delivery.plan(): a charger never
+    confirmed was sent its target as a "decrease" (it counted at its rating) while it allowed
+    0 A, beside a charger stuck at 32 A: zone A's L1 reached 64 A for 63 A."""
+    await random_walk(env, seed, steps=60, modes=(mode,))
+
+
+async def random_walk(  # noqa: C901
+    env: LoadEnv, seed: int, *, steps: int, modes: tuple[str, ...] = ()
+) -> None:
+    rng = random.Random(seed)  # noqa: S311
+    await site_with_stations(env)
+    home = dict(env.physical.placement.items())
+    connectors = [(sid, cid) for sid, cp in env.sims.items() for cid in cp.connectors]
+    for _ in range(steps):
+        action = rng.choice(
+            ["plug", "plug", "unplug", "cap", "pause", "vip", "unassign", "reboot", "drop"]
+            + (["mode"] if modes else [])
+        )
+        sid, cid = rng.choice(connectors)
+        cp = env.sims[sid]
+        connector = cp.connectors[cid]
+        if action == "plug" and connector.ev is None and cp.accepted:
+            await env.plug(sid, cid, phases=rng.choice([1, 3]))
+        elif action == "unplug" and connector.ev is not None and cp.accepted:
+            await env.unplug(sid, cid)
+        elif action == "cap" and sid in env.site.stations:
+            env.configure_connector(sid, cid, user_limit=rng.choice([None, 8.0, 13.0, 20.0]))
+        elif action == "pause":
+            env.configure_connector(sid, cid, paused=rng.random() < 0.5)
+        elif action == "vip":
+            station = env.site.stations[sid]
+            env.site.configure_station(sid, replace(station.config, vip=not station.config.vip))
+        elif action == "unassign":
+            station = env.site.stations[sid]
+            zone = None if station.config.zone_id else home[sid].zone_id
+            env.site.configure_station(sid, replace(station.config, zone_id=zone))
+        elif action == "reboot" and cp.accepted:
+            await cp.reboot()
+        elif action == "mode":
+            cp.profile_mode = rng.choice(["accept", "accept", *modes])
+        elif action == "drop" and cp.accepted and cp._connection is not None:
+            await cp._connection.close()  # connection lost; it reconnects and boots
+        await env.advance(rng.choice([1, 5, 10, 30]), step=5)
+    await env.advance(60)
+    assert env.lm.guard_violations == 0
+    assert env.physical.checks > 40
