@@ -75,6 +75,12 @@ class StationConfig:
     vip: bool = False
     display_name: str | None = None
     connectors: dict[int, ConnectorConfig] = field(default_factory=dict)
+    minimum_override: float | None = None
+    """The station's minimum for degraded mode (A), instead of connectors x minimum current."""
+    degraded_override: float | None = None
+    """Degraded current in a dynamic zone (A); 0 A when unset."""
+    dc: bool = False
+    """A DC station: no degraded mode; it keeps its last setpoint when it loses us."""
 
     def connector(self, connector_id: int) -> ConnectorConfig:
         """The connector's config (defaults for a connector not configured yet)."""
@@ -92,6 +98,9 @@ class StationConfig:
             "zone_id": self.zone_id,
             "vip": self.vip,
             "display_name": self.display_name,
+            "minimum_override": self.minimum_override,
+            "degraded_override": self.degraded_override,
+            "dc": self.dc,
             "connectors": {
                 str(cid): {
                     "wiring": c.wiring.value,
@@ -112,6 +121,9 @@ class StationConfig:
             zone_id=data.get("zone_id"),
             vip=bool(data.get("vip", False)),
             display_name=data.get("display_name"),
+            minimum_override=_optional_float(data.get("minimum_override")),
+            degraded_override=_optional_float(data.get("degraded_override")),
+            dc=bool(data.get("dc", False)),
             connectors={
                 int(cid): ConnectorConfig(
                     wiring=Wiring(c.get("wiring", Wiring.TRI123)),
@@ -124,6 +136,10 @@ class StationConfig:
         )
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class LoadSettings:
     """Site-wide load-management settings."""
@@ -133,6 +149,8 @@ class LoadSettings:
     reevaluation_period: float = 900.0
     nominal_voltage: float = 230.0
     """Used to express a limit in W for chargers that only take W."""
+    safety_margin: float = 1.0
+    """Subtracted from a dynamic zone's budget on each phase (A): meter noise and lag."""
 
     def allocation_settings(self) -> AllocationSettings:
         """The allocator's part of the settings."""

@@ -25,7 +25,9 @@ from .allocation.model import (
     ZoneBudget,
 )
 from .allocation.phases import PATTERN_PHASES, THREE_PHASE, load_pattern
-from .config import LoadSettings, ZoneConfig, ZoneMode, terminal_zones
+from .budgets import EvDraw, ZoneBudgetInfo, zone_budgets
+from .config import LoadSettings, ZoneConfig, terminal_zones
+from .degraded import DegradedPlan, StationNeeds, degraded_plan
 from .delivery import DeliverySettings, LeaseState, Send, plan, record_answer, record_sent
 from .errors import ChargerCallError, ChargerError, ChargerRejectedError
 from .events import (
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from .clock import Cancelable
     from .config import StationConfig
     from .events import SiteEvent
+    from .meters.external import MeterSource
     from .model import ConnectorState, StationState
     from .site import Site
 
@@ -62,6 +65,8 @@ _WANTS_CURRENT = frozenset(
     }
 )
 _TARGET_EPSILON = 1e-6
+_METER_CHECK = 0.5  # s between two looks at the zone meters' freshness
+_EV_SAMPLE_MAX_AGE = timedelta(seconds=60)  # an older EV sample says nothing about now
 # A phase drawing more than this (A) counts as used when detecting the EV's phases.
 _PHASE_IN_USE = 1.0
 
@@ -83,6 +88,8 @@ class ChargerControl:
     capabilities: Capabilities | None = None
     base_installed: bool = False
     base_sending: bool = False
+    base_amps: float = 0.0
+    """The per-connector current of the base profile sent last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,13 @@ class LoadManager:
         self.delivery = delivery or DeliverySettings()
         self.request_timeout = request_timeout
         self.zones: dict[str, ZoneConfig] = {}
+        self.zone_meters: dict[str, MeterSource] = {}
+        self.budgets: dict[str, ZoneBudgetInfo] = {}
+        """Each zone's own budget at the last run, and how it was found."""
+        self.degraded = DegradedPlan()
+        """Each station's degraded current at the last run."""
+        self._meter_timer: Cancelable | None = None
+        self.install_degraded_base = False
         self.leases: dict[str, LeaseState] = {}
         self.controls: dict[str, ChargerControl] = {}
         self.last: _Run | None = None
@@ -142,6 +156,52 @@ class LoadManager:
         """Replace the zone tree (already validated)."""
         self.zones = dict(zones)
         self.request_run()
+
+    def set_zone_meters(self, meters: Mapping[str, MeterSource]) -> None:
+        """Which meter drives which dynamic zone (zone id -> meter); idempotent."""
+        if dict(meters) == self.zone_meters:
+            return
+        self.zone_meters = dict(meters)
+        self.request_run()
+        self._arm_meter_timer()
+
+    def meter_updated(self, meter_id: str) -> None:
+        """A meter read (or lost) something: re-allocate if a zone's budget moved enough.
+
+        Decreases and increases under half the safety margin are absorbed by the margin
+        itself (meter noise), so a meter polled twice a second does not cost an allocation
+        twice a second.
+        """
+        if any(m.meter_id == meter_id for m in self.zone_meters.values()):
+            self._check_budgets()
+
+    def _check_budgets(self) -> None:
+        if self.last is None or self._stopped:
+            return
+        threshold = self.settings.safety_margin / 2
+        fresh = self._budgets(self.last.snapshot, self.last.station_of)
+        for zone_id, info in fresh.items():
+            old = self.budgets.get(zone_id)
+            if old is None or old.degraded != info.degraded:
+                self.request_run()
+                return
+            if any(abs(n - o) >= threshold for n, o in zip(info.budget, old.budget, strict=True)):
+                self.request_run()
+                return
+
+    def _arm_meter_timer(self) -> None:
+        # A reading goes stale without any event: look again every half second while a
+        # meter drives a zone.
+        if self._meter_timer is not None:
+            self._meter_timer.cancel()
+            self._meter_timer = None
+        if self.zone_meters and not self._stopped:
+            self._meter_timer = self._site.clock.call_later(_METER_CHECK, self._meter_tick)
+
+    def _meter_tick(self) -> None:
+        self._meter_timer = None
+        self._check_budgets()
+        self._arm_meter_timer()
 
     def set_settings(self, settings: LoadSettings) -> None:
         """Replace the site settings."""
@@ -163,6 +223,9 @@ class LoadManager:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._meter_timer is not None:
+            self._meter_timer.cancel()
+            self._meter_timer = None
 
     # ------------------------------------------------------------------ triggers
     def _on_site_event(self, event: SiteEvent) -> None:
@@ -258,6 +321,7 @@ class LoadManager:
             return
         self._full_run = False
         self.runs += 1
+        self.degraded = self._degraded_plan()
         self._install_bases()
         snapshot, station_of = self._snapshot(now)
         allocation = allocate(snapshot)
@@ -324,7 +388,6 @@ class LoadManager:
 
     # ------------------------------------------------------------------ snapshot
     def _snapshot(self, now: float) -> tuple[SiteSnapshot, dict[str, tuple[str, int]]]:
-        zones = tuple(self._zone_budget(z) for z in self.zones.values())
         terminal = terminal_zones(self.zones)
         wall = self._site.clock.now()
         connectors: list[ConnectorSnapshot] = []
@@ -351,14 +414,89 @@ class LoadManager:
                     )
                 )
         self._carry_over(connectors, station_of, terminal, now)
-        snapshot = SiteSnapshot(
-            zones=zones,
+        draft = SiteSnapshot(
+            zones=tuple(
+                ZoneBudget(z.zone_id, (0.0, 0.0, 0.0), z.parent_id) for z in self.zones.values()
+            ),
             connectors=tuple(connectors),
             now=now,
             settings=self.settings.allocation_settings(),
             state=self._state,
         )
+        self.budgets = self._budgets(draft, station_of)
+        snapshot = replace(
+            draft,
+            zones=tuple(
+                ZoneBudget(z.zone_id, self.budgets[z.zone_id].budget, z.parent_id)
+                for z in self.zones.values()
+            ),
+        )
         return snapshot, station_of
+
+    def _budgets(
+        self, snapshot: SiteSnapshot, station_of: Mapping[str, tuple[str, int]]
+    ) -> dict[str, ZoneBudgetInfo]:
+        """Each zone's own budget: static max, meter-based, or degraded (meter lost)."""
+        readings = {}
+        for zone_id, meter in self.zone_meters.items():
+            reading = meter.valid_reading(self._site.clock.monotonic())
+            readings[zone_id] = None if reading is None else reading.currents_a
+        draws = [self._ev_draw(c, station_of) for c in snapshot.connectors] if readings else []
+        return zone_budgets(self.zones, readings, draws, safety_margin=self.settings.safety_margin)
+
+    def _ev_draw(
+        self, connector: ConnectorSnapshot, station_of: Mapping[str, tuple[str, int]]
+    ) -> EvDraw:
+        """What a connector adds to its zone's meter, never overstated (see budgets.py)."""
+        station_id, connector_id = station_of[connector.connector_id]
+        station = self._site.stations.get(station_id)
+        station_connector = station.connectors.get(connector_id) if station else None
+        if station_connector is None or station_connector.transaction is None:
+            return EvDraw(connector.zone_id, (0.0, 0.0, 0.0))
+        lease = self.leases.get(connector.connector_id)
+        if connector.fixed_load is not None:
+            cap = max(connector.fixed_load)
+        elif lease is None or lease.held is None:
+            cap = 0.0
+        else:
+            cap = lease.held if lease.sent is None else min(lease.held, lease.sent)
+        started = station_connector.transaction.started_at
+        recent = self._site.clock.now() - _EV_SAMPLE_MAX_AGE
+        amps = [0.0, 0.0, 0.0]
+        wiring = connector.wiring
+        for phase in (1, 2, 3):
+            sample = station_connector.measurements.get(("Current.Import", f"L{phase}"))
+            if sample is None or sample.timestamp <= started or sample.timestamp < recent:
+                continue
+            if not wiring.three_phase and phase != 1:
+                continue
+            grid = wiring.grid_phase(phase) - 1
+            amps[grid] += min(max(sample.value, 0.0), cap)
+        return EvDraw(connector.zone_id, (amps[0], amps[1], amps[2]))
+
+    def _degraded_plan(self) -> DegradedPlan:
+        needs: dict[str, StationNeeds] = {}
+        for station in self._site.stations.values():
+            config = station.config
+            if station.registration is not Registration.ACCEPTED or config.zone_id is None:
+                continue
+            points = station.charge_points
+            wirings = tuple(config.connector(c.connector_id).wiring for c in points)
+            ratings = [config.connector(c.connector_id).rating for c in points]
+            needs[station.station_id] = StationNeeds(
+                station_id=station.station_id,
+                zone_id=config.zone_id,
+                wirings=wirings,
+                rating=min(ratings, default=0.0),
+                minimum_override=config.minimum_override,
+                degraded_override=config.degraded_override,
+                dc=config.dc,
+            )
+        return degraded_plan(self.zones, needs, self.settings.minimum_standard)
+
+    def degraded_current(self, station_id: str) -> float:
+        """The per-connector current of a station's base profile (0 A when unknown)."""
+        return self.degraded.per_connector.get(station_id, 0.0)
 
     def _carry_over(
         self,
@@ -409,11 +547,6 @@ class LoadManager:
                 carried = replace(previous, fixed_load=fixed)  # type: ignore[arg-type]
             connectors.append(carried)
             station_of[key] = (station_id, connector_id)
-
-    def _zone_budget(self, zone: ZoneConfig) -> ZoneBudget:
-        # Until a meter drives it, a dynamic zone gets its degraded setpoint (meter lost).
-        amps = zone.max_current if zone.mode is ZoneMode.STATIC else zone.degraded_setpoint
-        return ZoneBudget(zone.zone_id, (amps, amps, amps), zone.parent_id)
 
     def _connector_snapshot(
         self,
@@ -471,16 +604,26 @@ class LoadManager:
         lease = self.leases.get(key)
         if lease is None or lease.held is None:
             return rating
-        # Offline: its lease holds until it expires, then its base profile (0 A for now). The
-        # last lease it may hold is the last one sent (an unanswered send may have been
-        # applied), at the higher of the confirmed and the in-flight value.
+        # Offline: its lease holds until it expires, then its base profile (its degraded
+        # current). The last lease it may hold is the last one sent (an unanswered send may
+        # have been applied), at the higher of the confirmed and the in-flight value. A DC
+        # station has no degraded mode: it keeps its last setpoint.
+        if station.config.dc:
+            return lease.committed(rating)
+        base = control.base_amps  # what its base profile holds
         expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
-        return lease.committed(rating) if now < expires else 0.0
+        return max(lease.committed(rating), base) if now < expires else base
 
     # ------------------------------------------------------------------ sending
     def _install_bases(self) -> None:
         now = self._site.clock.now()
         for station_id, control in self.controls.items():
+            # The base stays at 0 A for now: raising it (to the degraded current) raises what
+            # every connector without a valid lease may draw, and that raise is not yet gated
+            # by delivery like an increase. See docs/degraded-mode.md.
+            amps = self.degraded_current(station_id) if self.install_degraded_base else 0.0
+            if control.base_installed and control.base_amps != amps:
+                control.base_installed = False  # the degraded current changed: reinstall
             if (
                 control.control is not Control.CONTROLLED
                 or control.base_installed
@@ -492,8 +635,9 @@ class LoadManager:
             if handler is None:
                 continue
             control.base_sending = True
+            control.base_amps = amps
             profile = base_profile(
-                0.0,
+                amps,
                 capabilities=control.capabilities,
                 now=now,
                 nominal_voltage=self.settings.nominal_voltage,
