@@ -21,6 +21,7 @@ from .allocation.model import (
     Allocation,
     AllocatorState,
     ConnectorSnapshot,
+    Phases,
     SiteSnapshot,
     ZoneBudget,
 )
@@ -437,15 +438,28 @@ class LoadManager:
         self, snapshot: SiteSnapshot, station_of: Mapping[str, tuple[str, int]]
     ) -> dict[str, ZoneBudgetInfo]:
         """Each zone's own budget: static max, meter-based, or degraded (meter lost)."""
-        readings = {}
+        readings: dict[str, Phases | None] = {}
+        taken: list[datetime] = []
         for zone_id, meter in self.zone_meters.items():
             reading = meter.valid_reading(self._site.clock.monotonic())
             readings[zone_id] = None if reading is None else reading.currents_a
-        draws = [self._ev_draw(c, station_of) for c in snapshot.connectors] if readings else []
+            if reading is not None:
+                taken.append(reading.timestamp)
+        # An EV sample newer than a meter's reading may show a draw the meter did not see yet:
+        # subtracting it would make the building's load look smaller than it is.
+        not_after = min(taken, default=None)
+        draws = (
+            [self._ev_draw(c, station_of, not_after) for c in snapshot.connectors]
+            if not_after is not None
+            else []
+        )
         return zone_budgets(self.zones, readings, draws, safety_margin=self.settings.safety_margin)
 
     def _ev_draw(
-        self, connector: ConnectorSnapshot, station_of: Mapping[str, tuple[str, int]]
+        self,
+        connector: ConnectorSnapshot,
+        station_of: Mapping[str, tuple[str, int]],
+        not_after: datetime,
     ) -> EvDraw:
         """What a connector adds to its zone's meter, never overstated (see budgets.py)."""
         station_id, connector_id = station_of[connector.connector_id]
@@ -466,7 +480,12 @@ class LoadManager:
         wiring = connector.wiring
         for phase in (1, 2, 3):
             sample = station_connector.measurements.get(("Current.Import", f"L{phase}"))
-            if sample is None or sample.timestamp <= started or sample.timestamp < recent:
+            if (
+                sample is None
+                or sample.timestamp <= started
+                or sample.timestamp < recent
+                or sample.timestamp > not_after
+            ):
                 continue
             if not wiring.three_phase and phase != 1:
                 continue

@@ -1,0 +1,97 @@
+"""Dynamic zones end to end: a meter drives the budget; a lost meter degrades the zone.
+
+Simulated chargers over loopback, one manual clock; the physical invariant of conftest_load
+checks every accepted profile against the zone's max, and each step here checks what the
+chargers allow against the building's measured load.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from custom_components.ev_charging_expert.evcore.allocation.phases import Wiring
+from custom_components.ev_charging_expert.evcore.config import ZoneConfig, ZoneMode
+from custom_components.ev_charging_expert.evcore.meters.external import ExternalMeter
+
+if TYPE_CHECKING:
+    from conftest_load import LoadEnv
+
+pytest_plugins = ("conftest_load",)  # the `env` fixture
+
+ZONE = ZoneConfig("d", "Garage", 63.0, mode=ZoneMode.DYNAMIC, degraded_setpoint=10.0)
+
+
+def _allowed(env: LoadEnv) -> float:
+    return sum(env.limits().values())
+
+
+async def _site(env: LoadEnv, max_age: float = 5.0) -> ExternalMeter:
+    env.set_zones(ZONE)
+    meter = ExternalMeter("m1", env.clock, max_age=max_age)
+    env.lm.set_zone_meters({"d": meter})
+    for sid in ("S1", "S2"):
+        await env.add_charger(sid)
+        env.place(sid, "d", {1: Wiring.TRI123})
+    return meter
+
+
+async def _read(env: LoadEnv, meter: ExternalMeter, building: float) -> None:
+    """The meter sees the building's load plus what the EVs last reported drawing."""
+    evs = sum(env.site.stations[sid].connectors[1].current("L1") or 0.0 for sid in env.sims)
+    meter.update((building + evs, building + evs, building + evs))
+    env.lm.meter_updated("m1")
+    await env.settle()
+
+
+async def test_evs_share_what_the_building_leaves_and_follow_a_load_step(env: LoadEnv) -> None:
+    meter = await _site(env)
+    await _read(env, meter, 20.0)
+    await env.plug("S1")
+    await env.plug("S2")
+    for _ in range(20):  # the EVs ramp and report, the meter follows
+        await env.advance(5.0, step=5.0)
+        await _read(env, meter, 20.0)
+    # 63 - 20 - 1 A margin = 42 A for two EVs.
+    assert env.lm.budgets["d"].budget[0] == pytest.approx(42.0, abs=0.2)
+    assert _allowed(env) <= 42.0 + 1e-6
+
+    # The building takes 20 A more: the EVs are decreased at the next reading.
+    await _read(env, meter, 40.0)
+    assert env.lm.budgets["d"].budget[0] == pytest.approx(22.0, abs=0.6)
+    assert _allowed(env) <= 63.0 - 40.0 - 1.0 + 1e-6
+
+
+async def test_small_meter_noise_does_not_reallocate(env: LoadEnv) -> None:
+    meter = await _site(env)
+    await _read(env, meter, 20.0)
+    await env.settle()
+    runs = env.lm.runs
+    await _read(env, meter, 20.3)  # below half the 1 A safety margin
+    assert env.lm.runs == runs
+    await _read(env, meter, 21.0)
+    assert env.lm.runs == runs + 1
+
+
+@pytest.mark.parametrize("how", ["unavailable", "stale"])
+async def test_lost_meter_degrades_the_zone_to_its_setpoint(env: LoadEnv, how: str) -> None:
+    meter = await _site(env)
+    await _read(env, meter, 10.0)
+    await env.plug("S1")
+    await env.plug("S2")
+    await env.converge(stable=5.0)
+    if how == "unavailable":
+        meter.invalidate()
+        env.lm.meter_updated("m1")
+    else:
+        await env.advance(6.0, step=0.5)  # past max_age: the staleness tick notices
+    await env.converge(stable=5.0)
+    info = env.lm.budgets["d"]
+    assert info.degraded
+    assert info.budget == (10.0, 10.0, 10.0)
+    # Two 6 A minimums do not fit in 10 A: one EV charges at 10 A, the other is suspended.
+    assert sorted(env.limits().values()) == [0.0, 10.0]
+    await _read(env, meter, 10.0)
+    await env.converge(stable=5.0)
+    assert not env.lm.budgets["d"].degraded
