@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
+from ocpp.charge_point import remove_nones, snake_to_camel_case
+from ocpp.messages import Call, _validate_payload
 import pytest
 
 from custom_components.ev_charging_expert.evcore.ocpp.smart_charging import (
@@ -137,3 +139,20 @@ def test_watts_for_a_charger_that_only_takes_watts(phases):
     assert store.limit_amps(1, T0) == pytest.approx(16.0)
     base = base_profile(0, capabilities=WATTS, now=T0).cs_charging_profiles
     assert base["charging_schedule"]["charging_rate_unit"] == "W"
+
+
+@pytest.mark.parametrize("accepts_amps", [True, False])
+@pytest.mark.parametrize("amps", [0.0, 6.0, 13.37, 32.0])
+def test_profiles_we_build_match_the_ocpp_schema(accepts_amps: bool, amps: float) -> None:
+    # Load management sends them without the library's per-message schema check (hot path),
+    # so every shape we can build is checked here instead.
+    capabilities = Capabilities(
+        smart_charging=True, max_stack_level=8, accepts_amps=accepts_amps, accepts_watts=True
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for payload in (
+        base_profile(amps, capabilities=capabilities, now=now),
+        lease_profile(2, amps, capabilities=capabilities, now=now, valid_to=now, phases=3),
+    ):
+        body = remove_nones(snake_to_camel_case(asdict(payload)))
+        _validate_payload(Call("1", "SetChargingProfile", body), "1.6")

@@ -666,7 +666,7 @@ class LoadManager:
     async def _send_base(self, station_id: str, control: ChargerControl, profile: object) -> None:
         try:
             handler = self._site.handler(station_id)
-            result = await handler.request(profile, timeout=self.request_timeout)
+            result = await handler.request(profile, timeout=self.request_timeout, validate=False)
             if str(result.status) == "Accepted":
                 control.base_installed = True
             else:
@@ -721,7 +721,7 @@ class LoadManager:
         accepted: bool | None = None
         try:
             handler = self._site.handler(station_id)
-            result = await handler.request(profile, timeout=self.request_timeout)
+            result = await handler.request(profile, timeout=self.request_timeout, validate=False)
             accepted = str(result.status) == "Accepted"
             if not accepted:
                 self._reject(station_id, control, str(result.status))
