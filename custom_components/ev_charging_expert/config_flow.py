@@ -31,6 +31,7 @@ from .const import (
     CONF_NOMINAL_VOLTAGE,
     CONF_PARENT,
     CONF_REEVALUATION_MINUTES,
+    CONF_SAFETY_MARGIN,
     CONF_SHED_PRIORITY,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
@@ -40,6 +41,7 @@ from .const import (
     DEFAULT_NOMINAL_VOLTAGE,
     DEFAULT_PORT,
     DEFAULT_REEVALUATION_MINUTES,
+    DEFAULT_SAFETY_MARGIN,
     DOMAIN,
     NO_PARENT,
     SUBENTRY_ZONE,
@@ -283,6 +285,10 @@ class SiteSettingsFlow(OptionsFlow):
                     CONF_NOMINAL_VOLTAGE,
                     default=options.get(CONF_NOMINAL_VOLTAGE, DEFAULT_NOMINAL_VOLTAGE),
                 ): vol.All(vol.Coerce(int), vol.Range(min=100, max=260)),
+                vol.Required(
+                    CONF_SAFETY_MARGIN,
+                    default=options.get(CONF_SAFETY_MARGIN, DEFAULT_SAFETY_MARGIN),
+                ): vol.All(vol.Coerce(float), vol.Range(min=0, max=50)),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

@@ -66,6 +66,8 @@ CONF_MINIMUM_STANDARD: Final = "minimum_standard"
 CONF_SHED_PRIORITY: Final = "shed_priority"
 CONF_REEVALUATION_MINUTES: Final = "reevaluation_minutes"
 CONF_NOMINAL_VOLTAGE: Final = "nominal_voltage"
+CONF_SAFETY_MARGIN: Final = "safety_margin"
+DEFAULT_SAFETY_MARGIN: Final = 1.0
 DEFAULT_REEVALUATION_MINUTES: Final = 15
 DEFAULT_NOMINAL_VOLTAGE: Final = 230
 

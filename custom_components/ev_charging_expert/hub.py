@@ -50,6 +50,7 @@ from .const import (
     CONF_NOMINAL_VOLTAGE,
     CONF_PARENT,
     CONF_REEVALUATION_MINUTES,
+    CONF_SAFETY_MARGIN,
     CONF_SHED_PRIORITY,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
@@ -57,6 +58,7 @@ from .const import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_NOMINAL_VOLTAGE,
     DEFAULT_REEVALUATION_MINUTES,
+    DEFAULT_SAFETY_MARGIN,
     DOMAIN,
     EVENT_CARD_PRESENTED,
     EVENT_SESSION_ENDED,
@@ -1244,6 +1246,7 @@ def load_settings(entry: ConfigEntry) -> LoadSettings:
         reevaluation_period=60.0
         * float(options.get(CONF_REEVALUATION_MINUTES, DEFAULT_REEVALUATION_MINUTES)),
         nominal_voltage=float(options.get(CONF_NOMINAL_VOLTAGE, DEFAULT_NOMINAL_VOLTAGE)),
+        safety_margin=float(options.get(CONF_SAFETY_MARGIN, DEFAULT_SAFETY_MARGIN)),
     )
 
 

@@ -555,6 +555,7 @@ async def test_diagnostics_show_the_load_management(
         "shed_priority": "energy",
         "reevaluation_period": 900.0,
         "nominal_voltage": 230.0,
+        "safety_margin": 1.0,
     }
     assert load["zones"] == {
         MAIN: {

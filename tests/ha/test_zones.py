@@ -24,6 +24,7 @@ from custom_components.ev_charging_expert.const import (
     CONF_NOMINAL_VOLTAGE,
     CONF_PARENT,
     CONF_REEVALUATION_MINUTES,
+    CONF_SAFETY_MARGIN,
     CONF_SHED_PRIORITY,
     CONF_ZONE_NAME,
     DOMAIN,
@@ -396,12 +397,14 @@ async def test_site_settings_are_stored_and_applied_live(
         CONF_SHED_PRIORITY: "energy",
         CONF_REEVALUATION_MINUTES: 15,
         CONF_NOMINAL_VOLTAGE: 230,
+        CONF_SAFETY_MARGIN: 1.0,
     }
     options = {
         CONF_MINIMUM_STANDARD: "ev_ze_ready",
         CONF_SHED_PRIORITY: "duration",
         CONF_REEVALUATION_MINUTES: 5,
         CONF_NOMINAL_VOLTAGE: 240,
+        CONF_SAFETY_MARGIN: 2.0,
     }
 
     result = await hass.config_entries.options.async_configure(flow["flow_id"], options)
@@ -414,6 +417,7 @@ async def test_site_settings_are_stored_and_applied_live(
         shed_priority=ShedPriority.DURATION,
         reevaluation_period=300.0,
         nominal_voltage=240.0,
+        safety_margin=2.0,
     )
     assert init_integration.runtime_data is hub
     assert hub.site.handlers["CP1"] is handler
