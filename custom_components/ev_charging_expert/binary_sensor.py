@@ -11,7 +11,12 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.const import EntityCategory
 
-from .entity import EvChargingEntity, setup_platform_entities
+from .entity import (
+    EvChargingEntity,
+    EvChargingZoneEntity,
+    setup_platform_entities,
+    setup_zone_entities,
+)
 from .hub import SUSPENDED_REASONS
 
 if TYPE_CHECKING:
@@ -30,6 +35,9 @@ CONNECTIVITY = BinarySensorEntityDescription(
 
 
 SUSPENDED = BinarySensorEntityDescription(key="suspended", translation_key="suspended")
+ZONE_DEGRADED = BinarySensorEntityDescription(
+    key="degraded", translation_key="zone_degraded", device_class=BinarySensorDeviceClass.PROBLEM
+)
 
 
 async def async_setup_entry(
@@ -53,6 +61,11 @@ async def async_setup_entry(
         station_entities=station_entities,
         connector_entities=connector_entities,
     )
+    setup_zone_entities(
+        entry,
+        async_add_entities,
+        lambda hub, zone_id: [ZoneDegradedSensor(hub, zone_id, ZONE_DEGRADED)],
+    )
 
 
 class ConnectivitySensor(EvChargingEntity, BinarySensorEntity):
@@ -75,3 +88,13 @@ class SuspendedSensor(EvChargingEntity, BinarySensorEntity):
         assert self.connector_id is not None  # noqa: S101
         _, reason = self.hub.connector_allocation(self.station_id, self.connector_id)
         return reason in SUSPENDED_REASONS
+
+
+class ZoneDegradedSensor(EvChargingZoneEntity, BinarySensorEntity):
+    """On while a dynamic zone runs on its degraded setpoint (its meter is lost)."""
+
+    @property
+    def is_on(self) -> bool | None:
+        """From the last allocation's budgets."""
+        info = self.hub.load.budgets.get(self.zone_id)
+        return None if info is None else info.degraded

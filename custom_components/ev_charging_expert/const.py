@@ -74,6 +74,7 @@ DEFAULT_NOMINAL_VOLTAGE: Final = 230
 ISSUE_UNASSIGNED: Final = "unassigned_stations"
 ISSUE_UNCONTROLLABLE: Final = "uncontrollable_charger"
 ISSUE_ORPHAN_ZONE: Final = "orphan_zone"
+ISSUE_DEGRADED_ZERO: Final = "degraded_zero"
 
 
 def signal_zone(entry_id: str, zone_id: str) -> str:

@@ -63,6 +63,7 @@ from .const import (
     EVENT_CARD_PRESENTED,
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
+    ISSUE_DEGRADED_ZERO,
     ISSUE_ORPHAN_ZONE,
     ISSUE_PENDING_CHARGER,
     ISSUE_UNASSIGNED,
@@ -574,6 +575,7 @@ class EvChargingHub:
         self._known_zones: set[str] = set()
         self._unsubscribe_load: Callable[[], None] | None = None
         self._zone_status: dict[str, ZoneStatus] = {}
+        self._degraded_issues: set[str] = set()
         self.central_system: CentralSystem | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._known_connectors: set[tuple[str, int]] = set()
@@ -758,6 +760,10 @@ class EvChargingHub:
         previous = self._zone_status
         self._refresh_zone_status()
         entry_id = self.entry.entry_id
+        for station_id in update.changed_stations:
+            async_dispatcher_send(self.hass, signal_station(entry_id, station_id))
+        if update.degraded_problems_changed:
+            self._sync_degraded_issues()
         for key in update.changed_connectors:
             station_id, _, connector = key.rpartition("#")
             async_dispatcher_send(self.hass, signal_connector(entry_id, station_id, int(connector)))
@@ -770,6 +776,26 @@ class EvChargingHub:
         }
         for zone_id in changed:
             async_dispatcher_send(self.hass, signal_zone(entry_id, zone_id))
+
+    def _sync_degraded_issues(self) -> None:
+        problems = self.load.degraded.problems
+        for zone_id in self._degraded_issues - problems.keys():
+            ir.async_delete_issue(self.hass, DOMAIN, f"{ISSUE_DEGRADED_ZERO}_{zone_id}")
+        for zone_id, reason in problems.items():
+            zone = self.zones.get(zone_id)
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                f"{ISSUE_DEGRADED_ZERO}_{zone_id}",
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key=ISSUE_DEGRADED_ZERO,
+                translation_placeholders={
+                    "zone": zone.name if zone else zone_id,
+                    "reason": reason,
+                },
+            )
+        self._degraded_issues = set(problems)
 
     def _sync_orphan_issue(self, orphans: list[str]) -> None:
         if orphans:

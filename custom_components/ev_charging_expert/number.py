@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.number import (
@@ -66,6 +66,41 @@ NUMBERS = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class StationNumberDescription(NumberEntityDescription):
+    """An optional number of the station's configuration (cleared at 0)."""
+
+    field: str
+
+
+STATION_NUMBERS = (
+    StationNumberDescription(
+        key="minimum_override",
+        translation_key="minimum_override",
+        device_class=NumberDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        entity_category=EntityCategory.CONFIG,
+        native_min_value=0,
+        native_max_value=MAX_RATING,
+        native_step=0.5,
+        mode=NumberMode.BOX,
+        field="minimum_override",
+    ),
+    StationNumberDescription(
+        key="degraded_override",
+        translation_key="degraded_override",
+        device_class=NumberDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        entity_category=EntityCategory.CONFIG,
+        native_min_value=0,
+        native_max_value=MAX_RATING,
+        native_step=0.5,
+        mode=NumberMode.BOX,
+        field="degraded_override",
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: EvChargingConfigEntry,
@@ -78,7 +113,15 @@ async def async_setup_entry(
     ) -> list[NumberEntity]:
         return [ConnectorNumber(hub, station_id, connector_id, d) for d in NUMBERS]
 
-    setup_platform_entities(entry, async_add_entities, connector_entities=connector_entities)
+    def station_entities(hub: EvChargingHub, station_id: str) -> list[NumberEntity]:
+        return [StationNumber(hub, station_id, None, d) for d in STATION_NUMBERS]
+
+    setup_platform_entities(
+        entry,
+        async_add_entities,
+        station_entities=station_entities,
+        connector_entities=connector_entities,
+    )
 
 
 class ConnectorNumber(EvChargingEntity, NumberEntity):
@@ -114,4 +157,24 @@ class ConnectorNumber(EvChargingEntity, NumberEntity):
             changes["user_limit"] = None  # a limit at or above the rating is no limit
         self.hub.site.configure_station(
             self.station_id, self.station.config.with_connector(self.connector_id, **changes)
+        )
+
+
+class StationNumber(EvChargingEntity, NumberEntity):
+    """A degraded-mode setting of the station; 0 clears it (the computed value applies)."""
+
+    entity_description: StationNumberDescription
+    _available_when_offline = True
+
+    @property
+    def native_value(self) -> float:
+        """The stored value (0 when unset)."""
+        value = getattr(self.station.config, self.entity_description.field)
+        return 0.0 if value is None else float(value)
+
+    async def async_set_native_value(self, value: float) -> None:
+        """Store it; the degraded currents are computed again at once."""
+        self.hub.site.configure_station(
+            self.station_id,
+            replace(self.station.config, **{self.entity_description.field: value or None}),
         )

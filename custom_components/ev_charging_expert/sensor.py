@@ -316,6 +316,21 @@ ZONE_MAX = SensorEntityDescription(
     native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
     entity_category=EntityCategory.DIAGNOSTIC,
 )
+ZONE_DEGRADED_SETPOINT = SensorEntityDescription(
+    key="degraded_setpoint",
+    translation_key="zone_degraded_setpoint",
+    device_class=SensorDeviceClass.CURRENT,
+    native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+STATION_DEGRADED = SensorEntityDescription(
+    key="degraded_current",
+    translation_key="degraded_current",
+    device_class=SensorDeviceClass.CURRENT,
+    native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+    suggested_display_precision=1,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
 ZONE_MODE = SensorEntityDescription(
     key="mode",
     translation_key="zone_mode",
@@ -404,7 +419,10 @@ async def async_setup_entry(
     """Set up sensors for every station and connector, now and as they appear."""
 
     def station_entities(hub: EvChargingHub, station_id: str) -> list[SensorEntity]:
-        return [StationSensor(hub, station_id, None, d) for d in STATION_SENSORS]
+        return [
+            *(StationSensor(hub, station_id, None, d) for d in STATION_SENSORS),
+            DegradedCurrentSensor(hub, station_id, None, STATION_DEGRADED),
+        ]
 
     def connector_entities(
         hub: EvChargingHub, station_id: str, connector_id: int
@@ -419,6 +437,7 @@ async def async_setup_entry(
             *(ZoneSensor(hub, zone_id, d) for d in ZONE_SENSORS),
             ZoneConfigSensor(hub, zone_id, ZONE_MAX),
             ZoneConfigSensor(hub, zone_id, ZONE_MODE),
+            ZoneConfigSensor(hub, zone_id, ZONE_DEGRADED_SETPOINT),
         ]
 
     setup_platform_entities(
@@ -520,6 +539,8 @@ class ZoneConfigSensor(EvChargingZoneEntity, SensorEntity):
             return None
         if self.entity_description.key == "mode":
             return zone.mode.value
+        if self.entity_description.key == "degraded_setpoint":
+            return zone.degraded_setpoint
         return zone.max_current
 
 
@@ -576,3 +597,14 @@ class MeterSensor(SensorEntity):
                 self.async_write_ha_state,
             )
         )
+
+
+class DegradedCurrentSensor(EvChargingEntity, SensorEntity):
+    """What the station may draw when it loses us, all stations on their fallback at once."""
+
+    _available_when_offline = True
+
+    @property
+    def native_value(self) -> float | None:
+        """From the last degraded-mode computation (None: not in a zone)."""
+        return self.hub.load.degraded.station.get(self.station_id)

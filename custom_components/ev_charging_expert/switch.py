@@ -27,6 +27,7 @@ VIP = SwitchEntityDescription(
     key="vip", translation_key="vip", entity_category=EntityCategory.CONFIG
 )
 PAUSE = SwitchEntityDescription(key="pause", translation_key="pause")
+DC = SwitchEntityDescription(key="dc", translation_key="dc", entity_category=EntityCategory.CONFIG)
 
 
 async def async_setup_entry(
@@ -40,6 +41,7 @@ async def async_setup_entry(
         return [
             AvailabilitySwitch(hub, station_id, None, AVAILABILITY),
             VipSwitch(hub, station_id, None, VIP),
+            DcSwitch(hub, station_id, None, DC),
         ]
 
     def connector_entities(
@@ -136,3 +138,25 @@ class PauseSwitch(EvChargingEntity, SwitchEntity):
         self.hub.site.configure_station(
             self.station_id, self.station.config.with_connector(self.connector_id, paused=paused)
         )
+
+
+class DcSwitch(EvChargingEntity, SwitchEntity):
+    """A DC station has no degraded mode: offline, it is counted at its last setpoint."""
+
+    _available_when_offline = True
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the station is DC."""
+        return self.station.config.dc
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Mark it DC."""
+        self._set(dc=True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Mark it AC."""
+        self._set(dc=False)
+
+    def _set(self, *, dc: bool) -> None:
+        self.hub.site.configure_station(self.station_id, replace(self.station.config, dc=dc))

@@ -99,6 +99,10 @@ class LoadUpdate:
 
     changed_connectors: frozenset[str]
     changed_zones: frozenset[str]
+    changed_stations: frozenset[str] = frozenset()
+    """Stations whose degraded current changed."""
+    degraded_problems_changed: bool = False
+    """The zones whose stations get 0 A in degraded mode (and why) changed."""
 
 
 @dataclass(slots=True)
@@ -322,7 +326,7 @@ class LoadManager:
             return
         self._full_run = False
         self.runs += 1
-        self.degraded = self._degraded_plan()
+        old_degraded, self.degraded = self.degraded, self._degraded_plan()
         self._install_bases()
         snapshot, station_of = self._snapshot(now)
         allocation = allocate(snapshot)
@@ -344,7 +348,7 @@ class LoadManager:
             by_key = {c.connector_id: c for c in snapshot.connectors}
             self.last = _Run(snapshot, allocation, targets, station_of, by_key)
         self._arm_timer(now, the_plan.wake_at, allocation.next_reevaluation_at)
-        self._announce(previous)
+        self._announce(previous, old_degraded)
 
     def _replan(self, now: float) -> None:
         """Delivery only, on the last snapshot: an answer may have freed room for increases."""
@@ -364,9 +368,16 @@ class LoadManager:
             self._timer.cancel()
         self._timer = self._site.clock.call_later(delay, self.request_run)
 
-    def _announce(self, previous: _Run | None) -> None:
+    def _announce(self, previous: _Run | None, old_degraded: DegradedPlan) -> None:
         if self.last is None or not self._listeners:
             return
+        new_degraded = self.degraded
+        stations = frozenset(
+            sid
+            for sid in old_degraded.station.keys() | new_degraded.station.keys()
+            if old_degraded.station.get(sid) != new_degraded.station.get(sid)
+        )
+        problems = old_degraded.problems != new_degraded.problems
         old_points = previous.allocation.setpoints if previous else {}
         old_reasons = previous.allocation.reasons if previous else {}
         new = self.last.allocation
@@ -378,9 +389,9 @@ class LoadManager:
         )
         old_zones = previous.allocation.zones if previous else {}
         zones = frozenset(z for z, v in new.zones.items() if old_zones.get(z) != v)
-        if not changed and not zones:
+        if not changed and not zones and not stations and not problems:
             return
-        update = LoadUpdate(changed, zones)
+        update = LoadUpdate(changed, zones, stations, problems)
         for listener in list(self._listeners):
             try:
                 listener(update)

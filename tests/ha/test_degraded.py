@@ -1,0 +1,107 @@
+"""Degraded mode in HA: the zone's state, each station's degraded current, the repair."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from custom_components.ev_charging_expert.const import DOMAIN
+from homeassistant.components.number import DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN, SERVICE_TURN_ON
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.helpers import issue_registry as ir
+
+from .conftest import entity_id, zone_subentry
+from .test_load_entities import select
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+
+    from custom_components.ev_charging_expert.hub import EvChargingHub
+
+    from .conftest import ConnectCharger
+
+pytestmark = pytest.mark.usefixtures("init_integration")
+
+
+@pytest.fixture
+def zone_subentries() -> list:
+    return [
+        zone_subentry("static", "Parking", 51.0),
+        zone_subentry("dyn", "Building", 63.0, mode="dynamic", degraded_setpoint=16.0),
+    ]
+
+
+async def test_stations_show_their_degraded_current_and_scale_to_the_zone(
+    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+) -> None:
+    await connect_charger("P1", connectors=2)
+    await connect_charger("P2", connectors=2)
+    await connect_charger("W")
+    for station_id in ("P1", "P2", "W"):
+        await select(hass, f"{station_id}_zone", "Parking")
+    await hass.services.async_call(
+        NUMBER_DOMAIN,
+        SERVICE_SET_VALUE,
+        {ATTR_ENTITY_ID: entity_id(hass, "number", "W_minimum_override"), "value": 10},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    # The guide's example: 12 + 12 + 10 A of minimums in 51 A: scale 1.5.
+    degraded = {
+        sid: hass.states.get(entity_id(hass, "sensor", f"{sid}_degraded_current")).state
+        for sid in ("P1", "P2", "W")
+    }
+    assert degraded == {"P1": "18.0", "P2": "18.0", "W": "15.0"}
+
+
+async def test_minimums_that_do_not_fit_raise_a_repair(
+    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+) -> None:
+    await connect_charger("A")
+    await select(hass, "A_zone", "Parking")
+    await hass.services.async_call(
+        NUMBER_DOMAIN,
+        SERVICE_SET_VALUE,
+        {ATTR_ENTITY_ID: entity_id(hass, "number", "A_minimum_override"), "value": 60},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static")
+    assert issue is not None
+    assert issue.translation_placeholders["zone"] == "Parking"
+    state = hass.states.get(entity_id(hass, "sensor", "A_degraded_current"))
+    assert state.state == "0.0"
+
+    await hass.services.async_call(
+        NUMBER_DOMAIN,
+        SERVICE_SET_VALUE,
+        {ATTR_ENTITY_ID: entity_id(hass, "number", "A_minimum_override"), "value": 0},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static") is None
+
+
+async def test_dynamic_zone_without_a_meter_is_degraded(hass: HomeAssistant) -> None:
+    state = hass.states.get(entity_id(hass, "binary_sensor", "zone_dyn_degraded"))
+    assert state.state == "on"
+    assert hass.states.get(entity_id(hass, "binary_sensor", "zone_static_degraded")).state == "off"
+    setpoint = hass.states.get(entity_id(hass, "sensor", "zone_dyn_degraded_setpoint"))
+    assert setpoint.state == "16.0"
+
+
+async def test_dc_station_has_no_degraded_current(
+    hass: HomeAssistant, connect_charger: ConnectCharger
+) -> None:
+    await connect_charger("DC1")
+    await select(hass, "DC1_zone", "Parking")
+    await hass.services.async_call(
+        SWITCH_DOMAIN,
+        SERVICE_TURN_ON,
+        {ATTR_ENTITY_ID: entity_id(hass, "switch", "DC1_dc")},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(entity_id(hass, "sensor", "DC1_degraded_current")).state == "unknown"
