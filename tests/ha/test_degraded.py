@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pytest
-
-from custom_components.ev_charging_expert.const import DOMAIN
 from homeassistant.components.number import DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN, SERVICE_TURN_ON
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.helpers import issue_registry as ir
+import pytest
+
+from custom_components.ev_charging_expert.const import DOMAIN
 
 from .conftest import entity_id, zone_subentry
 from .test_load_entities import select
