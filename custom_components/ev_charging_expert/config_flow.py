@@ -74,6 +74,15 @@ from .evcore.meters.external import DEFAULT_MAX_AGE
 from .evcore.meters.models import CURRENTS, MAX_READ_GAP
 from .evcore.model import NewChargerPolicy
 from .hub import (
+    build_ssl_context,
+    meter_subentries,
+    models_from_entry,
+    rename_model_in_meters,
+    zone_from_subentry,
+    zone_meter_ids,
+    zones_from_entry,
+)
+from .power_meters import (
     CONF_CURRENTS,
     CONF_ENERGY,
     CONF_MAX_AGE,
@@ -89,13 +98,6 @@ from .hub import (
     SUBENTRY_METER,
     SUBENTRY_METER_MODEL,
     HaSensorMeterConfig,
-    build_ssl_context,
-    meter_subentries,
-    models_from_entry,
-    rename_model_in_meters,
-    zone_from_subentry,
-    zone_meter_ids,
-    zones_from_entry,
 )
 from .select import UNASSIGNED
 

@@ -9,7 +9,7 @@ from homeassistant.components.diagnostics import async_redact_data
 
 from .const import DOMAIN
 from .evcore.meters.catalog import model_to_data
-from .hub import meter_device_id
+from .power_meters import meter_device_id
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant

@@ -33,7 +33,7 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
-from .hub import meter_device_id, signal_meter, signal_new_meter
+from .power_meters import meter_device_id, signal_meter, signal_new_meter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from homeassistant.helpers.typing import StateType
 
     from .evcore.meters import MeterReading
-    from .hub import EvChargingConfigEntry, EvChargingHub, MeterView, ZoneStatus
+    from .hub import EvChargingConfigEntry, EvChargingHub, ZoneStatus
+    from .power_meters import MeterView
 
 PARALLEL_UPDATES = 0
 

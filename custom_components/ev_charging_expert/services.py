@@ -31,12 +31,8 @@ from .const import DOMAIN
 from .evcore.errors import ConfigError
 from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
-from .hub import (
-    SUBENTRY_METER_MODEL,
-    model_subentries,
-    models_from_entry,
-    rename_model_in_meters,
-)
+from .hub import model_subentries, models_from_entry, rename_model_in_meters
+from .power_meters import SUBENTRY_METER_MODEL
 
 if TYPE_CHECKING:
     from datetime import datetime

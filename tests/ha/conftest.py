@@ -40,7 +40,7 @@ from custom_components.ev_charging_expert.const import (
 )
 from custom_components.ev_charging_expert.evcore.clock import ManualClock
 from custom_components.ev_charging_expert.evcore.meters import BUILTIN_MODELS, PM5320
-from custom_components.ev_charging_expert.hub import SUBENTRY_METER
+from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
 from tools.sim.modbus_meter import MeterSimulator
 
 if TYPE_CHECKING:

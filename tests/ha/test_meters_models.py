@@ -13,7 +13,7 @@ import pytest
 
 from custom_components.ev_charging_expert.const import DOMAIN
 from custom_components.ev_charging_expert.evcore.meters import ModelRegistry
-from custom_components.ev_charging_expert.hub import SUBENTRY_METER_MODEL
+from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER_MODEL
 
 from .conftest import entity_id, meter_subentry, meters_idle, modbus_meter_data
 

@@ -20,7 +20,7 @@ from custom_components.ev_charging_expert.const import (
     NO_PARENT,
     SUBENTRY_ZONE,
 )
-from custom_components.ev_charging_expert.hub import SUBENTRY_METER
+from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
 
 from .conftest import meter_subentry, zone_subentry
 
