@@ -427,14 +427,10 @@ class EvChargingHub:
             ir.async_delete_issue(self.hass, DOMAIN, f"{ISSUE_DEGRADED_ZERO}_{zone_id}")
         for zone_id, reason in problems.items():
             zone = self.zones.get(zone_id)
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._raise_issue(
                 f"{ISSUE_DEGRADED_ZERO}_{zone_id}",
-                is_fixable=False,
-                severity=ir.IssueSeverity.WARNING,
-                translation_key=ISSUE_DEGRADED_ZERO,
-                translation_placeholders={
+                ISSUE_DEGRADED_ZERO,
+                {
                     "zone": zone.name if zone else zone_id,
                     "reason": reason,
                 },
@@ -443,14 +439,11 @@ class EvChargingHub:
 
     def _sync_orphan_issue(self, orphans: list[str]) -> None:
         if orphans:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._raise_issue(
                 ISSUE_ORPHAN_ZONE,
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key=ISSUE_ORPHAN_ZONE,
-                translation_placeholders={"zones": ", ".join(sorted(orphans))},
+                ISSUE_ORPHAN_ZONE,
+                {"zones": ", ".join(sorted(orphans))},
+                error=True,
             )
         else:
             ir.async_delete_issue(self.hass, DOMAIN, ISSUE_ORPHAN_ZONE)
@@ -464,14 +457,10 @@ class EvChargingHub:
         )
         if unassigned:
             shown = ", ".join(unassigned[:_LISTED]) + (" …" if len(unassigned) > _LISTED else "")
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._raise_issue(
                 ISSUE_UNASSIGNED,
-                is_fixable=False,
-                severity=ir.IssueSeverity.WARNING,
-                translation_key=ISSUE_UNASSIGNED,
-                translation_placeholders={"count": str(len(unassigned)), "stations": shown},
+                ISSUE_UNASSIGNED,
+                {"count": str(len(unassigned)), "stations": shown},
             )
         else:
             ir.async_delete_issue(self.hass, DOMAIN, ISSUE_UNASSIGNED)
@@ -631,14 +620,11 @@ class EvChargingHub:
             name = wanted[meter_id].title
             if previous.get(meter_id) != error:
                 _LOGGER.error("Meter %s cannot be used: %s", name, error)
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._raise_issue(
                 f"{ISSUE_METER_INVALID}_{meter_id}",
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key=ISSUE_METER_INVALID,
-                translation_placeholders={"meter": name, "error": error},
+                ISSUE_METER_INVALID,
+                {"meter": name, "error": error},
+                error=True,
             )
 
     def _sync_zone_meter_issue(self) -> None:
@@ -655,14 +641,11 @@ class EvChargingHub:
             if zone.mode is ZoneMode.DYNAMIC and zone_meters.get(zone_id) not in usable
         )
         if missing:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
+            self._raise_issue(
                 ISSUE_ZONE_WITHOUT_METER,
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key=ISSUE_ZONE_WITHOUT_METER,
-                translation_placeholders={"zones": ", ".join(missing)},
+                ISSUE_ZONE_WITHOUT_METER,
+                {"zones": ", ".join(missing)},
+                error=True,
             )
         else:
             ir.async_delete_issue(self.hass, DOMAIN, ISSUE_ZONE_WITHOUT_METER)
@@ -813,14 +796,10 @@ class EvChargingHub:
             case StationConfigured():
                 self._sync_unassigned_issue()
             case StationUncontrollable(station_id=sid, reason=reason):
-                ir.async_create_issue(
-                    self.hass,
-                    DOMAIN,
+                self._raise_issue(
                     f"{ISSUE_UNCONTROLLABLE}_{sid}",
-                    is_fixable=False,
-                    severity=ir.IssueSeverity.WARNING,
-                    translation_key=ISSUE_UNCONTROLLABLE,
-                    translation_placeholders={"station_id": sid, "reason": reason},
+                    ISSUE_UNCONTROLLABLE,
+                    {"station_id": sid, "reason": reason},
                 )
 
     def _fire_bus_event(self, event: CardPresented | SessionStarted | SessionEnded) -> None:
@@ -890,6 +869,20 @@ class EvChargingHub:
             self._known_connectors.discard((station, connector_id))
         self._known_stations.discard(station_id)
         self._device_boot.pop(station_id, None)
+
+    def _raise_issue(
+        self, issue_id: str, key: str, placeholders: dict[str, str], *, error: bool = False
+    ) -> None:
+        """A repair the user must act on (not fixable from the repairs dialog)."""
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR if error else ir.IssueSeverity.WARNING,
+            translation_key=key,
+            translation_placeholders=placeholders,
+        )
 
     def _create_pending_issue(self, station_id: str) -> None:
         ir.async_create_issue(

@@ -65,7 +65,8 @@ async def test_config_entry_diagnostics(
     assert station["connectors"]["1"]["transaction"]["id_tag"] == REDACTED
     assert PASSWORD not in str(diagnostics)
     assert "04A1B2C3" not in str(diagnostics)
-    assert diagnostics == snapshot(exclude=props("port", "listening_port"))
+    # The number of allocation runs depends on how events interleave: not part of the snapshot.
+    assert diagnostics == snapshot(exclude=props("port", "listening_port", "runs"))
 
 
 @pytest.mark.usefixtures("charging")
