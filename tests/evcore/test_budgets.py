@@ -50,3 +50,11 @@ def test_an_ev_counts_in_its_zone_and_every_zone_above() -> None:
     infos = zone_budgets(zones, {"root": (50.0,) * 3, "sub": (30.0,) * 3}, draws)
     assert infos["root"].building == (40.0, 40.0, 40.0)
     assert infos["sub"].building == (20.0, 20.0, 20.0)
+
+
+def test_only_some_zones_still_counts_evs_of_their_sub_zones() -> None:
+    zones = {"root": _dyn("root", 200.0), "sub": ZoneConfig("sub", "Sub", 100.0, parent_id="root")}
+    draws = [EvDraw("sub", (10.0, 10.0, 10.0))]
+    full = zone_budgets(zones, {"root": (50.0,) * 3}, draws)
+    part = zone_budgets(zones, {"root": (50.0,) * 3}, draws, only={"root"})
+    assert part == {"root": full["root"]}

@@ -64,8 +64,9 @@ def zone_budgets(
     ev_draws: Iterable[EvDraw],
     *,
     safety_margin: float = DEFAULT_SAFETY_MARGIN,
+    only: set[str] | None = None,
 ) -> dict[str, ZoneBudgetInfo]:
-    """Each zone's own budget per phase.
+    """Each zone's own budget per phase (only those in `only`, when given).
 
     `readings` maps a dynamic zone to its meter's current per phase, or None when the meter
     has no valid reading. `ev_draws` are the connectors' contributions (see module doc);
@@ -83,6 +84,8 @@ def zone_budgets(
             zone_id = zones[zone_id].parent_id
     result: dict[str, ZoneBudgetInfo] = {}
     for zone_id, zone in zones.items():
+        if only is not None and zone_id not in only:
+            continue
         top = zone.max_current
         if zone.mode is ZoneMode.STATIC:
             result[zone_id] = ZoneBudgetInfo((top, top, top), degraded=False)

@@ -177,17 +177,20 @@ class LoadManager:
         itself (meter noise), so a meter polled twice a second does not cost an allocation
         twice a second.
         """
-        if any(m.meter_id == meter_id for m in self.zone_meters.values()):
-            self._check_budgets()
+        zones = {z for z, m in self.zone_meters.items() if m.meter_id == meter_id}
+        if zones:
+            self._check_budgets(zones)
 
-    def _check_budgets(self) -> None:
-        if self.last is None or self._stopped:
+    def _check_budgets(self, zone_ids: set[str]) -> None:
+        """Re-allocate when one of these zones' budgets moved by half the margin or more."""
+        last = self.last
+        if last is None or self._stopped:
             return
         threshold = self.settings.safety_margin / 2
-        fresh = self._budgets(self.last.snapshot, self.last.station_of)
-        for zone_id, info in fresh.items():
-            old = self.budgets.get(zone_id)
-            if old is None or old.degraded != info.degraded:
+        fresh = self._budgets(last.snapshot, last.station_of, only=zone_ids)
+        for zone_id in zone_ids:
+            info, old = fresh.get(zone_id), self.budgets.get(zone_id)
+            if info is None or old is None or old.degraded != info.degraded:
                 self.request_run()
                 return
             if any(abs(n - o) >= threshold for n, o in zip(info.budget, old.budget, strict=True)):
@@ -204,8 +207,16 @@ class LoadManager:
             self._meter_timer = self._site.clock.call_later(_METER_CHECK, self._meter_tick)
 
     def _meter_tick(self) -> None:
+        # Only a reading that went stale (or came back) between two readings matters here;
+        # new readings are checked as they arrive.
         self._meter_timer = None
-        self._check_budgets()
+        now = self._site.clock.monotonic()
+        for zone_id, meter in self.zone_meters.items():
+            info = self.budgets.get(zone_id)
+            lost = meter.valid_reading(now) is None
+            if info is None or info.degraded != lost:
+                self.request_run()
+                break
         self._arm_meter_timer()
 
     def set_settings(self, settings: LoadSettings) -> None:
@@ -446,12 +457,21 @@ class LoadManager:
         return snapshot, station_of
 
     def _budgets(
-        self, snapshot: SiteSnapshot, station_of: Mapping[str, tuple[str, int]]
+        self,
+        snapshot: SiteSnapshot,
+        station_of: Mapping[str, tuple[str, int]],
+        *,
+        only: set[str] | None = None,
     ) -> dict[str, ZoneBudgetInfo]:
-        """Each zone's own budget: static max, meter-based, or degraded (meter lost)."""
+        """Each zone's own budget: static max, meter-based, or degraded (meter lost).
+
+        With `only`, just those zones (and only the connectors below them are looked at).
+        """
         readings: dict[str, Phases | None] = {}
         taken: list[datetime] = []
         for zone_id, meter in self.zone_meters.items():
+            if only is not None and zone_id not in only:
+                continue
             reading = meter.valid_reading(self._site.clock.monotonic())
             readings[zone_id] = None if reading is None else reading.currents_a
             if reading is not None:
@@ -459,12 +479,21 @@ class LoadManager:
         # An EV sample newer than a meter's reading may show a draw the meter did not see yet:
         # subtracting it would make the building's load look smaller than it is.
         not_after = min(taken, default=None)
+        connectors = snapshot.connectors
+        if only is not None:
+            index = snapshot.zone_index
+            wanted = {index.position[z] for z in only if z in index.position}
+            connectors = tuple(
+                c for c in connectors if wanted.intersection(index.paths[index.position[c.zone_id]])
+            )
         draws = (
-            [self._ev_draw(c, station_of, not_after) for c in snapshot.connectors]
+            [self._ev_draw(c, station_of, not_after) for c in connectors]
             if not_after is not None
             else []
         )
-        return zone_budgets(self.zones, readings, draws, safety_margin=self.settings.safety_margin)
+        return zone_budgets(
+            self.zones, readings, draws, safety_margin=self.settings.safety_margin, only=only
+        )
 
     def _ev_draw(
         self,
