@@ -4,11 +4,12 @@ A dynamic zone's budget on each grid phase is
 
     max current - (measured zone current - our EVs' current in the zone) - safety margin
 
-clamped to [0, max]. "Our EVs' current" must never be overstated, or the building's own load
+clamped to [0, max]. "Our EVs' current" must not be overstated, or the building's own load
 would look smaller than it is. So each connector counts the *least* of what its charger last
 measured (only if recent) and the lowest limit the charger may be applying right now; a
 connector without a recent measurement counts 0 (all of the zone's current is then taken as
-building load: less for the EVs, never more).
+building load: less for the EVs, never more). The one thing this cannot see is an EV whose
+draw fell after its last sample; the safety margin is there for that.
 
 Sub-zones are further limited by their parents (the allocator applies every ancestor's
 constraint); this module only computes each zone's own budget.
