@@ -1,0 +1,1058 @@
+"""Load-management reaction time: from a zone budget change to every charger holding its limit.
+
+Two processes on loopback (127.0.0.1):
+
+  server   this process: evcore `CentralSystem` + `Site(SystemClock(), MemoryStore())` +
+           `LoadManager`, in a bare asyncio loop. The N stations are pre-registered (accepted,
+           one 32 A three-phase connector, all in one zone), as if configured earlier.
+  chargers a child process (`bench/reaction.py --client`): N raw websocket clients
+           (websockets.asyncio.client, subprotocol ocpp1.6, no compression), one connector
+           each. Each sends BootNotification, answers the server's GetConfiguration
+           (SupportedFeatureProfiles "Core,SmartCharging", ChargeProfileMaxStackLevel "8",
+           ChargingScheduleAllowedChargingRateUnit "Current", NumberOfConnectors "1"), sends
+           StatusNotification Charging for connector 1 and StartTransaction, then answers every
+           SetChargingProfile with Accepted and records (monotonic time, connectorId, stackLevel,
+           limit) at receipt. Frames out are pre-serialised; only incoming CALLs are parsed.
+
+Scenario, per N: zone max N x 32 A, wait until every charger holds its 32 A lease (steady
+state), then
+
+  drop      set_zones(max N x 10 A)                      -> every lease <= 10 A
+  raise     set_zones(max N x 32 A), > 10 s after the last increase any connector got
+                                                         -> every lease >= 32 A
+  drop 2    as drop, right after the raise
+  raise 2   at once after drop 2: within 10 s of the previous increases, so each connector's
+            increase waits for the one-increase-per-10-s rule (delivery.py) -- shows that rule
+
+Measured from the monotonic instant just before `set_zones()`:
+
+  per-charger latency  the charger process's receipt time of the first lease (stack level 1,
+                       connector 1) at the new value; CLOCK_MONOTONIC is one clock for every
+                       process on Linux, so the two processes' timestamps compare directly.
+                       The charger answers Accepted right after (no other work in between).
+  server confirmed     the server-side moment the last Accepted answer was booked
+                       (delivery.record_answer), i.e. when the load manager *knows* every
+                       charger holds the new value.
+  server CPU           process CPU (all threads: the event loop plus the ocpp library's
+                       schema-validation thread pool) from set_zones() to that moment; the
+                       main thread's share; load-manager runs in the window, their total time.
+
+Instrumentation (this process only, evcore files unchanged): `loadmanager.record_answer` is
+wrapped to timestamp confirmations, and the LoadManager instance's `_run` / `_send` are wrapped
+to count runs and sends.
+
+    .venv/bin/python bench/reaction.py                 # N = 100 and 1000
+    .venv/bin/python bench/reaction.py --quick         # smoke: N = 20, no "raise 2"
+    .venv/bin/python bench/reaction.py --n 1000 --profile   # + cProfile of the server's
+                                                            #   main thread in each reaction
+
+Results: a table on stdout; JSON and Markdown in bench/results/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+import gc
+import io
+import json
+import logging
+import os
+from pathlib import Path
+import platform
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `custom_components.ev_charging_expert` imports from the repo root
+    sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+HOST = "127.0.0.1"
+SUBPROTOCOL = "ocpp1.6"
+ZONE_ID = "bench"
+HIGH_A = 32.0
+LOW_A = 10.0
+CONNECT_CONCURRENCY = 64
+PHASE_TIMEOUT_S = 90.0
+GOAL_MS = 500.0
+# The server is quiet when it uses less than this share of a core over QUIET_SAMPLE_S.
+QUIET_SHARE = 0.05
+QUIET_SAMPLE_S = 0.5
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from websockets.asyncio.client import ClientConnection
+
+_LOGGER = logging.getLogger("reaction")
+
+
+def charger_id(index: int) -> str:
+    """Charge box identity of simulated charger `index`."""
+    return f"RX{index:05d}"
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# =============================================================================== charger process
+_CONFIG_KEYS = json.dumps(
+    {
+        "configurationKey": [
+            {"key": "SupportedFeatureProfiles", "readonly": True, "value": "Core,SmartCharging"},
+            {"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "8"},
+            {
+                "key": "ChargingScheduleAllowedChargingRateUnit",
+                "readonly": True,
+                "value": "Current",
+            },
+            {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
+        ]
+    },
+    separators=(",", ":"),
+)
+_ACCEPTED = '{"status":"Accepted"}'
+
+
+class _RefusedError(Exception):
+    """The server answered a CALL with a CallError."""
+
+
+class SimCharger:
+    """One charger on one websocket: boot sequence, then answers the server's CALLs."""
+
+    __slots__ = ("index", "records", "seq", "server_calls", "ws")
+
+    def __init__(self, index: int, ws: ClientConnection) -> None:
+        self.index = index
+        self.ws = ws
+        self.seq = 0
+        self.records: list[tuple[float, int, int, float]] = []
+        self.server_calls = 0
+
+    async def call(self, action: str, payload_json: str) -> None:
+        """Send a CALL, answer server CALLs meanwhile, return on its CallResult."""
+        self.seq += 1
+        uid = f"c{self.seq}"
+        await self.ws.send(f'[2,"{uid}","{action}",{payload_json}]')
+        ok, error = f'[3,"{uid}"', f'[4,"{uid}"'
+        async with asyncio.timeout(120):
+            while True:
+                msg = await self.ws.recv()
+                if not isinstance(msg, str):
+                    continue
+                if msg.startswith(ok):
+                    return
+                if msg.startswith(error):
+                    raise _RefusedError(f"{charger_id(self.index)} {action}: {msg[:200]!r}")
+                await self.answer(msg)
+
+    async def answer(self, msg: str) -> None:
+        """Answer one server CALL (other frames are ignored)."""
+        received = time.monotonic()
+        if not msg.startswith("[2,"):
+            return
+        _, unique_id, action, payload = json.loads(msg)
+        self.server_calls += 1
+        uid = json.dumps(unique_id)
+        if action == "SetChargingProfile":
+            profile = payload["csChargingProfiles"]
+            limit = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+            self.records.append(
+                (received, payload["connectorId"], profile["stackLevel"], float(limit))
+            )
+            await self.ws.send(f"[3,{uid},{_ACCEPTED}]")
+        elif action == "GetConfiguration":
+            await self.ws.send(f"[3,{uid},{_CONFIG_KEYS}]")
+        else:
+            await self.ws.send(f'[4,{uid},"NotImplemented","{action} not simulated",{{}}]')
+
+    async def serve(self) -> None:
+        """Answer server CALLs until the connection closes."""
+        with contextlib.suppress(Exception):
+            async for msg in self.ws:
+                await self.answer(msg)  # type: ignore[arg-type]
+
+
+def _boot_frames(index: int) -> tuple[str, str, str]:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    boot = json.dumps(
+        {
+            "chargePointVendor": "BenchVendor",
+            "chargePointModel": "AC22-3P",
+            "chargePointSerialNumber": f"SN{index:08d}",
+            "firmwareVersion": "4.2.1",
+        },
+        separators=(",", ":"),
+    )
+    status = json.dumps(
+        {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": now},
+        separators=(",", ":"),
+    )
+    start = json.dumps(
+        {"connectorId": 1, "idTag": f"TAG{index:05d}", "meterStart": 0, "timestamp": now},
+        separators=(",", ":"),
+    )
+    return boot, status, start
+
+
+async def _start_charger(
+    index: int, url_base: str, semaphore: asyncio.Semaphore, tasks: set[asyncio.Task[None]]
+) -> SimCharger:
+    from websockets.asyncio.client import connect  # noqa: PLC0415
+
+    async with semaphore:
+        ws = await connect(
+            f"{url_base}/{charger_id(index)}",
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            compression=None,  # like most chargers
+            ping_interval=None,  # the server pings; the client answers on its own
+            max_size=2**20,
+            open_timeout=120,
+            close_timeout=2,
+        )
+        charger = SimCharger(index, ws)
+        boot, status, start = _boot_frames(index)
+        await charger.call("BootNotification", boot)
+        await charger.call("StatusNotification", status)
+        await charger.call("StartTransaction", start)
+    task = asyncio.get_running_loop().create_task(charger.serve())
+    tasks.add(task)
+    return charger
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+async def client_main(port: int, n: int) -> None:
+    """The charger process: connect N chargers, then obey commands on stdin.
+
+    stdin commands: `dump <since>` prints every SetChargingProfile record received at or after
+    monotonic time <since> as one JSON line; `quit` closes every connection and exits.
+    """
+    _raise_nofile()
+    semaphore = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    tasks: set[asyncio.Task[None]] = set()
+    url_base = f"ws://{HOST}:{port}/ocpp"
+    started = time.monotonic()
+    outcomes = await asyncio.gather(
+        *(_start_charger(i, url_base, semaphore, tasks) for i in range(n)),
+        return_exceptions=True,
+    )
+    chargers = [c for c in outcomes if isinstance(c, SimCharger)]
+    failures = [repr(o) for o in outcomes if not isinstance(o, SimCharger)]
+    _emit(
+        {
+            "type": "ready",
+            "connected": len(chargers),
+            "failures": len(failures),
+            "failure_examples": failures[:3],
+            "setup_s": time.monotonic() - started,
+        }
+    )
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        command, _, argument = line.strip().partition(" ")
+        if command == "dump":
+            since = float(argument or "-inf")
+            _emit(
+                {
+                    "type": "dump",
+                    "records": {
+                        str(c.index): [r for r in c.records if r[0] >= since] for c in chargers
+                    },
+                    "server_calls": sum(c.server_calls for c in chargers),
+                }
+            )
+        elif command in ("quit", ""):  # "" = stdin closed: the server went away
+            break
+    await asyncio.gather(*(c.ws.close() for c in chargers), return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+
+
+class ClientProcess:
+    """The charger process, driven through its stdin/stdout pipes."""
+
+    def __init__(self, port: int, n: int) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        self.proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, str(Path(__file__).resolve()), "--client", str(port), str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.proc.pid
+
+    async def read(self, timeout: float) -> dict[str, Any]:
+        """Next JSON line from the process (blocking read in a thread)."""
+        assert self.proc.stdout is not None  # noqa: S101
+        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
+        if not line:
+            raise RuntimeError(f"charger process exited ({self.proc.poll()})")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def send(self, command: str) -> None:
+        """Write one command line."""
+        assert self.proc.stdin is not None  # noqa: S101
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    async def dump(self, since: float) -> dict[str, Any]:
+        """Records received at or after `since`."""
+        self.send(f"dump {since!r}")
+        return await self.read(60)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the charger process."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text(encoding="ascii")
+            fields = stat.rsplit(")", 1)[1].split()
+            ticks = os.sysconf("SC_CLK_TCK")
+            return (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def close(self) -> None:
+        """Ask it to quit; kill it if it does not."""
+        with contextlib.suppress(Exception):
+            self.send("quit")
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# =============================================================================== server side
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds per thread of this process (native thread id -> user + system)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    with contextlib.suppress(OSError):
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                stat = (task / "stat").read_text(encoding="ascii")
+                fields = stat.rsplit(")", 1)[1].split()
+                out[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+@dataclass
+class Window:
+    """One reaction being measured."""
+
+    name: str
+    want: Callable[[float], bool]
+    keys: frozenset[str]
+    lease_key: dict[int, str]
+    t0: float
+    cpu0: float
+    main_cpu0: float
+    runs: list[tuple[float, float, int, bool]] = field(default_factory=list)
+    """(start, duration, sends issued, full run?) of every load-manager run in the window."""
+    confirmed: dict[str, float] = field(default_factory=dict)
+    t_end: float | None = None
+    cpu_end: float | None = None
+    main_cpu_end: float | None = None
+    gc_pauses: list[tuple[int, float]] = field(default_factory=list)
+    """(generation, CPU seconds) of every garbage collection until the last confirmation."""
+    tail_runs: list[tuple[float, float, int, bool]] = field(default_factory=list)
+    cpu_tail_end: float | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    profiler: cProfile.Profile | None = None
+
+
+class Probe:
+    """Bench-only instrumentation of one LoadManager (evcore code is not changed)."""
+
+    def __init__(self, lm: Any) -> None:
+        from custom_components.ev_charging_expert.evcore import (  # noqa: PLC0415
+            loadmanager as module,
+        )
+
+        loadmanager: Any = module  # patched below: record_answer is its import from delivery
+        self.lm = lm
+        self.window: Window | None = None
+        self.idle_runs: list[tuple[float, bool]] = []
+        """(duration, full run?) of the runs outside a measurement window (setup)."""
+        self._sends_in_run = 0
+        original_answer = loadmanager.record_answer
+        original_run = lm._run  # noqa: SLF001
+        original_send = lm._send  # noqa: SLF001
+
+        def record_answer(lease: Any, *, accepted: bool | None, now: float) -> None:
+            original_answer(lease, accepted=accepted, now=now)
+            window = self.window
+            if window is None or window.t_end is not None or lease.sent is not None:
+                return
+            if lease.held is None or not window.want(lease.held):
+                return
+            key = window.lease_key.get(id(lease))
+            if key is None or key in window.confirmed:
+                return
+            window.confirmed[key] = time.monotonic()
+            if len(window.confirmed) == len(window.keys):
+                self._finish(window)
+
+        def run() -> None:
+            self._sends_in_run = 0
+            full_runs = lm.runs
+            start = time.monotonic()
+            original_run()
+            window = self.window
+            if window is None:
+                self.idle_runs.append((time.monotonic() - start, lm.runs != full_runs))
+                return
+            # lm.runs counts full runs (snapshot + allocate + plan); a delivery-only re-plan
+            # after an answer, where the load manager has one, does not increment it.
+            full = lm.runs != full_runs
+            entry = (start, time.monotonic() - start, self._sends_in_run, full)
+            if window.t_end is None:
+                window.runs.append(entry)
+            else:  # runs the last answers still cause, after the last confirmation
+                window.tail_runs.append(entry)
+                window.cpu_tail_end = time.process_time()
+
+        def send(*args: Any, **kwargs: Any) -> None:
+            self._sends_in_run += 1
+            original_send(*args, **kwargs)
+
+        loadmanager.record_answer = record_answer
+        lm._run = run  # noqa: SLF001
+        lm._send = send  # noqa: SLF001
+        self._restore: Callable[[], None] = lambda: setattr(
+            loadmanager, "record_answer", original_answer
+        )
+        self._gc_start = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        window = self.window
+        if window is None or window.t_end is not None:
+            return
+        if phase == "start":
+            self._gc_start = time.thread_time()
+        else:
+            window.gc_pauses.append((info["generation"], time.thread_time() - self._gc_start))
+
+    def close(self) -> None:
+        """Put the module's record_answer back; stop watching the garbage collector."""
+        self._restore()
+        gc.callbacks.remove(self._on_gc)
+
+    def _finish(self, window: Window) -> None:
+        window.t_end = time.monotonic()
+        window.cpu_end = time.process_time()
+        window.main_cpu_end = time.thread_time()
+        if window.profiler is not None:
+            window.profiler.disable()
+        window.done.set()
+
+    def open(self, name: str, want: Callable[[float], bool], *, profile: bool) -> Window:
+        """Start measuring: call just before the change."""
+        leases = self.lm.leases
+        keys = frozenset(leases)
+        window = Window(
+            name=name,
+            want=want,
+            keys=keys,
+            lease_key={id(lease): key for key, lease in leases.items()},
+            t0=0.0,
+            cpu0=0.0,
+            main_cpu0=0.0,
+        )
+        if profile:
+            # CPU time of the event loop's thread, not wall time: on a busy machine wall time
+            # charges other processes' time slices to whatever was running.
+            window.profiler = cProfile.Profile(time.thread_time)
+        self.window = window
+        window.cpu0 = time.process_time()
+        window.main_cpu0 = time.thread_time()
+        window.t0 = time.monotonic()
+        if window.profiler is not None:
+            window.profiler.enable()
+        return window
+
+
+def _coalescing_store(data: dict[str, Any]) -> Any:
+    """A MemoryStore that saves once per second at most, like HA's `Store.async_delay_save`."""
+    from custom_components.ev_charging_expert.evcore.site import MemoryStore  # noqa: PLC0415
+
+    class CoalescingStore(MemoryStore):
+        pending: Callable[[], dict[str, Any]] | None = None
+
+        def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
+            if self.pending is None:
+                asyncio.get_running_loop().call_later(1.0, self._flush)
+            self.pending = data
+
+        def _flush(self) -> None:
+            pending, self.pending = self.pending, None
+            if pending is not None:
+                super().schedule_save(pending)
+
+    return CoalescingStore(data)
+
+
+class Server:
+    """CentralSystem + Site + LoadManager for N pre-registered stations in one zone."""
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        increase_interval: float | None,
+        coalesce_saves: bool = False,
+        sync_validation: bool = False,
+    ) -> None:
+        self.n = n
+        self.increase_interval = increase_interval
+        self.coalesce_saves = coalesce_saves
+        self.sync_validation = sync_validation
+
+    async def start(self) -> None:
+        """Build and start everything; the zone starts at N x 32 A."""
+        from custom_components.ev_charging_expert.evcore.clock import (  # noqa: PLC0415
+            SystemClock,
+        )
+        from custom_components.ev_charging_expert.evcore.config import (  # noqa: PLC0415
+            ConnectorConfig,
+            StationConfig,
+        )
+        from custom_components.ev_charging_expert.evcore.delivery import (  # noqa: PLC0415
+            DeliverySettings,
+        )
+        from custom_components.ev_charging_expert.evcore.loadmanager import (  # noqa: PLC0415
+            LoadManager,
+        )
+        from custom_components.ev_charging_expert.evcore.ocpp.server import (  # noqa: PLC0415
+            CentralSystem,
+        )
+        from custom_components.ev_charging_expert.evcore.site import (  # noqa: PLC0415
+            MemoryStore,
+            Site,
+            SiteSettings,
+        )
+
+        config = StationConfig(zone_id=ZONE_ID, connectors={1: ConnectorConfig(rating=HIGH_A)})
+        registry = {
+            "version": 1,
+            "next_transaction_id": 1,
+            "stations": {
+                charger_id(i): {"registration": "accepted", "config": config.to_dict()}
+                for i in range(self.n)
+            },
+        }
+        self.store = _coalescing_store(registry) if self.coalesce_saves else MemoryStore(registry)
+        import ocpp.messages  # noqa: PLC0415
+
+        # The ocpp library validates every payload in the default thread pool unless told not to.
+        ocpp.messages.ASYNC_VALIDATION = not self.sync_validation
+        self.site = Site(SystemClock(), self.store, SiteSettings(heartbeat_interval=3600))
+        await self.site.load()
+        self.cs = CentralSystem(self.site, host=HOST, port=0)
+        await self.cs.start()
+        delivery = DeliverySettings()
+        if self.increase_interval is not None:
+            delivery = DeliverySettings(increase_interval=self.increase_interval)
+        self.lm = LoadManager(self.site, delivery=delivery)
+        self.probe = Probe(self.lm)
+        self.set_zone(self.n * HIGH_A)
+
+    def set_zone(self, amps: float) -> None:
+        """Replace the zone tree with one zone of `amps` per phase."""
+        from custom_components.ev_charging_expert.evcore.config import (  # noqa: PLC0415
+            ZoneConfig,
+        )
+
+        self.lm.set_zones({ZONE_ID: ZoneConfig(ZONE_ID, "Bench zone", amps)})
+
+    def holding(self, want: Callable[[float], bool]) -> int:
+        """Connectors whose confirmed lease satisfies `want`, with nothing in flight."""
+        return sum(
+            1
+            for lease in self.lm.leases.values()
+            if lease.sent is None and lease.held is not None and want(lease.held)
+        )
+
+    async def wait_holding(self, want: Callable[[float], bool], timeout: float) -> float:
+        """Wait until all N connectors hold a lease satisfying `want`; return the wait."""
+        start = time.monotonic()
+        while self.holding(want) < self.n or len(self.lm.leases) < self.n:
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(
+                    f"steady state not reached in {timeout:.0f} s: {self.holding(want)}/{self.n}"
+                )
+            await asyncio.sleep(0.05)
+        return time.monotonic() - start
+
+    async def wait_quiet(self, client: ClientProcess, max_wait: float = 30.0) -> float:
+        """Wait until both processes use under QUIET_SHARE of a core (twice in a row)."""
+        start = time.monotonic()
+        quiet = 0
+        while quiet < 2 and time.monotonic() - start < max_wait:
+            s0, c0 = time.process_time(), client.cpu_seconds()
+            await asyncio.sleep(QUIET_SAMPLE_S)
+            share = max(time.process_time() - s0, client.cpu_seconds() - c0) / QUIET_SAMPLE_S
+            quiet = quiet + 1 if share < QUIET_SHARE else 0
+        return time.monotonic() - start
+
+    def last_increase(self) -> float:
+        """Monotonic time of the latest increase sent to any connector."""
+        return max((lease.last_increase for lease in self.lm.leases.values()), default=-1e9)
+
+    async def stop(self) -> None:
+        """Stop the load manager and the server."""
+        self.lm.stop()
+        self.probe.close()
+        await self.cs.stop()
+
+
+def _is_low(amps: float) -> bool:
+    return amps <= LOW_A + 1e-6
+
+
+def _is_high(amps: float) -> bool:
+    return amps >= HIGH_A - 1e-6
+
+
+async def react(
+    server: Server,
+    client: ClientProcess,
+    name: str,
+    zone_amps: float,
+    want: Callable[[float], bool],
+    *,
+    profile_to: Path | None,
+) -> dict[str, Any]:
+    """Change the zone budget and measure until every charger holds its new lease."""
+    gc_objects = len(gc.get_objects())
+    load_before = os.getloadavg()
+    threads0 = _thread_cpu()
+    client_cpu0 = client.cpu_seconds()
+    since_increase = time.monotonic() - server.last_increase()
+    window = server.probe.open(name, want, profile=profile_to is not None)
+    server.set_zone(zone_amps)  # the change instant is window.t0, taken just before
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(window.done.wait(), PHASE_TIMEOUT_S)
+    if window.t_end is None:
+        _LOGGER.error("%s: only %d/%d confirmed", name, len(window.confirmed), len(window.keys))
+        if window.profiler is not None:
+            window.profiler.disable()
+    client_cpu1 = client.cpu_seconds()
+    threads1 = _thread_cpu()
+    await server.wait_quiet(client)  # let the runs the last answers cause happen
+    server.probe.window = None
+    # The chargers' receipt of the new lease.
+    dump = await client.dump(window.t0)
+    latencies: list[float] = []
+    missing = 0
+    profiles_received = 0
+    for records in dump["records"].values():
+        profiles_received += len(records)
+        first = next(
+            (t for t, cid, level, limit in records if cid == 1 and level == 1 and want(limit)),
+            None,
+        )
+        if first is None:
+            missing += 1
+        else:
+            latencies.append((first - window.t0) * 1000.0)
+    confirmed_ms = [(t - window.t0) * 1000.0 for t in window.confirmed.values()]
+    t_end = window.t_end
+    wall = (t_end - window.t0) if t_end is not None else None
+    cpu = (window.cpu_end - window.cpu0) if window.cpu_end is not None else None
+    main_cpu = (window.main_cpu_end - window.main_cpu0) if window.main_cpu_end is not None else None
+    # Threads other than the event loop's (the ocpp library validates in the default executor),
+    # over a slightly longer span (until the dump), for the split only.
+    main_tid = threading.get_native_id()
+    other_threads = sum(
+        v - threads0.get(tid, 0.0) for tid, v in threads1.items() if tid != main_tid
+    )
+    run_durations = [d for _, d, _, _ in window.runs]
+    result = {
+        "phase": name,
+        "zone_amps": zone_amps,
+        "chargers": len(window.keys),
+        "since_last_increase_s": since_increase,
+        "charger_p50_ms": _percentile(latencies, 50),
+        "charger_p99_ms": _percentile(latencies, 99),
+        "charger_max_ms": max(latencies, default=None),
+        "charger_missing": missing,
+        "server_confirmed_p50_ms": _percentile(confirmed_ms, 50),
+        "server_confirmed_last_ms": wall * 1000.0 if wall is not None else None,
+        "server_confirmed": len(window.confirmed),
+        "server_cpu_s": cpu,
+        "server_main_thread_cpu_s": main_cpu,
+        "server_other_threads_cpu_s": other_threads,
+        "server_cpu_share": cpu / wall if cpu is not None and wall else None,
+        "client_cpu_s": client_cpu1 - client_cpu0,
+        "lm_runs": len(window.runs),
+        "lm_full_runs": sum(1 for *_, full in window.runs if full),
+        "lm_run_total_ms": sum(run_durations) * 1000.0,
+        "lm_run_max_ms": max(run_durations, default=0.0) * 1000.0,
+        "lm_run_median_ms": (statistics.median(run_durations) * 1000.0) if run_durations else 0.0,
+        "lm_sends": sum(s for _, _, s, _ in window.runs),
+        "gc_collections": [sum(1 for g, _ in window.gc_pauses if g == gen) for gen in range(3)],
+        "gc_cpu_ms": sum(d for _, d in window.gc_pauses) * 1000.0,
+        "gc_tracked_objects": gc_objects,
+        "lm_tail_runs": len(window.tail_runs),
+        "lm_tail_run_total_ms": sum(d for _, d, _, _ in window.tail_runs) * 1000.0,
+        "server_cpu_incl_tail_s": (window.cpu_tail_end - window.cpu0)
+        if window.cpu_tail_end is not None
+        else cpu,
+        "lm_first_run_after_ms": ((window.runs[0][0] - window.t0) * 1000.0)
+        if window.runs
+        else None,
+        "runs_ms": [
+            [round((start - window.t0) * 1000.0, 2), round(d * 1000.0, 2), sends, full]
+            for start, d, sends, full in [*window.runs, *window.tail_runs]
+        ],
+        "profiles_received": profiles_received,
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+    }
+    if window.profiler is not None and profile_to is not None:
+        result["profile"] = str(_write_profile(window.profiler, profile_to))
+    return result
+
+
+def _write_profile(profiler: cProfile.Profile, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(30)
+    path.write_text(out.getvalue())
+    profiler.dump_stats(str(path.with_suffix(".prof")))
+    return path
+
+
+async def run_size(n: int, args: argparse.Namespace, *, quick: bool, stamp: str) -> dict[str, Any]:
+    """The whole scenario for N chargers."""
+    increase_interval = 2.0 if quick else None
+    profile = args.profile
+    server = Server(
+        n,
+        increase_interval=increase_interval,
+        coalesce_saves=args.coalesce_saves,
+        sync_validation=args.sync_validation,
+    )
+    await server.start()
+    cpu_start = time.process_time()
+    interval = server.lm.delivery.increase_interval
+    client = ClientProcess(server.cs.port, n)
+    out: dict[str, Any] = {
+        "n": n,
+        "increase_interval_s": interval,
+        "coalesce_saves": args.coalesce_saves,
+        "sync_validation": args.sync_validation,
+        "gc_freeze": args.gc_freeze,
+        "phases": [],
+    }
+    try:
+        ready = await client.read(timeout=600)
+        out["connect"] = ready
+        if ready["connected"] != n:
+            raise RuntimeError(f"only {ready['connected']}/{n} chargers connected: {ready}")
+        out["steady_wait_s"] = await server.wait_holding(_is_high, timeout=300)
+        # Connecting N chargers: what it cost the server (MemoryStore saves synchronously,
+        # a full registry dump per save; HA's Store coalesces saves).
+        if args.gc_freeze:
+            gc.collect()
+            gc.freeze()  # experiment: the objects of the steady state are never scanned again
+        out["setup_saves"] = server.store.saves
+        out["setup_full_runs"] = server.lm.runs
+        out["setup_runs"] = len(server.probe.idle_runs)
+        out["setup_run_total_s"] = sum(d for d, _ in server.probe.idle_runs)
+        out["setup_server_cpu_s"] = time.process_time() - cpu_start
+        steps = [("drop", n * LOW_A, _is_low), ("raise", n * HIGH_A, _is_high)]
+        if not quick:
+            steps += [("drop 2", n * LOW_A, _is_low), ("raise 2", n * HIGH_A, _is_high)]
+        for name, amps, want in steps:
+            if name != "raise 2":  # "raise 2" goes at once, inside the rate-limit window
+                await server.wait_quiet(client)
+            if name == "raise":
+                # Every connector's last increase more than `interval` ago.
+                wait = server.last_increase() + interval + 0.5 - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await server.wait_quiet(client)
+            profile_to = None
+            if profile:
+                slug = name.replace(" ", "")
+                profile_to = RESULTS / f"reaction-profile-{stamp}-{n}-{slug}.txt"
+            phase = await react(server, client, name, amps, want, profile_to=profile_to)
+            out["phases"].append(phase)
+            print(_row(n, phase), flush=True)
+            if phase["server_confirmed"] < n:
+                break
+    finally:
+        client.close()
+        await server.stop()
+    return out
+
+
+# =============================================================================== output
+COLUMNS = (
+    ("N", 5),
+    ("change", 8),
+    ("p50 ms", 8),
+    ("p99 ms", 8),
+    ("max ms", 8),
+    ("srv last ms", 11),
+    ("srv CPU s", 9),
+    ("loop thr s", 10),
+    ("runs (full)", 11),
+    ("run ms tot", 10),
+    ("run ms max", 10),
+    ("client CPU s", 12),
+    ("load avg", 8),
+)
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _cells(n: int, p: dict[str, Any]) -> list[str]:
+    return [
+        str(n),
+        p["phase"],
+        _fmt(p["charger_p50_ms"]),
+        _fmt(p["charger_p99_ms"]),
+        _fmt(p["charger_max_ms"]),
+        _fmt(p["server_confirmed_last_ms"]),
+        _fmt(p["server_cpu_s"], 3),
+        _fmt(p["server_main_thread_cpu_s"], 3),
+        f"{p['lm_runs']} ({p['lm_full_runs']})",
+        _fmt(p["lm_run_total_ms"]),
+        _fmt(p["lm_run_max_ms"]),
+        _fmt(p["client_cpu_s"], 2),
+        _fmt(p["loadavg_before"][0], 2),
+    ]
+
+
+def _header() -> str:
+    return " | ".join(f"{title:>{width}}" for title, width in COLUMNS)
+
+
+def _row(n: int, phase: dict[str, Any]) -> str:
+    return " | ".join(
+        f"{cell:>{width}}" for cell, (_, width) in zip(_cells(n, phase), COLUMNS, strict=True)
+    )
+
+
+def _markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    lines = [
+        (
+            f"Reaction time, budget change -> every charger holds its new lease "
+            f"({info['python']}, {info['cores']} cores, websockets {info['websockets']}, "
+            f"ocpp {info['ocpp']}, evcore {info['evcore']}; load average at start "
+            f"{' '.join(f'{x:.2f}' for x in info['loadavg_start'])}, at end "
+            f"{' '.join(f'{x:.2f}' for x in info['loadavg_end'])})"
+        ),
+        "",
+        (
+            "Options: "
+            + ("registry saves coalesced (1/s)" if info["coalesce_saves"] else "MemoryStore")
+            + ", ocpp validation "
+            + ("on the event loop" if info["sync_validation"] else "in the thread pool (default)")
+            + (", gc.freeze() after setup" if info["gc_freeze"] else "")
+            + (", quick (increase interval 2 s)" if info["quick"] else "")
+        ),
+        "",
+        "| " + " | ".join(title for title, _ in COLUMNS) + " |",
+        "|" + "|".join("--:" if i != 1 else "---" for i in range(len(COLUMNS))) + "|",
+    ]
+    for result in results:
+        lines.extend("| " + " | ".join(_cells(result["n"], p)) + " |" for p in result["phases"])
+    lines.append("")
+    for result in results:
+        connect = result.get("connect", {})
+        lines.append(
+            f"- N={result['n']} setup: {_fmt(connect.get('setup_s'))} s to connect and boot "
+            f"every charger, {result.get('setup_full_runs')} full load-manager runs "
+            f"({_fmt(result.get('setup_run_total_s'), 2)} s in runs), "
+            f"{result.get('setup_saves')} registry saves, server CPU "
+            f"{_fmt(result.get('setup_server_cpu_s'))} s"
+        )
+        lines.extend(
+            f"- N={result['n']} {p['phase']}: {p['lm_sends']} sends, "
+            f"{p['profiles_received']} profiles received by the chargers, "
+            f"{p['charger_missing']} chargers without the new lease, first run "
+            f"{_fmt(p['lm_first_run_after_ms'], 2)} ms after set_zones, run median "
+            f"{_fmt(p['lm_run_median_ms'], 2)} ms; after the last confirmation "
+            f"{p['lm_tail_runs']} more runs ({_fmt(p['lm_tail_run_total_ms'])} ms), server "
+            f"CPU incl. those {_fmt(p['server_cpu_incl_tail_s'], 3)} s; other threads "
+            f"{_fmt(p['server_other_threads_cpu_s'], 3)} s CPU, last increase "
+            f"{p['since_last_increase_s']:.1f} s before the change; garbage collections "
+            f"(gen 0/1/2) {'/'.join(map(str, p['gc_collections']))}, {_fmt(p['gc_cpu_ms'])} ms CPU "
+            f"({p['gc_tracked_objects']} objects tracked)"
+            for p in result["phases"]
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _evcore_version() -> str:
+    """Git HEAD, plus a digest of evcore's files when they differ from it (work in progress)."""
+    import hashlib  # noqa: PLC0415
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(  # noqa: S603
+                ["git", *args],  # noqa: S607
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=10,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    evcore = "custom_components/ev_charging_expert/evcore"
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    if not git("status", "--porcelain", "--", evcore):
+        return head
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted((ROOT / evcore).rglob("*.py")):
+        digest.update(path.read_bytes())
+    return f"{head}+dirty:{digest.hexdigest()[:8]}"
+
+
+def _versions() -> dict[str, Any]:
+    import importlib.metadata  # noqa: PLC0415
+
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "?"
+
+    return {
+        "python": f"Python {platform.python_version()}",
+        "cores": os.cpu_count(),
+        "websockets": version("websockets"),
+        "ocpp": version("ocpp"),
+        "evcore": _evcore_version(),
+    }
+
+
+def main() -> int:
+    """Run the benchmark; print a table; write bench/results/reaction-*.{json,md}."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: N = 20")
+    parser.add_argument("--n", type=int, nargs="*", help="charger counts (default 100 1000)")
+    parser.add_argument("--profile", action="store_true", help="cProfile each reaction")
+    parser.add_argument(
+        "--coalesce-saves",
+        action="store_true",
+        help="save the registry at most once a second (like HA's Store) instead of at every "
+        "change: much faster setup at N = 1000; the reaction itself saves nothing",
+    )
+    parser.add_argument(
+        "--sync-validation",
+        action="store_true",
+        help="experiment: the ocpp library validates on the event loop, not in its thread pool",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="experiment: gc.freeze() once every charger is connected (full collections then "
+        "skip the steady state's objects)",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument(
+        "--client", nargs=2, type=int, metavar=("PORT", "N"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(sys.argv[1:])
+    if args.client:
+        asyncio.run(client_main(*args.client))
+        return 0
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _raise_nofile()
+    quick = args.quick or os.environ.get("BENCH_QUICK") == "1"
+    sizes = args.n or ([20] if quick else [100, 1000])
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    info = {
+        **_versions(),
+        "loadavg_start": os.getloadavg(),
+        "quick": quick,
+        "stamp": stamp,
+        "coalesce_saves": args.coalesce_saves,
+        "sync_validation": args.sync_validation,
+        "gc_freeze": args.gc_freeze,
+    }
+    print(
+        f"reaction: {info['python']}, {info['cores']} cores, load average "
+        f"{' '.join(f'{x:.2f}' for x in info['loadavg_start'])}"
+        + (" (quick: N = 20, increase interval 2 s)" if quick else "")
+    )
+    print("latencies from set_zones(); p50/p99/max = chargers' receipt of the new lease;")
+    print("srv last = server booked the last Accepted; srv CPU = process, loop thr = main thread")
+    print(_header(), flush=True)
+    results = [asyncio.run(run_size(n, args, quick=quick, stamp=stamp)) for n in sizes]
+    info["loadavg_end"] = os.getloadavg()
+    markdown = _markdown(results, info)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = f"-{args.tag}" if args.tag else ""
+    payload = json.dumps({"info": info, "results": results}, indent=2)
+    (RESULTS / f"reaction{suffix}-{stamp}.json").write_text(payload)
+    (RESULTS / f"reaction{suffix}-latest.json").write_text(payload)
+    (RESULTS / f"reaction{suffix}-latest.md").write_text(markdown)
+    print()
+    print(markdown)
+    worst = [
+        p["server_confirmed_last_ms"]
+        for r in results
+        if r["n"] >= 1000
+        for p in r["phases"]
+        if p["phase"] in ("drop", "raise", "drop 2")
+    ]
+    if worst and all(w is not None for w in worst):
+        verdict = "met" if max(worst) < GOAL_MS else "NOT met"
+        print(f"goal < {GOAL_MS:.0f} ms at 1000 chargers (drop/raise, no rate limit): {verdict}")
+    failed = any(p["server_confirmed"] < r["n"] for r in results for p in r["phases"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
