@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -42,6 +42,7 @@ class EvChargingEntity(Entity):
     _attr_should_poll = False
     # The connectivity sensor stays available to say the charger is offline.
     _available_when_offline = False
+    _last_shown: tuple[bool, Any] | None = None
 
     def __init__(
         self,
@@ -117,6 +118,12 @@ class EvChargingEntity(Entity):
 
     @callback
     def _handle_update(self) -> None:
+        # A connector's signal fires on every MeterValues; most of its entities did not
+        # change. Writing only those that did is most of the cost of a message inside HA.
+        shown = (self.available, self.state)
+        if shown == self._last_shown:
+            return
+        self._last_shown = shown
         self.async_write_ha_state()
 
 

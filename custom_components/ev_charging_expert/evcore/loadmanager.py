@@ -280,10 +280,10 @@ class LoadManager:
         connector = station.connectors.get(connector_id)
         if connector is None or self.last is None:
             return True
-        key = connector_key(station.station_id, connector_id)
-        previous = next((c for c in self.last.snapshot.connectors if c.connector_id == key), None)
+        previous = self.last.by_key.get(connector_key(station.station_id, connector_id))
         if previous is None:
-            return connector.status in _WANTS_CURRENT
+            # Not managed at the last run: it matters only if its station is in a zone now.
+            return station.config.zone_id in self.zones and connector.status in _WANTS_CURRENT
         return (
             _wants_current(connector) != previous.wants_current
             or _ev_phases(connector) != previous.ev_phases
