@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from homeassistant.config_entries import ConfigSubentryDataWithId
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigSubentryDataWithId
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.helpers import entity_registry as er
 from ocpp.v16 import call, call_result
@@ -421,3 +421,22 @@ async def meters_idle(hass: HomeAssistant, hub: EvChargingHub) -> None:
     async with asyncio.timeout(10):
         await hub.meter_pool.wait_idle()
     await hass.async_block_till_done()
+
+
+async def start_subentry_flow(
+    hass: HomeAssistant, entry: MockConfigEntry, subentry_type: str, subentry_id: str | None = None
+) -> dict[str, Any]:
+    """Open a subentry form: a new one, or the reconfiguration of `subentry_id`."""
+    context: dict[str, Any] = {"source": SOURCE_USER}
+    if subentry_id is not None:
+        context = {"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id}
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, subentry_type), context=context
+    )
+
+
+async def submit(hass: HomeAssistant, flow: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Submit a subentry form step and let the update listener apply it."""
+    result = await hass.config_entries.subentries.async_configure(flow["flow_id"], data)
+    await hass.async_block_till_done()
+    return result

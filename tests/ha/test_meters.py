@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE, Platform
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -30,6 +30,8 @@ from .conftest import (
     meter_subentry,
     meters_idle,
     modbus_meter_data,
+    start_subentry_flow,
+    submit,
     wait_for,
 )
 
@@ -70,20 +72,8 @@ def modbus_form(port: int, **overrides: Any) -> dict[str, Any]:
 async def start_meter_flow(
     hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str | None = None
 ) -> dict[str, Any]:
-    """Open the meter flow: the kind menu, or the reconfiguration of `subentry_id`."""
-    context: dict[str, Any] = {"source": SOURCE_USER}
-    if subentry_id is not None:
-        context = {"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id}
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_METER), context=context
-    )
-
-
-async def submit(hass: HomeAssistant, flow: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Submit a step and let the update listener apply it."""
-    result = await hass.config_entries.subentries.async_configure(flow["flow_id"], data)
-    await hass.async_block_till_done()
-    return result
+    """Open the form: a new one, or the reconfiguration of `subentry_id`."""
+    return await start_subentry_flow(hass, entry, SUBENTRY_METER, subentry_id)
 
 
 def state(hass: HomeAssistant, key: str, meter_id: str = METER) -> str:

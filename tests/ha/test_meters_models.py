@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
+from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import Context
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
@@ -15,7 +15,14 @@ from custom_components.ev_charging_expert.const import DOMAIN
 from custom_components.ev_charging_expert.evcore.meters import ModelRegistry
 from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER_MODEL
 
-from .conftest import entity_id, meter_subentry, meters_idle, modbus_meter_data
+from .conftest import (
+    entity_id,
+    meter_subentry,
+    meters_idle,
+    modbus_meter_data,
+    start_subentry_flow,
+    submit,
+)
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigSubentryDataWithId
@@ -80,20 +87,8 @@ def model_form(name: str, **registers: dict[str, Any]) -> dict[str, Any]:
 async def start_model_flow(
     hass: HomeAssistant, entry: MockConfigEntry, model_id: str | None = None
 ) -> dict[str, Any]:
-    """Open the model form (new, or the reconfiguration of `model_id`)."""
-    context: dict[str, Any] = {"source": SOURCE_USER}
-    if model_id is not None:
-        context = {"source": SOURCE_RECONFIGURE, "subentry_id": model_id}
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_METER_MODEL), context=context
-    )
-
-
-async def submit(hass: HomeAssistant, flow: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Submit the form and let the update listener apply it."""
-    result = await hass.config_entries.subentries.async_configure(flow["flow_id"], data)
-    await hass.async_block_till_done()
-    return result
+    """Open the form: a new one, or the reconfiguration of `model_id`."""
+    return await start_subentry_flow(hass, entry, SUBENTRY_METER_MODEL, model_id)
 
 
 def models_file(*models: dict[str, Any]) -> str:

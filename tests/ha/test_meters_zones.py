@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
+from homeassistant.config_entries import SOURCE_RECONFIGURE
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -22,7 +22,7 @@ from custom_components.ev_charging_expert.const import (
 )
 from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
 
-from .conftest import meter_subentry, zone_subentry
+from .conftest import meter_subentry, start_subentry_flow, submit, zone_subentry
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigSubentryDataWithId
@@ -96,20 +96,8 @@ def zone_form(name: str, mode: str = "dynamic", meter: str | None = None) -> dic
 async def start_zone_flow(
     hass: HomeAssistant, entry: MockConfigEntry, zone_id: str | None = None
 ) -> dict[str, Any]:
-    """Open the zone form (new, or the reconfiguration of `zone_id`)."""
-    context: dict[str, Any] = {"source": SOURCE_USER}
-    if zone_id is not None:
-        context = {"source": SOURCE_RECONFIGURE, "subentry_id": zone_id}
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_ZONE), context=context
-    )
-
-
-async def submit(hass: HomeAssistant, flow: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Submit a form and let the update listener apply it."""
-    result = await hass.config_entries.subentries.async_configure(flow["flow_id"], data)
-    await hass.async_block_till_done()
-    return result
+    """Open the form: a new one, or the reconfiguration of `zone_id`."""
+    return await start_subentry_flow(hass, entry, SUBENTRY_ZONE, zone_id)
 
 
 def meter_options(form: dict[str, Any]) -> list[str]:

@@ -6,7 +6,7 @@ from dataclasses import replace
 import logging
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import (
@@ -41,6 +41,8 @@ from .conftest import (
     ConnectCharger,
     HaCharger,
     entity_id,
+    start_subentry_flow,
+    submit,
     wait_for,
     wait_load_managed,
     zone_subentry,
@@ -82,20 +84,8 @@ def zone_form(
 async def start_zone_flow(
     hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str | None = None
 ) -> dict[str, Any]:
-    """Open the zone form: a new zone, or the reconfiguration of `subentry_id`."""
-    context: dict[str, Any] = {"source": SOURCE_USER}
-    if subentry_id is not None:
-        context = {"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id}
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_ZONE), context=context
-    )
-
-
-async def submit(hass: HomeAssistant, flow: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Submit the zone form and let the update listener apply it."""
-    result = await hass.config_entries.subentries.async_configure(flow["flow_id"], data)
-    await hass.async_block_till_done()
-    return result
+    """Open the form: a new one, or the reconfiguration of `subentry_id`."""
+    return await start_subentry_flow(hass, entry, SUBENTRY_ZONE, subentry_id)
 
 
 def parent_options(form: dict[str, Any]) -> list[str]:
