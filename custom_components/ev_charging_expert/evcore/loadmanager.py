@@ -141,7 +141,6 @@ class LoadManager:
         self.degraded = DegradedPlan()
         """Each station's degraded current at the last run."""
         self._meter_timer: Cancelable | None = None
-        self.install_degraded_base = False
         self.leases: dict[str, LeaseState] = {}
         self.controls: dict[str, ChargerControl] = {}
         self.last: _Run | None = None
@@ -553,10 +552,6 @@ class LoadManager:
             )
         return degraded_plan(self.zones, needs, self.settings.minimum_standard)
 
-    def degraded_current(self, station_id: str) -> float:
-        """The per-connector current of a station's base profile (0 A when unknown)."""
-        return self.degraded.per_connector.get(station_id, 0.0)
-
     def _carry_over(
         self,
         connectors: list[ConnectorSnapshot],
@@ -677,12 +672,6 @@ class LoadManager:
     def _install_bases(self) -> None:
         now = self._site.clock.now()
         for station_id, control in self.controls.items():
-            # The base stays at 0 A for now: raising it (to the degraded current) raises what
-            # every connector without a valid lease may draw, and that raise is not yet gated
-            # by delivery like an increase. See docs/degraded-mode.md.
-            amps = self.degraded_current(station_id) if self.install_degraded_base else 0.0
-            if control.base_installed and control.base_amps != amps:
-                control.base_installed = False  # the degraded current changed: reinstall
             if (
                 control.control is not Control.CONTROLLED
                 or control.base_installed
@@ -694,9 +683,12 @@ class LoadManager:
             if handler is None:
                 continue
             control.base_sending = True
-            control.base_amps = amps
+            # The base holds 0 A, not the station's degraded current (self.degraded): raising
+            # it raises what every connector without a valid lease may draw, and that raise is
+            # not yet gated by delivery like an increase. See docs/degraded-mode.md.
+            control.base_amps = 0.0
             profile = base_profile(
-                amps,
+                control.base_amps,
                 capabilities=control.capabilities,
                 now=now,
                 nominal_voltage=self.settings.nominal_voltage,

@@ -350,8 +350,3 @@ def plan_reads(model: MeterModel) -> tuple[ReadBlock, ...]:
         current.append((address, quantity, spec))
     close()
     return tuple(blocks)
-
-
-def builtin_model(name: str) -> MeterModel | None:
-    """The built-in model called `name`, if any."""
-    return BUILTIN_MODELS.get(name)
