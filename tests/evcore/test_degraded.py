@@ -92,3 +92,27 @@ def test_ev_ze_ready_minimums_by_wiring_and_rating_caps_a_connector() -> None:
     stations = _stations(StationNeeds("S", "z", (TRI,), rating=16.0))
     plan = degraded_plan(zones, stations, IEC)
     assert plan.per_connector == {"S": 16.0}
+
+
+def test_a_charger_we_cannot_control_takes_its_rating_first() -> None:
+    # The guide's zone of 51 A, but one wallbox refuses our profiles: without us it draws its
+    # 16 A rating, so the two 2-connector stations share 35 A (scale 35 / 24).
+    zones = _zones(ZoneConfig("park", "PARK1", 51.0))
+    stations = _stations(
+        StationNeeds("P1", "park", (TRI, TRI)),
+        StationNeeds("P2", "park", (TRI, TRI)),
+        StationNeeds("W", "park", (TRI,), fixed=16.0),
+    )
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.station == {"W": 16.0, "P1": 17.5, "P2": 17.5}
+    assert plan.per_connector == {"P1": 8.7, "P2": 8.7}  # rounded down; W holds no base
+    assert plan.problems == {}
+    # Two uncontrollable 32 A chargers leave less than the minimums: 0 A, and why.
+    stations = _stations(
+        StationNeeds("P1", "park", (TRI, TRI)),
+        StationNeeds("X", "park", (TRI,), fixed=32.0),
+        StationNeeds("Y", "park", (TRI,), fixed=32.0),
+    )
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.station["P1"] == 0.0
+    assert "64 A of which chargers we cannot control" in plan.problems["park"]

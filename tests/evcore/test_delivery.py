@@ -131,9 +131,21 @@ def test_renewal_of_a_lease_that_may_have_ended():
     a = held(32)
     a.sent = 20.0
     assert plan(s, {"a": 20, "b": 16}, {"a": a, "b": b}, DS).sends == [Send("b", 0.0, "decrease")]
-    # A lease still running is renewed as is, whatever the room.
+    # A lease above the base may end after `short_lease_duration` (100 s): the same then.
     b = LeaseState(held=16, sent_at=900.0, floor=16, floor_at=900.0)
+    assert plan(s, {"a": 20, "b": 16}, {"a": a, "b": b}, DS).sends == [Send("b", 0.0, "decrease")]
+    # A lease still running is renewed as is, whatever the room.
+    b = LeaseState(held=16, sent_at=930.0, floor=16, floor_at=930.0)
     assert plan(s, {"a": 20, "b": 16}, {"a": a, "b": b}, DS).sends == [Send("b", 16, "renewal")]
+
+
+def test_short_leases_end_before_any_long_one_can():
+    # Renewals every 60 s, leases of 3 periods: a lease above the base lasts 100 s, so even
+    # the freshest one (renewed when we stopped) ends 20 s before the stalest lease below a
+    # base (renewed one period before we stopped) can end.
+    assert DS.lease_duration == 180.0
+    assert DS.short_lease_duration == 100.0
+    assert DS.lease_duration - DS.renewal_period - DS.short_lease_duration == DS.fallback_margin
 
 
 def test_floor_bookkeeping():

@@ -290,6 +290,10 @@ async def test_base_profile_at_registration_and_leases_above_it(env):
     await env.plug("S1", 2, phases=3)
     await env.converge()
     await env.advance(200, step=10)  # a few renewals
+    # Placed in B (32 A, alone): its degraded current, 32 A over 2 connectors, is its base.
+    bases = [r for r in cp.profiles.received if r.connector_id == 0]
+    assert [limit(r) for r in bases] == [0.0, 16.0]
+    assert env.lm.degraded.per_connector["S1"] == 16.0
     leases = [r for r in cp.profiles.received if r.connector_id != 0]
     assert leases
     for received in leases:
@@ -299,7 +303,10 @@ async def test_base_profile_at_registration_and_leases_above_it(env):
         assert profile["charging_profile_id"] == LEASE_PROFILE_ID + received.connector_id
         assert profile["charging_profile_purpose"] == "TxDefaultProfile"
         valid_to = datetime.fromisoformat(profile["valid_to"])
-        assert valid_to - received.at == timedelta(seconds=180)
+        # Above the base a lease ends early (100 s); at or below it, after 180 s.
+        expected = 100 if limit(received) > 16.0 else 180
+        assert valid_to - received.at == timedelta(seconds=expected)
+    assert {limit(r) for r in leases} == {0.0, 32.0}
     renewals = [r for r in leases if r.connector_id == 2]
     # Renewed about every 60 s, always long before the lease ends.
     gaps = [(b.at - a.at).total_seconds() for a, b in pairwise(renewals)]
@@ -307,6 +314,10 @@ async def test_base_profile_at_registration_and_leases_above_it(env):
     assert max(gaps) <= 70
     assert cp.allowed(2) == 32.0
     assert len(cp.profiles.installed()) <= 3  # replaced, never accumulated
+
+
+def limit(received) -> float:
+    return received.profile["charging_schedule"]["charging_schedule_period"][0]["limit"]
 
 
 async def test_ha_stopped_leases_expire_to_the_base_profile(env):
@@ -317,19 +328,81 @@ async def test_ha_stopped_leases_expire_to_the_base_profile(env):
     await env.advance(45, step=5)
     before = env.limits()
     assert sum(before.values()) > 60
+    bases = dict(env.lm.degraded.per_connector)
     env.lm.stop()
     await env.cs.stop()
     await env.settle()
     # Leases hold for a while...
     await env.advance(60, step=5)
     assert env.limits()["S5#1"] > 0.0
-    # ...and all have ended 180 s after the last renewal at the latest.
-    await env.advance(121, step=5)
-    after = env.limits()
-    assert after == dict.fromkeys(after, 0.0)
-    for cp in env.sims.values():
+    # ...and all have ended 180 s after the last renewal at the latest: every charger is on
+    # its base, its degraded current (the physical check ran at every step on the way).
+    await env.advance(121, step=1)
+    for sid, cp in env.sims.items():
         for cid in cp.connectors:
-            assert cp.limit_amps(cid) == 0.0  # the base profile, not "no profile"
+            assert cp.limit_amps(cid) == bases[sid]  # the base profile, not "no profile"
+    # A (63 A) over 30 A of minimums: x2.1; B (32 A) over 12 A: x2.67.
+    assert bases == {"S1": 12.6, "S2": 12.6, "S3": 12.6, "S4": 12.6, "S5": 16.0, "S6": 16.0}
+
+
+async def test_ha_stopped_mid_renewal_cycle_no_fall_back_raises_before_the_drops(env):
+    """The transition to the bases, when the last renewals were at different times.
+
+    B (32 A): S5 and S6 each have a 16 A base. S6 has no EV (its lease holds 0 A, below its
+    base: when that lease ends it rises to 16 A); S5's EV holds 32 A (above its base). S6's
+    last renewal is older than S5's. With leases of one length, S6 would rise before S5
+    drops: 48 A on every phase of B. Leases above the base end early, so S5 drops first.
+    """
+    env.set_zones(*SITE)
+    s5 = await env.add_charger("S5")
+    s6 = await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.advance(150, step=5)  # S6 holds 0 A, renewed every minute
+    await env.plug("S5", phases=3)
+    await env.converge()
+    assert env.limits() == {"S5#1": 32.0, "S6#1": 0.0}
+    # Stop just after S5's renewal, while S6's was 30 s before it.
+    while not (env.lm.leases["S6#1"].sent_at + 25 < env.lm.leases["S5#1"].sent_at):
+        await env.advance(5)
+    env.lm.stop()
+    await env.cs.stop()
+    await env.advance(200, step=1)  # the invariant is checked at every second
+    assert s5.allowed(1) == s6.allowed(1) == 16.0
+
+
+async def test_a_base_rises_only_when_the_other_bases_leave_room(env):
+    """Bases are changed like setpoints: lower at once, higher only into confirmed room.
+
+    S5 is alone in B (32 A): its base is 32 A. It goes offline, and two stations join B: the
+    new plan gives each of the three 10.6 A, but S5 cannot be told: it still holds 32 A and
+    counts at it. S6's and S7's bases stay at 0 A (what they got unassigned) until S5 is back
+    and confirms its lower base.
+    """
+    env.set_zones(*SITE)
+    s5 = await env.add_charger("S5")
+    env.place("S5", "B")
+    await env.settle()
+    assert env.lm.controls["S5"].base.held == 32.0
+    s5.reconnect_delay = (3600.0, 3600.0)
+    await env.stop_charger("S5")
+    for sid in ("S6", "S7"):
+        await env.add_charger(sid)
+        env.place(sid, "B")
+    await env.plug("S6", phases=3)
+    await env.advance(60)
+    assert env.lm.degraded.per_connector == {"S5": 10.6, "S6": 10.6, "S7": 10.6}
+    assert env.lm.controls["S6"].base.held == env.lm.controls["S7"].base.held == 0.0
+    assert env.sims["S6"].allowed(1) == 0.0  # S5, offline, counts at its 32 A base
+    # S5 comes back: its base goes down at once, then the others' go up.
+    env.tasks["S5"] = asyncio.create_task(s5.run())
+    await env.wait_for(lambda: s5.accepted)
+    await env.converge()
+    bases = {sid: env.lm.controls[sid].base.held for sid in ("S5", "S6", "S7")}
+    assert bases == {"S5": 10.6, "S6": 10.6, "S7": 10.6}
+    await env.advance(900 - env.clock.monotonic() + 1)  # S6's suspension is revisited
+    await env.converge()
+    assert env.sims["S6"].allowed(1) == 32.0
 
 
 # ---------------------------------------------------------------------- configuration
@@ -360,9 +433,9 @@ async def test_unassigning_a_charging_station_takes_its_current_away(env):
     assert env.limits()["S6#1"] == 32.0
 
 
-async def test_removing_a_charging_station_keeps_counting_its_lease(env):
-    """A removed station is disconnected and refused at once; its lease runs on until it ends
-    (up to 180 s): its room is not given away before."""
+async def test_removing_a_charging_station_takes_it_to_zero_first(env):
+    """Before a station is removed (disconnected and refused from then on) it is sent 0 A as
+    its base and its leases: it will not hear from us again, and its room is free at once."""
     env.set_zones(*SITE)
     removed = await env.add_charger("S5")
     await env.add_charger("S6")
@@ -375,9 +448,38 @@ async def test_removing_a_charging_station_keeps_counting_its_lease(env):
     removed.reconnect_delay = (3600.0, 3600.0)
     await env.site.remove_station("S5")
     await env.settle()
-    assert env.sims["S6"].allowed(1) == 16.0
+    assert removed.allowed(1) == 0.0
+    assert limit([r for r in removed.profiles.received if r.connector_id == 0][-1]) == 0.0
+    await env.converge()
+    assert env.sims["S6"].allowed(1) == 32.0
     await env.advance(200, step=5)
-    assert removed.allowed(1) == 0.0  # its lease ended: base profile
+    assert removed.allowed(1) == 0.0  # its lease ended: its base holds 0 A
+    assert "S5#1" not in env.lm.leases
+
+
+async def test_removing_a_station_that_does_not_answer_counts_its_lease_until_it_ends(env):
+    env.set_zones(*SITE)
+    removed = await env.add_charger("S5")
+    await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=3)
+    await env.converge()
+    removed.profile_mode = "ignore"
+    removed.reconnect_delay = (3600.0, 3600.0)
+    removal = asyncio.create_task(env.site.remove_station("S5"))
+    await env.advance(11, step=1)  # the 0 A requests time out (10 s)
+    await removal
+    lease = env.lm.leases["S5#1"]
+    ends = max(lease.sent_at, lease.last_sent_at) + env.lm.delivery.lease_duration
+    await env.advance(ends - env.clock.monotonic() - 1)
+    assert env.sims["S6"].allowed(1) == 16.0  # its 16 A lease may still run
+    # When its lease ends it keeps its 16 A base (a warning says so) and is no longer counted:
+    # removing it says it is off this site (the installer takes it off the board).
+    assert removed.allowed(1) == 16.0
+    env.physical.placement.pop("S5")
+    await env.advance(10)
     await env.converge()
     assert env.sims["S6"].allowed(1) == 32.0
     assert "S5#1" not in env.lm.leases
@@ -423,7 +525,10 @@ async def test_dynamic_zone_without_meter_uses_its_degraded_setpoint(env):
 
 
 # ---------------------------------------------------------------------- chargers that misbehave
-async def test_charger_that_never_answers_keeps_counting_at_its_old_value(env):
+async def test_charger_that_never_answers_is_dropped_and_counted_at_its_rating(env):
+    """A charger that does not confirm a lease within the request timeout may let that lease
+    end unseen and fall back to its base: we close its connection. It reconnects (and boots,
+    as the simulator does), never confirms its base either, and so counts at its rating."""
     env.set_zones(*SITE)
     silent = await env.add_charger("S5")
     await env.add_charger("S6")
@@ -438,15 +543,17 @@ async def test_charger_that_never_answers_keeps_counting_at_its_old_value(env):
     assert silent.ignored  # the decrease to 16 A went out, unanswered
     assert env.targets() == {"S5#1": 16.0, "S6#1": 16.0}
     assert env.sims["S6"].allowed(1) == 0.0  # waits for room
-    # Request timeout (30 s): the old, higher value keeps counting; S6 keeps waiting.
+    connections = silent.boots
+    # Request timeout (30 s): dropped; it comes back 5 s later, ignoring its base too.
     await env.advance(40, step=5)
-    assert env.lm.leases["S5#1"].held == 32.0
+    assert silent.boots == connections + 1
+    assert env.lm.controls["S5"].base_installed is False
     assert env.sims["S6"].allowed(1) == 0.0
     await env.advance(200, step=10)
-    assert env.lm.leases["S5#1"].held == 32.0
     assert env.sims["S6"].allowed(1) == 0.0
-    # S5's own lease has expired on the charger meanwhile: it fell back to its base profile.
-    assert silent.allowed(1) == 0.0
+    # S5's own lease (32 A, above its 16 A base: it lasts 100 s) has ended on the charger:
+    # it fell back to its base profile.
+    assert silent.allowed(1) == 16.0
 
 
 async def test_reboot_counts_the_charger_at_its_rating_until_controlled_again(env):
@@ -474,10 +581,11 @@ async def test_reboot_counts_the_charger_at_its_rating_until_controlled_again(en
 
 
 async def test_lost_answers_then_disconnection(env):
-    """A charger applies our renewals but the answers are lost, then its connection drops.
+    """A charger applies our renewals but the answers are lost: we drop its connection.
 
-    Offline, it is counted at its lease until the lease ends. The lease that counts is the last
-    one it may have applied, not the last one it confirmed.
+    Offline, it is counted at the higher of its last lease and its base until that lease
+    ends, then at its base. The lease that counts is the last one it may have applied, not
+    the last one it confirmed.
     """
     env.set_zones(*SITE)
     flaky = await env.add_charger("S5")
@@ -489,21 +597,21 @@ async def test_lost_answers_then_disconnection(env):
     await env.converge()
     assert env.limits() == {"S5#1": 16.0, "S6#1": 16.0}
     flaky.profile_mode = "apply_silently"
-    await env.advance(95, step=5)  # a renewal (applied, unanswered), its timeout, a resend
-    assert len(flaky.ignored) >= 2
-    await env.stop_charger("S5")
-    await env.settle()
+    flaky.reconnect_delay = (3600.0, 3600.0)  # stays away (300 s at most) once dropped
+    await env.advance(95, step=5)  # a renewal (applied, unanswered), its timeout: dropped
+    assert flaky.ignored
     assert not env.site.stations["S5"].connected
-    await env.advance(240, step=5)
-    # Its last lease has ended by now: S6 may have the zone.
-    assert flaky.allowed(1) == 0.0
+    assert env.sims["S6"].allowed(1) == 16.0
+    await env.advance(200, step=5)
+    # Its last lease has ended: it is on its 16 A base, and counted at it.
+    assert flaky.allowed(1) == 16.0
     await env.converge()
-    assert env.sims["S6"].allowed(1) == 32.0
+    assert env.sims["S6"].allowed(1) == 16.0
     # It comes back (boots): counted at its rating until its base profile is confirmed, which
     # suspends S6 until the next revisit (as after a reboot); then both share again.
     flaky.profile_mode = "accept"
-    env.tasks["S5"] = asyncio.create_task(flaky.run())
-    await env.wait_for(lambda: flaky.accepted)
+    await env.advance(120, step=5)
+    assert env.site.stations["S5"].connected
     await env.converge()
     assert assert_delivered(env) == {"S5#1": 32.0, "S6#1": 0.0}
     await env.advance(900 - env.clock.monotonic() + 1)
@@ -602,6 +710,9 @@ async def test_base_profile_refused_with_a_call_error(env):
     await env.plug("N1", phases=3)
     await env.converge()
     assert assert_delivered(env) == {"N1#1": 16.0, "X#1": 16.0}
+    # Without us X draws its 16 A rating: N1's degraded current is what is left of B's 32 A.
+    assert env.lm.degraded.station == {"X": 16.0, "N1": 16.0}
+    assert env.lm.controls["N1"].base.held == 16.0
 
 
 async def test_charger_that_never_confirms_its_base_profile_counts_at_its_rating(env):

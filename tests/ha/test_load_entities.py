@@ -449,6 +449,12 @@ async def test_room_freed_while_a_change_is_in_flight_is_given_within_the_increa
         await wait_load_managed(hass, hub, station_id)
     await cp1.start_session()
     await wait_for(hass, lambda: held(hub, "CP1#1") == 32)
+    # Both bases at their degraded current (16 A) and every lease renewed after that.
+    await wait_for(
+        hass,
+        lambda: all(hub.load.controls[s].base.held == 16 for s in ("CP1", "CP2"))
+        and all(lease.sent is None for lease in hub.load.leases.values()),
+    )
     # CP2 holds back its answer to the 16 A it gets when its EV starts.
     cp2.ignore.add("SetChargingProfile")
     await cp2.start_session()

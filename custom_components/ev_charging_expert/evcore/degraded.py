@@ -13,6 +13,8 @@ station of the site on it at once, whatever Home Assistant does.
   unless the installer set a degraded current for them, and those must fit that setpoint.
 - DC stations have no degraded mode: they keep their last setpoint (the load manager counts
   them at it) and are left out here.
+- A station we cannot control (no Smart Charging, refuses our profiles) holds no base profile:
+  without us it draws its rating. That load is fixed; the others share what it leaves.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class StationNeeds:
     degraded_override: float | None = None
     """Degraded current the installer chose for a station in a dynamic zone (A)."""
     dc: bool = False
+    fixed: float | None = None
+    """A station we cannot control: what it draws without us (the sum of its ratings, A)."""
 
 
 @dataclass(slots=True)
@@ -73,10 +77,19 @@ def station_minimum(needs: StationNeeds, standard: MinimumStandard) -> float:
 
 
 def _floor(amps: float) -> float:
-    return max(math.floor(amps / _STEP + 1e-9) * _STEP, 0.0)
+    return max(round(math.floor(amps / _STEP + 1e-9) * _STEP, 1), 0.0)
 
 
-def _path(zone_id: str, zones: Mapping[str, ZoneConfig]) -> list[str]:
+def fallback_capacity(zone: ZoneConfig) -> float:
+    """A zone's capacity when nobody hears from us.
+
+    Its max, or a dynamic zone's degraded setpoint (its meter cannot be trusted then).
+    """
+    return zone.max_current if zone.mode is ZoneMode.STATIC else zone.degraded_setpoint
+
+
+def zone_path(zone_id: str, zones: Mapping[str, ZoneConfig]) -> list[str]:
+    """The zone and every zone above it."""
     path: list[str] = []
     current: str | None = zone_id
     while current is not None and current in zones and current not in path:
@@ -94,7 +107,7 @@ def _asks(
     asks: dict[str, float] = {}
     for needs in stations.values():
         zone = zones.get(needs.zone_id)
-        if needs.dc or zone is None:
+        if needs.dc or zone is None or needs.fixed is not None:
             continue
         if zone.mode is ZoneMode.STATIC:
             asks[needs.station_id] = station_minimum(needs, standard)
@@ -129,22 +142,33 @@ def degraded_plan(
     asks = _asks(zones, stations, standard)
     under: dict[str, float] = dict.fromkeys(zones, 0.0)
     for station_id, ask in asks.items():
-        for zone_id in _path(stations[station_id].zone_id, zones):
+        for zone_id in zone_path(stations[station_id].zone_id, zones):
             under[zone_id] += ask
-    # A zone's capacity when nobody hears from us: its max, or a dynamic zone's degraded
-    # setpoint (its meter cannot be trusted then).
+    # What chargers we cannot control take first, whatever we do.
+    taken: dict[str, float] = dict.fromkeys(zones, 0.0)
+    for needs in stations.values():
+        if needs.fixed is not None and needs.zone_id in zones:
+            plan.station[needs.station_id] = needs.fixed
+            for zone_id in zone_path(needs.zone_id, zones):
+                taken[zone_id] += needs.fixed
     capacity = {
-        zone_id: zone.max_current if zone.mode is ZoneMode.STATIC else zone.degraded_setpoint
+        zone_id: max(fallback_capacity(zone) - taken[zone_id], 0.0)
         for zone_id, zone in zones.items()
     }
     for station_id, ask in asks.items():
         needs = stations[station_id]
-        scale, short = _scale(_path(needs.zone_id, zones), under, capacity)
+        scale, short = _scale(zone_path(needs.zone_id, zones), under, capacity)
         if short is not None:
             scale = 0.0
+            full = fallback_capacity(zones[short])
+            uncontrolled = (
+                f", {taken[short]:g} A of which chargers we cannot control may draw"
+                if taken[short] > 0
+                else ""
+            )
             plan.problems[needs.zone_id] = (
                 f"the degraded currents under zone {zones[short].name!r} need "
-                f"{under[short]:g} A but it can give {capacity[short]:g} A"
+                f"{under[short]:g} A but it can give {full:g} A{uncontrolled}"
             )
         elif zones[needs.zone_id].mode is ZoneMode.DYNAMIC or not math.isfinite(scale):
             scale = 1.0  # an override is what the installer asked for, not scaled up

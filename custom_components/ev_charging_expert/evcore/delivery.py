@@ -44,11 +44,27 @@ class DeliverySettings:
     """Increases smaller than this (A) are not sent."""
     increase_interval: float = 10.0
     """At most one increase per connector in this many seconds."""
+    fallback_margin: float = 20.0
+    """Seconds between the last fall to the base that lowers a charger and the first that
+    raises one, when we stop renewing (see `short_lease_duration`)."""
 
     @property
     def lease_duration(self) -> float:
-        """Validity of a lease (s)."""
+        """Validity of a lease (s) that holds no more than the base profile."""
         return self.renewal_period * self.lease_periods
+
+    @property
+    def short_lease_duration(self) -> float:
+        """Validity of a lease (s) above the base profile.
+
+        When we stop renewing (Home Assistant stops), every charger falls back to its base,
+        each at its own time: a lease above the base ends in a decrease, one below it in a
+        raise. The bases fit every zone together, and so do the leases; a mix of the two may
+        not. So leases above the base end early: the last renewal of each charger was at most
+        one renewal period before we stopped, so every such lease has ended `fallback_margin`
+        seconds before the first lease below a base can end.
+        """
+        return self.renewal_period * (self.lease_periods - 1) - self.fallback_margin
 
 
 @dataclass(slots=True)
@@ -185,8 +201,8 @@ def _gate(
             continue  # checked against the room above
         lease = leases.get(send.connector_id) or LeaseState()
         floor = lease.floor if lease.held is not None else 0.0
-        if now >= lease.floor_at + settings.lease_duration:
-            floor = 0.0
+        if now >= lease.floor_at + settings.short_lease_duration:
+            floor = 0.0  # the lease may have ended: nothing above the base is known
         if send.amps <= floor + _EPSILON:
             continue
         connector = by_id[send.connector_id]

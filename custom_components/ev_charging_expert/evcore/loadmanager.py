@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 import logging
+import math
 from typing import TYPE_CHECKING
 
 from .allocation.allocator import allocate
@@ -28,7 +29,13 @@ from .allocation.model import (
 from .allocation.phases import PATTERN_PHASES, THREE_PHASE, load_pattern
 from .budgets import EvDraw, ZoneBudgetInfo, zone_budgets
 from .config import LoadSettings, ZoneConfig, terminal_zones
-from .degraded import DegradedPlan, StationNeeds, degraded_plan
+from .degraded import (
+    DegradedPlan,
+    StationNeeds,
+    degraded_plan,
+    fallback_capacity,
+    zone_path,
+)
 from .delivery import DeliverySettings, LeaseState, Send, plan, record_answer, record_sent
 from .errors import ChargerCallError, ChargerError, ChargerRejectedError
 from .events import (
@@ -52,6 +59,7 @@ if TYPE_CHECKING:
     from .events import SiteEvent
     from .meters.external import MeterSource
     from .model import ConnectorState, StationState
+    from .ocpp.v16 import ChargePointV16
     from .site import Site
 
 _LOGGER = logging.getLogger(__name__)
@@ -66,6 +74,7 @@ _WANTS_CURRENT = frozenset(
     }
 )
 _TARGET_EPSILON = 1e-6
+_RELEASE_TIMEOUT = 10.0  # s to wait for a station being removed to take 0 A
 _METER_CHECK = 0.5  # s between two looks at the zone meters' freshness
 _EV_SAMPLE_MAX_AGE = timedelta(seconds=60)  # an older EV sample says nothing about now
 # A phase drawing more than this (A) counts as used when detecting the EV's phases.
@@ -81,16 +90,22 @@ class Control(StrEnum):
     REJECTED = "rejected"  # refused our profiles: counted at its rating
 
 
+_UNCONTROLLED = frozenset({Control.NO_SMART_CHARGING, Control.REJECTED})
+
+
 @dataclass(slots=True)
 class ChargerControl:
-    """Per station: what it can do and whether our base profile is installed."""
+    """Per station: what it can do and what its base profile holds."""
 
     control: Control = Control.UNKNOWN
     capabilities: Capabilities | None = None
     base_installed: bool = False
-    base_sending: bool = False
-    base_amps: float = 0.0
-    """The per-connector current of the base profile sent last."""
+    """A base profile was confirmed on the current connection."""
+    base: LeaseState = field(default_factory=LeaseState)
+    """The base profile's current per connector: confirmed (`held`; None = never since the
+    charger booted, so its rating) and in flight (`sent`). It never expires."""
+    base_seq: int = 0
+    """Numbers the base sends: an answer to an older one is ignored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +166,11 @@ class LoadManager:
         self._waiting = False
         self._timer: Cancelable | None = None
         self._stopped = False
+        self._closing: set[asyncio.Task[None]] = set()
         self.runs = 0
         self.guard_violations = 0
         self._unsubscribe = site.subscribe(self._on_site_event)
+        self._unhook = site.before_removal(self.release)
 
     # ------------------------------------------------------------------ configuration
     def set_zones(self, zones: Mapping[str, ZoneConfig]) -> None:
@@ -235,6 +252,7 @@ class LoadManager:
             return
         self._stopped = True
         self._unsubscribe()
+        self._unhook()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -265,7 +283,10 @@ class LoadManager:
         control = self.controls.setdefault(station_id, ChargerControl())
         if not station.connected:
             control.base_installed = False
-            control.base_sending = False
+            if control.base.sent is not None:
+                # It may have applied the base in flight: count the higher of the two.
+                record_answer(control.base, accepted=None, now=self._site.clock.monotonic())
+                control.base_seq += 1
         elif station.configuration and control.capabilities is None:
             self._learn_capabilities(station, control)
         if connector_id is None or self._relevant_change(station, connector_id):
@@ -337,7 +358,7 @@ class LoadManager:
         self._full_run = False
         self.runs += 1
         old_degraded, self.degraded = self.degraded, self._degraded_plan()
-        self._install_bases()
+        self._deliver_bases()
         snapshot, station_of = self._snapshot(now)
         allocation = allocate(snapshot)
         problems = check(snapshot, allocation)
@@ -541,6 +562,8 @@ class LoadManager:
             points = station.charge_points
             wirings = tuple(config.connector(c.connector_id).wiring for c in points)
             ratings = [config.connector(c.connector_id).rating for c in points]
+            control = self.controls.get(station.station_id)
+            uncontrolled = control is not None and control.control in _UNCONTROLLED
             needs[station.station_id] = StationNeeds(
                 station_id=station.station_id,
                 zone_id=config.zone_id,
@@ -549,6 +572,7 @@ class LoadManager:
                 minimum_override=config.minimum_override,
                 degraded_override=config.degraded_override,
                 dc=config.dc,
+                fixed=sum(ratings) if uncontrolled else None,
             )
         return degraded_plan(self.zones, needs, self.settings.minimum_standard)
 
@@ -648,7 +672,7 @@ class LoadManager:
         now: float,
     ) -> float | None:
         """What to count for a connector we cannot set right now (None: we control it)."""
-        if control.control in (Control.NO_SMART_CHARGING, Control.REJECTED):
+        if control.control in _UNCONTROLLED:
             return rating
         if station.connected and control.control is Control.CONTROLLED:
             # Until its base profile is confirmed, losing us would leave it unlimited.
@@ -664,52 +688,188 @@ class LoadManager:
         # station has no degraded mode: it keeps its last setpoint.
         if station.config.dc:
             return lease.committed(rating)
-        base = control.base_amps  # what its base profile holds
+        base = control.base.committed(rating)  # what its base profile holds
         expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
         return max(lease.committed(rating), base) if now < expires else base
 
     # ------------------------------------------------------------------ sending
-    def _install_bases(self) -> None:
-        now = self._site.clock.now()
+    def _deliver_bases(self) -> None:
+        """Give every controlled station its degraded current as its base profile.
+
+        The bases are what the chargers draw once nobody renews their leases, all at once: in
+        every zone they must fit its capacity without us (`fallback_capacity`) — also while
+        they change. So, like setpoints: a lower base goes out at once; a higher one only
+        when it fits with every other station at its committed base (the higher of the old
+        and the new while a change is in flight; its rating while none was ever confirmed,
+        or when we cannot control it). Until then the station keeps the base it has.
+        """
+        loads = self._base_loads()
+        now = self._site.clock.monotonic()
         for station_id, control in self.controls.items():
             if (
                 control.control is not Control.CONTROLLED
-                or control.base_installed
-                or control.base_sending
                 or control.capabilities is None
+                or control.base.sent is not None
             ):
                 continue
+            station = self._site.stations.get(station_id)
             handler = self._site.handlers.get(station_id)
-            if handler is None:
+            if station is None or handler is None or not station.connected:
                 continue
-            control.base_sending = True
-            # The base holds 0 A, not the station's degraded current (self.degraded): raising
-            # it raises what every connector without a valid lease may draw, and that raise is
-            # not yet gated by delivery like an increase. See docs/degraded-mode.md.
-            control.base_amps = 0.0
-            profile = base_profile(
-                control.base_amps,
-                capabilities=control.capabilities,
-                now=now,
-                nominal_voltage=self.settings.nominal_voltage,
-            )
-            handler.spawn(self._send_base(station_id, control, profile))
+            want = self.degraded.per_connector.get(station_id, 0.0)
+            if (
+                control.base_installed
+                and control.base.held is not None
+                and abs(want - control.base.held) <= _TARGET_EPSILON
+            ):
+                continue
+            ratings = _ratings(station)
+            delta = len(ratings) * want - sum(control.base.committed(r) for r in ratings)
+            zone_id = station.config.zone_id
+            path = zone_path(zone_id, self.zones) if zone_id is not None else []
+            if delta > _TARGET_EPSILON:
+                fits = all(
+                    loads[z] + delta <= fallback_capacity(self.zones[z]) + _TARGET_EPSILON
+                    for z in path
+                )
+                if not fits:
+                    if control.base_installed or control.base.held is None:
+                        continue  # wait for the decreases of the others
+                    want = control.base.held  # (re)install what it holds; raise later
+                    delta = 0.0
+                for z in path:
+                    loads[z] += max(delta, 0.0)
+            self._send_base(station_id, control, handler, want, now)
 
-    async def _send_base(self, station_id: str, control: ChargerControl, profile: object) -> None:
-        try:
-            handler = self._site.handler(station_id)
-            result = await handler.request(profile, timeout=self.request_timeout, validate=False)
-            if str(result.status) == "Accepted":
-                control.base_installed = True
+    def _base_loads(self) -> dict[str, float]:
+        """Per zone: what its stations draw with every one of them on its base (committed)."""
+        loads = dict.fromkeys(self.zones, 0.0)
+        for station in self._site.stations.values():
+            zone_id = station.config.zone_id
+            if station.registration is not Registration.ACCEPTED or zone_id not in self.zones:
+                continue
+            control = self.controls.get(station.station_id)
+            ratings = _ratings(station)
+            if control is None or control.control in _UNCONTROLLED:
+                amps = sum(ratings)  # no base we know of: its rating
             else:
+                amps = sum(control.base.committed(r) for r in ratings)
+            for z in zone_path(zone_id, self.zones):
+                loads[z] += amps
+        return loads
+
+    def _send_base(
+        self,
+        station_id: str,
+        control: ChargerControl,
+        handler: ChargePointV16,
+        amps: float,
+        now: float,
+    ) -> None:
+        assert control.capabilities is not None  # noqa: S101
+        control.base_seq += 1
+        record_sent(control.base, Send(station_id, amps, "base"), now)
+        profile = base_profile(
+            amps,
+            capabilities=control.capabilities,
+            now=self._site.clock.now(),
+            nominal_voltage=self.settings.nominal_voltage,
+        )
+        handler.spawn(self._deliver_base(station_id, control, handler, control.base_seq, profile))
+
+    async def _deliver_base(
+        self,
+        station_id: str,
+        control: ChargerControl,
+        handler: ChargePointV16,
+        seq: int,
+        profile: object,
+    ) -> None:
+        accepted: bool | None = None
+        try:
+            result = await handler.request(profile, timeout=self.request_timeout, validate=False)
+            accepted = str(result.status) == "Accepted"
+            if not accepted:
                 self._reject(station_id, control, str(result.status))
         except ChargerCallError as err:
+            accepted = False
             self._reject(station_id, control, err.code)
         except ChargerError as err:
             _LOGGER.info("%s: base profile not confirmed: %s", station_id, err)
         finally:
-            control.base_sending = False
+            if seq == control.base_seq:
+                before = control.base.held
+                record_answer(control.base, accepted=accepted, now=self._site.clock.monotonic())
+                if accepted:
+                    control.base_installed = True
+                    if before is not None and before != control.base.held:
+                        self._renew_leases(station_id)
             self.request_run()
+
+    async def release(self, station_id: str) -> None:
+        """A station is about to be removed: bring its base and its leases to 0 A.
+
+        It will not hear from us again, so without this it would keep its base (its degraded
+        current) for good. Confirmed 0 A leases also give its room away at once; what is not
+        confirmed keeps counting until its lease ends (see _carry_over).
+        """
+        control = self.controls.get(station_id)
+        station = self._site.stations.get(station_id)
+        handler = self._site.handlers.get(station_id)
+        if (
+            control is None
+            or control.capabilities is None
+            or control.control is not Control.CONTROLLED
+            or station is None
+            or handler is None
+        ):
+            return
+        wall, now = self._site.clock.now(), self._site.clock.monotonic()
+        control.base_seq += 1  # an answer to an older base send no longer counts
+        record_sent(control.base, Send(station_id, 0.0, "base"), now)
+        profiles: list[tuple[object, LeaseState]] = [
+            (base_profile(0.0, capabilities=control.capabilities, now=wall), control.base)
+        ]
+        for connector in station.charge_points:
+            lease = self.leases.get(connector_key(station_id, connector.connector_id))
+            if lease is None or lease.sent is not None:
+                continue  # never sent (it holds the base), or a change already in flight
+            record_sent(lease, Send(station_id, 0.0, "decrease"), now)
+            valid_to = wall + timedelta(seconds=self.delivery.lease_duration)
+            profile = lease_profile(
+                connector.connector_id,
+                0.0,
+                capabilities=control.capabilities,
+                now=wall,
+                valid_to=valid_to,
+            )
+            profiles.append((profile, lease))
+        await asyncio.gather(*(self._release_one(handler, p, state) for p, state in profiles))
+        if control.base.held != 0.0:
+            _LOGGER.warning(
+                "%s is removed without confirming a 0 A base profile: it may keep drawing "
+                "its degraded current",
+                station_id,
+            )
+
+    async def _release_one(
+        self, handler: ChargePointV16, profile: object, state: LeaseState
+    ) -> None:
+        accepted: bool | None = None
+        try:
+            result = await handler.request(profile, timeout=_RELEASE_TIMEOUT, validate=False)
+            accepted = str(result.status) == "Accepted"
+        except ChargerError:
+            pass
+        finally:
+            record_answer(state, accepted=accepted, now=self._site.clock.monotonic())
+
+    def _renew_leases(self, station_id: str) -> None:
+        """Renew a station's leases now: whether each ends early depends on the base."""
+        prefix = f"{station_id}#"
+        for key, lease in self.leases.items():
+            if key.startswith(prefix):
+                lease.sent_at = -math.inf
 
     def _reject(self, station_id: str, control: ChargerControl, status: str) -> None:
         _LOGGER.warning(
@@ -731,28 +891,40 @@ class LoadManager:
         station = self._site.stations[station_id]
         connector = station.connectors.get(connector_id)
         phases = (_ev_phases(connector) or 1) if connector is not None else 1
+        # A lease above the base ends early (see DeliverySettings.short_lease_duration).
+        base = control.base.committed(station.config.connector(connector_id).rating)
+        duration = (
+            self.delivery.lease_duration
+            if send.amps <= base + _TARGET_EPSILON
+            else self.delivery.short_lease_duration
+        )
         profile = lease_profile(
             connector_id,
             send.amps,
             capabilities=control.capabilities,
             now=wall,
-            valid_to=wall + timedelta(seconds=self.delivery.lease_duration),
+            valid_to=wall + timedelta(seconds=duration),
             phases=phases,
             nominal_voltage=self.settings.nominal_voltage,
         )
-        handler.spawn(self._deliver(station_id, control, send.connector_id, lease, profile))
+        handler.spawn(
+            self._deliver(
+                station_id, control, handler, key=send.connector_id, lease=lease, profile=profile
+            )
+        )
 
     async def _deliver(
         self,
         station_id: str,
         control: ChargerControl,
+        handler: ChargePointV16,
+        *,
         key: str,
         lease: LeaseState,
         profile: object,
     ) -> None:
         accepted: bool | None = None
         try:
-            handler = self._site.handler(station_id)
             result = await handler.request(profile, timeout=self.request_timeout, validate=False)
             accepted = str(result.status) == "Accepted"
             if not accepted:
@@ -764,6 +936,8 @@ class LoadManager:
             _LOGGER.info("%s: setpoint not confirmed: %s", station_id, err)
         finally:
             record_answer(lease, accepted=accepted, now=self._site.clock.monotonic())
+            if accepted is None:
+                self._drop(station_id, handler)
             if accepted is False:
                 self.request_run()  # the charger is now counted at its rating
             elif self._waiting or accepted is None or self._target_moved(key, lease):
@@ -772,12 +946,41 @@ class LoadManager:
                 # that moved while this change was in flight is delivered now.
                 self.request_replan()
 
+    def _drop(self, station_id: str, handler: ChargePointV16) -> None:
+        """Close the connection of a charger that did not confirm a lease.
+
+        While it stays connected it counts at its lease, but that lease may end unseen (its
+        renewals are not confirmed) and the charger then falls back to its base, which can be
+        more. Offline, it counts at the higher of the two until its lease ends; it reconnects
+        and gets its base again.
+        """
+        station = self._site.stations.get(station_id)
+        if (
+            self._stopped
+            or station is None
+            or not station.connected
+            or self._site.handlers.get(station_id) is not handler
+        ):
+            return
+        _LOGGER.warning(
+            "%s did not confirm a charging profile in time; closing its connection", station_id
+        )
+        task = asyncio.get_running_loop().create_task(
+            handler.close(code=1011, reason="Charging profile not confirmed")
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     def _target_moved(self, key: str, lease: LeaseState) -> bool:
         last = self.last
         if last is None or lease.held is None:
             return False
         target = last.targets.get(key)
         return target is not None and abs(target - lease.held) > _TARGET_EPSILON
+
+
+def _ratings(station: StationState) -> list[float]:
+    return [station.config.connector(c.connector_id).rating for c in station.charge_points]
 
 
 def _wants_current(connector: ConnectorState) -> bool:

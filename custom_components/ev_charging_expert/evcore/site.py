@@ -41,7 +41,7 @@ from .model import (
 from .ocpp.metering import parse_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from datetime import datetime
 
     from .clock import Clock
@@ -129,6 +129,7 @@ class Site:
         self._store = store
         self._handlers: dict[str, ChargePointV16] = {}
         self._listeners: list[Callable[[SiteEvent], None]] = []
+        self._removal_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._next_transaction_id = 1
 
     # ------------------------------------------------------------------ persistence
@@ -156,6 +157,11 @@ class Site:
         """Call `listener` with every event; returns the unsubscribe function."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def before_removal(self, hook: Callable[[str], Awaitable[None]]) -> Callable[[], None]:
+        """Await `hook(station_id)` before a station is removed, while it is still connected."""
+        self._removal_hooks.append(hook)
+        return lambda: self._removal_hooks.remove(hook)
 
     def _emit(self, event: SiteEvent) -> None:
         for listener in list(self._listeners):
@@ -197,6 +203,11 @@ class Site:
     async def remove_station(self, station_id: str) -> None:
         """Forget a station's state and refuse it from now on."""
         station = self.station(station_id)
+        for hook in list(self._removal_hooks):
+            try:
+                await hook(station_id)
+            except Exception:
+                _LOGGER.exception("Removal hook failed for %s", station_id)
         station.registration = Registration.REMOVED
         station.boot = None
         station.connectors.clear()
