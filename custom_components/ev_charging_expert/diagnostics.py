@@ -54,6 +54,14 @@ def _load_diagnostics(hub: EvChargingHub) -> dict[str, Any]:
         "runs": load.runs,
         "guard_violations": load.guard_violations,
         "controls": {sid: c.control.value for sid, c in sorted(load.controls.items())},
+        "bases": {
+            sid: {
+                "held": c.base.held,
+                "sent": c.base.sent,
+                "planned": load.degraded.per_connector.get(sid),
+            }
+            for sid, c in sorted(load.controls.items())
+        },
         "setpoints": dict(sorted(last.allocation.setpoints.items())) if last else {},
         "reasons": {k: v.value for k, v in sorted(last.allocation.reasons.items())} if last else {},
         "leases": {

@@ -452,8 +452,10 @@ async def test_room_freed_while_a_change_is_in_flight_is_given_within_the_increa
     # Both bases at their degraded current (16 A) and every lease renewed after that.
     await wait_for(
         hass,
-        lambda: all(hub.load.controls[s].base.held == 16 for s in ("CP1", "CP2"))
-        and all(lease.sent is None for lease in hub.load.leases.values()),
+        lambda: (
+            all(hub.load.controls[s].base.held == 16 for s in ("CP1", "CP2"))
+            and all(lease.sent is None for lease in hub.load.leases.values())
+        ),
     )
     # CP2 holds back its answer to the 16 A it gets when its EV starts.
     cp2.ignore.add("SetChargingProfile")
@@ -576,6 +578,8 @@ async def test_diagnostics_show_the_load_management(
     assert load["runs"] > 0
     assert load["guard_violations"] == 0
     assert load["controls"] == {"CP1": "controlled"}
+    # Per connector: the base profile confirmed, in flight, and planned (the degraded current).
+    assert load["bases"] == {"CP1": {"held": 32.0, "sent": None, "planned": 32.0}}
     assert load["setpoints"] == {"CP1#1": 32.0}
     assert load["reasons"] == {"CP1#1": "allocated"}
     assert load["leases"] == {"CP1#1": {"held": 32.0, "sent": None}}
