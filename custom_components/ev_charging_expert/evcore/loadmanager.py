@@ -703,7 +703,7 @@ class LoadManager:
         and the new while a change is in flight; its rating while none was ever confirmed,
         or when we cannot control it). Until then the station keeps the base it has.
         """
-        loads = self._base_loads()
+        loads: dict[str, float] | None = None  # only needed for a raise: most runs have none
         now = self._site.clock.monotonic()
         for station_id, control in self.controls.items():
             if (
@@ -728,6 +728,8 @@ class LoadManager:
             zone_id = station.config.zone_id
             path = zone_path(zone_id, self.zones) if zone_id is not None else []
             if delta > _TARGET_EPSILON:
+                if loads is None:
+                    loads = self._base_loads()
                 fits = all(
                     loads[z] + delta <= fallback_capacity(self.zones[z]) + _TARGET_EPSILON
                     for z in path
