@@ -167,6 +167,7 @@ class LoadManager:
         self._timer: Cancelable | None = None
         self._stopped = False
         self._closing: set[asyncio.Task[None]] = set()
+        self._lease_ends = math.inf
         self.runs = 0
         self.guard_violations = 0
         self._unsubscribe = site.subscribe(self._on_site_event)
@@ -358,7 +359,6 @@ class LoadManager:
         self._full_run = False
         self.runs += 1
         old_degraded, self.degraded = self.degraded, self._degraded_plan()
-        self._deliver_bases()
         snapshot, station_of = self._snapshot(now)
         allocation = allocate(snapshot)
         problems = check(snapshot, allocation)
@@ -373,12 +373,15 @@ class LoadManager:
         the_plan = plan(snapshot, targets, self.leases, self.delivery)
         for send in the_plan.sends:
             self._send(send, station_of[send.connector_id], now)
+        self._deliver_bases()  # after the setpoints: they are what a budget change waits for
         self._waiting = bool(the_plan.waiting)
         previous = self.last
         if not problems:
             by_key = {c.connector_id: c for c in snapshot.connectors}
             self.last = _Run(snapshot, allocation, targets, station_of, by_key)
-        self._arm_timer(now, the_plan.wake_at, allocation.next_reevaluation_at)
+        self._arm_timer(
+            now, the_plan.wake_at, allocation.next_reevaluation_at, self._lease_ends
+        )
         self._announce(previous, old_degraded)
 
     def _replan(self, now: float) -> None:
@@ -390,7 +393,9 @@ class LoadManager:
             self._send(send, last.station_of[send.connector_id], now)
         self._waiting = bool(the_plan.waiting)
         # An increase held back by the rate limit must go out when the limit ends.
-        self._arm_timer(now, the_plan.wake_at, last.allocation.next_reevaluation_at)
+        self._arm_timer(
+            now, the_plan.wake_at, last.allocation.next_reevaluation_at, self._lease_ends
+        )
 
     def _arm_timer(self, now: float, *wake_times: float) -> None:
         """Wake at the earliest of `wake_times`, and at the next renewal at the latest."""
@@ -431,6 +436,7 @@ class LoadManager:
 
     # ------------------------------------------------------------------ snapshot
     def _snapshot(self, now: float) -> tuple[SiteSnapshot, dict[str, tuple[str, int]]]:
+        self._lease_ends = math.inf  # the first lease of a charger out of reach to end
         terminal = terminal_zones(self.zones)
         wall = self._site.clock.now()
         connectors: list[ConnectorSnapshot] = []
@@ -619,6 +625,7 @@ class LoadManager:
                     if station is None or station.registration is not Registration.ACCEPTED:
                         del self.leases[key]  # nothing left to remember
                     continue
+                self._lease_ends = min(self._lease_ends, expires)  # then it counts no more
                 amps = lease.committed(previous.rating)
                 phases = PATTERN_PHASES[load_pattern(previous.wiring, None)]
                 fixed = tuple(amps if p in phases else 0.0 for p in range(3))
@@ -687,10 +694,14 @@ class LoadManager:
         # have been applied), at the higher of the confirmed and the in-flight value. A DC
         # station has no degraded mode: it keeps its last setpoint.
         if station.config.dc:
-            return lease.committed(rating)
-        base = control.base.committed(rating)  # what its base profile holds
-        expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
-        return max(lease.committed(rating), base) if now < expires else base
+            base, expires = 0.0, math.inf  # no degraded mode: its last setpoint, for good
+        else:
+            base = control.base.committed(rating)  # what its base profile holds
+            expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
+        if now >= expires:
+            return base
+        self._lease_ends = min(self._lease_ends, expires)  # then it counts at its base
+        return max(lease.committed(rating), base)
 
     # ------------------------------------------------------------------ sending
     def _deliver_bases(self) -> None:
@@ -804,8 +815,8 @@ class LoadManager:
                 record_answer(control.base, accepted=accepted, now=self._site.clock.monotonic())
                 if accepted:
                     control.base_installed = True
-                    if before is not None and before != control.base.held:
-                        self._renew_leases(station_id)
+                    if before is not None and control.base.held is not None:
+                        self._renew_leases(station_id, before, control.base.held)
             self.request_run()
 
     async def release(self, station_id: str) -> None:
@@ -866,11 +877,20 @@ class LoadManager:
         finally:
             record_answer(state, accepted=accepted, now=self._site.clock.monotonic())
 
-    def _renew_leases(self, station_id: str) -> None:
-        """Renew a station's leases now: whether each ends early depends on the base."""
+    def _renew_leases(self, station_id: str, before: float, after: float) -> None:
+        """Renew now the leases of a station whose validity the new base changes.
+
+        A lease above the base ends early (DeliverySettings.short_lease_duration); one that
+        is above the old base and not the new one, or the other way round, is renewed.
+        """
         prefix = f"{station_id}#"
         for key, lease in self.leases.items():
-            if key.startswith(prefix):
+            held = lease.held
+            if (
+                key.startswith(prefix)
+                and held is not None
+                and (held > before + _TARGET_EPSILON) != (held > after + _TARGET_EPSILON)
+            ):
                 lease.sent_at = -math.inf
 
     def _reject(self, station_id: str, control: ChargerControl, status: str) -> None:
