@@ -63,6 +63,35 @@ async def test_evs_share_what_the_building_leaves_and_follow_a_load_step(env: Lo
     assert _allowed(env) <= 63.0 - 40.0 - 1.0 + 1e-6
 
 
+async def test_a_decrease_the_evs_have_not_followed_yet_does_not_shrink_the_budget_again(
+    env: LoadEnv,
+) -> None:
+    """After a decrease the meter still sees the old draw for a few seconds (an EV has 5 s to
+    follow). Counting the EVs at their new limit meanwhile would make the building look bigger
+    and cut the budget again at every reading, down to nothing."""
+    meter = await _site(env)
+    await _read(env, meter, 20.0)
+    await env.plug("S1")
+    await env.plug("S2")
+    for _ in range(20):
+        await env.advance(5.0, step=5.0)
+        await _read(env, meter, 20.0)
+    before = _allowed(env)
+    assert before == pytest.approx(42.0, abs=0.2)
+    # The building takes 15 A more; the EVs still draw what they drew, for 4 s of readings.
+    meter.update((35.0 + before,) * 3)
+    env.lm.meter_updated("m1")
+    await env.settle()
+    assert env.lm.budgets["d"].budget[0] == pytest.approx(27.0, abs=0.6)
+    for _ in range(8):
+        await env.advance(0.5, step=0.5)
+        meter.update((35.0 + before,) * 3)
+        env.lm.meter_updated("m1")
+        await env.settle()
+        assert env.lm.budgets["d"].budget[0] == pytest.approx(27.0, abs=0.6)
+    assert _allowed(env) == pytest.approx(27.0, abs=0.6)
+
+
 async def test_small_meter_noise_does_not_reallocate(env: LoadEnv) -> None:
     meter = await _site(env)
     await _read(env, meter, 20.0)

@@ -85,6 +85,10 @@ class LeaseState:
     """The least the charger is known to allow (A) while its lease runs: the value it
     confirmed, or the lower of the old and the new when a change was not answered."""
     floor_at: float = -math.inf
+    previous: float | None = None
+    """The confirmed limit before the last confirmed change (the EV may still follow it)."""
+    changed_at: float = -math.inf
+    """Monotonic time that change was confirmed."""
     """Monotonic time the lease that gives `floor` was sent (it ends a lease duration later;
     then the base profile applies and nothing is known to be allowed)."""
 
@@ -266,6 +270,8 @@ def record_answer(lease: LeaseState, *, accepted: bool | None, now: float) -> No
     if sent is None:
         return
     if accepted:
+        if lease.held != sent:
+            lease.previous, lease.changed_at = lease.held, now
         lease.held = sent
         lease.sent_at = now
         lease.floor = sent

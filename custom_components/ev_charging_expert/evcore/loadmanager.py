@@ -77,6 +77,7 @@ _TARGET_EPSILON = 1e-6
 _RELEASE_TIMEOUT = 10.0  # s to wait for a station being removed to take 0 A
 _METER_CHECK = 0.5  # s between two looks at the zone meters' freshness
 _EV_SAMPLE_MAX_AGE = timedelta(seconds=60)  # an older EV sample says nothing about now
+_EV_REACTION = 5.0  # s an EV may take to follow a new limit
 # A phase drawing more than this (A) counts as used when detecting the EV's phases.
 _PHASE_IN_USE = 1.0
 
@@ -539,7 +540,14 @@ class LoadManager:
         elif lease is None or lease.held is None:
             cap = 0.0
         else:
-            cap = lease.held if lease.sent is None else min(lease.held, lease.sent)
+            # The limit in force (a change in flight is not in force yet), or the one before
+            # it for the few seconds an EV takes to follow a change (IEC 61851: 5 s): else a
+            # meter that still sees the old draw would make the building look bigger at every
+            # decrease, and the budget would fall again, and again.
+            cap = lease.held
+            following = self._site.clock.monotonic() - lease.changed_at < _EV_REACTION
+            if following and lease.previous is not None:
+                cap = max(cap, lease.previous)
         started = station_connector.transaction.started_at
         recent = self._site.clock.now() - _EV_SAMPLE_MAX_AGE
         amps = [0.0, 0.0, 0.0]
