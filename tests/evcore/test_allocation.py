@@ -299,14 +299,32 @@ def rotation_evs(a=1000.0, b=2000.0, c=3000.0, **extra):
     return evs
 
 
-def test_suspended_ev_stays_suspended_within_the_period_even_when_room_returns():
+def test_suspended_ev_waits_the_resume_delay_then_takes_room_that_returns():
     _, first = run(ROTATION_ZONE, rotation_evs())
     assert charging(first) == {"a", "b"}
-    later = step(first, [zone("z", 32)], rotation_evs(), now=600)
-    assert setpoints(later) == {"a": 16.0, "b": 16.0, "c": 0.0}
-    assert later.reasons["c"] is Reason.SUSPENDED_PRIORITY
+    assert first.next_resume_at == 60  # suspended at 0, resume delay 60 s
+    soon = step(first, [zone("z", 32)], rotation_evs(), now=30)
+    assert setpoints(soon) == {"a": 16.0, "b": 16.0, "c": 0.0}
+    assert soon.reasons["c"] is Reason.SUSPENDED_PRIORITY
+    assert soon.next_resume_at == 60
+    later = step(soon, [zone("z", 32)], rotation_evs(), now=60)
     assert not later.reevaluated
+    assert setpoints(later) == {"a": 10.6, "b": 10.6, "c": 10.6}
     assert later.next_reevaluation_at == 900
+    # Suspended again (the room goes), it waits for the revisit this time.
+    again = step(later, ROTATION_ZONE, rotation_evs(), now=90)
+    assert charging(again) == {"a", "b"}
+    back = step(again, [zone("z", 32)], rotation_evs(), now=400)
+    assert charging(back) == {"a", "b"}
+    assert back.next_resume_at == float("inf")
+    assert charging(step(back, [zone("z", 32)], rotation_evs(), now=900)) == {"a", "b", "c"}
+
+
+def test_a_suspended_ev_resumes_only_into_room_nobody_else_needs():
+    _, first = run(ROTATION_ZONE, rotation_evs())
+    # 17 A: c's 6 A minimum does not fit beside a's and b's.
+    later = step(first, [zone("z", 17)], rotation_evs(), now=120)
+    assert setpoints(later) == {"a": 8.5, "b": 8.5, "c": 0.0}
 
 
 def test_running_ev_keeps_running_within_the_period_when_its_energy_becomes_the_highest():
@@ -388,11 +406,13 @@ def test_no_start_stop_oscillation_when_the_budget_oscillates_within_periods():
         allocation = step(allocation, [zone("z", budget)], evs, now=float(t))
         starts += [(t, cid) for cid in charging(allocation) - before]
         stops += [(t, cid) for cid in before - charging(allocation)]
-    # EVs start only at a revisit (every 900 s); each stops at most once per period.
-    assert {t for t, _ in starts} <= {900, 1800}
+    # An EV starts at a revisit (every 900 s), or once per period into free room after the
+    # resume delay; so each stops at most twice per period.
     for cid in "abc":
+        started = [t // 900 for t, who in starts if who == cid and t % 900]
+        assert len(started) == len(set(started))
         per_period = [t // 900 for t, who in stops if who == cid]
-        assert len(per_period) == len(set(per_period))
+        assert all(per_period.count(p) <= 2 for p in per_period)
 
 
 def test_ev_that_left_is_forgotten():

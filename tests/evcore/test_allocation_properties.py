@@ -374,17 +374,33 @@ def charging_ids(allocation: Allocation) -> set[str]:
 @PROPERTY
 @given(sites(), st.floats(1.0, 3.0), st.floats(1.0, 899.0))
 def test_within_a_period_nobody_starts_or_stops_unless_the_budget_drops(snapshot, factor, now):
-    """Budgets grow (never drop) and energies change: no start, and no stop except a non-VIP
-    whose room a growing VIP takes (VIP precedence beats hysteresis)."""
+    """Budgets grow (never drop) and energies change: no start but a suspended EV's after the
+    resume delay, and no stop except a non-VIP whose room a VIP takes (VIP precedence beats
+    hysteresis)."""
     first = allocate(snapshot)
     second = allocate(later(snapshot, first, factor, now))
     assert not second.reevaluated
-    assert charging_ids(second) <= charging_ids(first)
+    assert_starts_are_resumes(first, second, now - snapshot.now, snapshot.settings)
     stopped = charging_ids(first) - charging_ids(second)
     vips = {c.connector_id for c in snapshot.connectors if is_vip(c)}
     assert not stopped & vips
-    if not vips & charging_ids(first):
+    if not vips & (charging_ids(first) | charging_ids(second)):
         assert not stopped
+
+
+def assert_starts_are_resumes(
+    first: Allocation, second: Allocation, elapsed: float, settings: AllocationSettings
+) -> None:
+    """Between revisits only EVs suspended for the resume delay start (or new sessions)."""
+    started = (
+        charging_ids(second)
+        - charging_ids(first)
+        - set(first.setpoints).symmetric_difference(second.setpoints)
+    )
+    if elapsed < settings.resume_delay:
+        assert not started
+    assert started <= first.state.suspended
+    assert started <= second.state.resumed
 
 
 @PROPERTY
@@ -393,7 +409,7 @@ def test_within_a_period_a_budget_drop_only_stops_evs(snapshot, factor, now):
     first = allocate(snapshot)
     step = later(snapshot, first, factor, now)
     second = allocate(step)
-    assert charging_ids(second) <= charging_ids(first)
+    assert_starts_are_resumes(first, second, now - snapshot.now, snapshot.settings)
     assert check(step, second) == []
 
 
@@ -427,4 +443,5 @@ def test_within_a_period_a_newly_plugged_ev_is_admitted_at_once_unless_vips_leav
     assert not second.reevaluated
     if second.setpoints["a-new"] == 0:
         assert second.reasons["a-new"] is Reason.SUSPENDED_NO_CAPACITY
-    assert charging_ids(second) - {"a-new"} <= charging_ids(first)
+    resumed = (charging_ids(second) - {"a-new"}) - charging_ids(first)
+    assert resumed <= first.state.suspended & second.state.resumed

@@ -37,6 +37,16 @@ async def _site(env: LoadEnv, max_age: float = 5.0) -> ExternalMeter:
     return meter
 
 
+async def _read_physical(env: LoadEnv, meter: ExternalMeter, building: float) -> None:
+    evs = sum(
+        min(env.site.stations[sid].connectors[1].current("L1") or 0.0, cp.allowed(1))
+        for sid, cp in env.sims.items()
+    )
+    meter.update((building + evs,) * 3)
+    env.lm.meter_updated("m1")
+    await env.settle()
+
+
 async def _read(env: LoadEnv, meter: ExternalMeter, building: float) -> None:
     """The meter sees the building's load plus what the EVs last reported drawing."""
     evs = sum(env.site.stations[sid].connectors[1].current("L1") or 0.0 for sid in env.sims)
@@ -90,6 +100,32 @@ async def test_a_decrease_the_evs_have_not_followed_yet_does_not_shrink_the_budg
         await env.settle()
         assert env.lm.budgets["d"].budget[0] == pytest.approx(27.0, abs=0.6)
     assert _allowed(env) == pytest.approx(27.0, abs=0.6)
+
+
+async def test_an_ev_suspended_by_a_load_spike_resumes_after_the_resume_delay(
+    env: LoadEnv,
+) -> None:
+    """A spike of the building suspends one EV; when the room comes back it starts again after
+    the resume delay (60 s), not at the next revisit (15 min). The meter sees each EV's
+    reported draw, or less at once when its limit went down (the charger enforces it)."""
+    meter = await _site(env)
+    await _read_physical(env, meter, 20.0)
+    await env.plug("S1")
+    await env.plug("S2")
+    for _ in range(20):
+        await env.advance(5.0, step=5.0)
+        await _read_physical(env, meter, 20.0)
+    assert sorted(env.limits().values()) == [21.0, 21.0]
+    start = env.clock.monotonic()
+    await _read_physical(env, meter, 55.0)  # 7 A left: one EV at its minimum
+    assert sorted(env.limits().values()) == [0.0, 7.0]
+    for _ in range(20):
+        await env.advance(5.0, step=5.0)
+        await _read_physical(env, meter, 20.0)
+        if env.clock.monotonic() - start < 60.0:
+            assert min(env.limits().values()) == 0.0
+    assert env.clock.monotonic() - start < 900.0
+    assert sorted(env.limits().values()) == [21.0, 21.0]
 
 
 async def test_small_meter_noise_does_not_reallocate(env: LoadEnv) -> None:

@@ -381,7 +381,11 @@ class LoadManager:
             by_key = {c.connector_id: c for c in snapshot.connectors}
             self.last = _Run(snapshot, allocation, targets, station_of, by_key)
         self._arm_timer(
-            now, the_plan.wake_at, allocation.next_reevaluation_at, self._lease_ends
+            now,
+            the_plan.wake_at,
+            allocation.next_reevaluation_at,
+            allocation.next_resume_at,
+            self._lease_ends,
         )
         self._announce(previous, old_degraded)
 
@@ -395,7 +399,11 @@ class LoadManager:
         self._waiting = bool(the_plan.waiting)
         # An increase held back by the rate limit must go out when the limit ends.
         self._arm_timer(
-            now, the_plan.wake_at, last.allocation.next_reevaluation_at, self._lease_ends
+            now,
+            the_plan.wake_at,
+            last.allocation.next_reevaluation_at,
+            last.allocation.next_resume_at,
+            self._lease_ends,
         )
 
     def _arm_timer(self, now: float, *wake_times: float) -> None:
@@ -623,18 +631,28 @@ class LoadManager:
                 and control.control is Control.CONTROLLED
                 and control.base_installed
             )
+            # What its base holds: once its lease ends it falls back to that, here, until a
+            # base of 0 A is confirmed (a station we control; removed ones are forgotten).
+            base = (
+                control.base.committed(previous.rating)
+                if control is not None and control.control is Control.CONTROLLED
+                else 0.0
+            )
             if reachable:
-                if lease.sent is None and lease.held is not None and lease.held <= 0:
+                confirmed_zero = lease.sent is None and lease.held is not None and lease.held <= 0
+                if confirmed_zero and base <= 0:
                     continue  # 0 A confirmed: it draws nothing here any more
                 carried = replace(previous, wants_current=False, fixed_load=None)
             else:
                 expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
-                if now >= expires:
+                runs = now < expires
+                if runs:
+                    self._lease_ends = min(self._lease_ends, expires)  # then at its base
+                amps = max(lease.committed(previous.rating) if runs else 0.0, base)
+                if amps <= 0:
                     if station is None or station.registration is not Registration.ACCEPTED:
                         del self.leases[key]  # nothing left to remember
                     continue
-                self._lease_ends = min(self._lease_ends, expires)  # then it counts no more
-                amps = lease.committed(previous.rating)
                 phases = PATTERN_PHASES[load_pattern(previous.wiring, None)]
                 fixed = tuple(amps if p in phases else 0.0 for p in range(3))
                 carried = replace(previous, fixed_load=fixed)  # type: ignore[arg-type]

@@ -82,12 +82,20 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
 
     running: list[str] = []
     suspended: list[str] = []
+    resumed: set[str] = set() if reevaluate else set(state.resumed)
     zone_ids = tuple(zone.zone_id for zone in zones)
     for tier in (vip, regular):
         if not tier:
             continue
         tier.sort()
-        admitted, held_back = _admit(tier, residual, state, reevaluate=reevaluate)
+        admitted, held_back = _admit(
+            tier,
+            residual,
+            state,
+            reevaluate=reevaluate,
+            resume_from=now - settings.resume_delay,
+            resumed=resumed,
+        )
         for cid, reason in held_back:
             reasons[cid] = reason
             setpoints[cid] = 0.0
@@ -114,14 +122,25 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
         )
         for z, zone in enumerate(zones)
     }
+    previous_since = state.suspended_since
+    since = {cid: previous_since.get(cid, now) for cid in suspended}
+    since = {cid: min(t, now) for cid, t in since.items()}  # a clock gone back
+    resume_at = [t + settings.resume_delay for c, t in since.items() if c not in resumed]
     return Allocation(
         setpoints=MappingProxyType(setpoints),
         reasons=MappingProxyType(reasons),
         limited_by=MappingProxyType(limited_by),
         zones=MappingProxyType(zone_allocations),
-        state=AllocatorState(reevaluated_at, frozenset(running), frozenset(suspended)),
+        state=AllocatorState(
+            reevaluated_at,
+            frozenset(running),
+            frozenset(suspended),
+            MappingProxyType(since),
+            frozenset(resumed & (set(running) | set(suspended))),
+        ),
         reevaluated=reevaluate,
         next_reevaluation_at=reevaluated_at + period,
+        next_resume_at=min((t for t in resume_at if t > now), default=math.inf),
     )
 
 
@@ -179,37 +198,61 @@ def _admit(
     state: AllocatorState,
     *,
     reevaluate: bool,
+    resume_from: float,
+    resumed: set[str],
 ) -> tuple[list[_Candidate], list[tuple[str, Reason]]]:
     """Choose who charges in this tier: return the admitted and the suspended (with why).
 
     `tier` is in priority order. Greedy: admit a candidate when its minimum fits beside the
     minimums already admitted, else suspend it. Between revisits, connectors suspended in the
-    previous run stay suspended.
+    previous run come last: one suspended since `resume_from` or before, and not restarted
+    that way since the last revisit (`resumed`, updated here), starts again if its minimum
+    fits in what the others leave (it takes nobody's place); the others wait.
     """
     avail = residual.copy()
     running = state.running
     held = state.suspended
+    since = state.suspended_since
     admitted: list[_Candidate] = []
     suspended: list[tuple[str, Reason]] = []
+    late: list[_Candidate] = []
     for cand in tier:
-        cid, ks, minimum = cand[1], cand[2], cand[3]
+        cid = cand[1]
         if reevaluate or cid in running or cid not in held:
-            for k in ks:
-                if avail[k] < minimum - EPSILON:
-                    break
-            else:
-                for k in ks:
-                    avail[k] -= minimum
+            if _fits(cand, avail):
                 admitted.append(cand)
-                continue
-        # Suspended. Would its minimum fit if it were alone in its tier?
-        reason = Reason.SUSPENDED_PRIORITY
-        for k in ks:
-            if residual[k] < minimum - EPSILON:
-                reason = Reason.SUSPENDED_NO_CAPACITY
-                break
-        suspended.append((cid, reason))
+            else:
+                suspended.append((cid, _why(cand, residual)))
+        elif cid not in resumed and since.get(cid, -math.inf) <= resume_from:
+            late.append(cand)
+        else:
+            suspended.append((cid, _why(cand, residual)))
+    for cand in late:
+        if _fits(cand, avail):
+            admitted.append(cand)
+            resumed.add(cand[1])
+        else:
+            suspended.append((cand[1], _why(cand, residual)))
     return admitted, suspended
+
+
+def _fits(cand: _Candidate, avail: list[float]) -> bool:
+    """Take the candidate's minimum from `avail` if it fits on every constraint it loads."""
+    ks, minimum = cand[2], cand[3]
+    for k in ks:
+        if avail[k] < minimum - EPSILON:
+            return False
+    for k in ks:
+        avail[k] -= minimum
+    return True
+
+
+def _why(cand: _Candidate, residual: list[float]) -> Reason:
+    """Why a candidate is suspended (would its minimum fit if it were alone in its tier?)."""
+    for k in cand[2]:
+        if residual[k] < cand[3] - EPSILON:
+            return Reason.SUSPENDED_NO_CAPACITY
+    return Reason.SUSPENDED_PRIORITY
 
 
 def _fill(

@@ -69,12 +69,18 @@ class AllocationSettings:
     shed_priority: ShedPriority = ShedPriority.ENERGY
     reevaluation_period: float = 900.0
     """Seconds between two revisits of who is suspended (rotation)."""
+    resume_delay: float = 60.0
+    """Seconds a suspended EV stays suspended at least; after that it starts again as soon
+    as its minimum fits beside everyone else's, without waiting for the revisit (once per
+    period: suspended again, it waits for the revisit)."""
     resolution: float = 0.1
     """Setpoints are rounded down to a multiple of this (A); 0 = no rounding."""
 
     def __post_init__(self) -> None:
         if not self.reevaluation_period >= 0:
             raise ValueError(f"reevaluation_period must be >= 0, got {self.reevaluation_period}")
+        if not self.resume_delay >= 0:
+            raise ValueError(f"resume_delay must be >= 0, got {self.resume_delay}")
         if not (self.resolution >= 0 and math.isfinite(self.resolution)):
             raise ValueError(f"resolution must be >= 0, got {self.resolution}")
 
@@ -159,7 +165,13 @@ class AllocatorState:
     running: frozenset[str] = frozenset()
     """Connectors that were given current."""
     suspended: frozenset[str] = frozenset()
-    """Connectors that wanted current and were suspended (they wait for the next revisit)."""
+    """Connectors that wanted current and were suspended (they wait for the next revisit, or
+    for room once `resume_delay` has passed)."""
+    suspended_since: Mapping[str, float] = field(default_factory=dict, compare=False)
+    """Per suspended connector: monotonic time it was suspended."""
+    resumed: frozenset[str] = frozenset()
+    """Connectors that started again in free room since the last revisit: if suspended again,
+    they wait for the next revisit (at most one such restart per period, no flapping)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,3 +309,5 @@ class Allocation:
     """Whether suspensions were revisited in this run."""
     next_reevaluation_at: float
     """Monotonic time from which the next run revisits suspensions (schedule a run then)."""
+    next_resume_at: float = math.inf
+    """Monotonic time a suspended connector may start again in free room (schedule a run)."""
