@@ -169,6 +169,8 @@ class LoadManager:
         self._stopped = False
         self._closing: set[asyncio.Task[None]] = set()
         self._lease_ends = math.inf
+        self._bases_waiting: set[str] = set()
+        """Stations whose base would rise once their leases are confirmed."""
         self.runs = 0
         self.guard_violations = 0
         self._unsubscribe = site.subscribe(self._on_site_event)
@@ -285,10 +287,17 @@ class LoadManager:
         control = self.controls.setdefault(station_id, ChargerControl())
         if not station.connected:
             control.base_installed = False
+            now = self._site.clock.monotonic()
             if control.base.sent is not None:
                 # It may have applied the base in flight: count the higher of the two.
-                record_answer(control.base, accepted=None, now=self._site.clock.monotonic())
+                record_answer(control.base, accepted=None, now=now)
                 control.base_seq += 1
+            # The same for its leases: a send whose job the closed connection cancelled
+            # before it ran would otherwise stay "in flight" for good.
+            prefix = f"{station_id}#"
+            for key, lease in self.leases.items():
+                if key.startswith(prefix) and lease.sent is not None:
+                    record_answer(lease, accepted=None, now=now)
         elif station.configuration and control.capabilities is None:
             self._learn_capabilities(station, control)
         if connector_id is None or self._relevant_change(station, connector_id):
@@ -605,21 +614,22 @@ class LoadManager:
         terminal: set[str],
         now: float,
     ) -> None:
-        """Keep counting connectors that left the snapshot while they may hold a lease there.
+        """Keep counting connectors that left the snapshot while they may draw there.
 
         That is a station unassigned, removed or no longer accepted: its charger may still
-        hold a lease in the zone it was in. A reachable one is kept as wanting no current, so
-        it is sent 0 A and its room is given away once that is confirmed; an unreachable one
-        counts at its lease until it ends.
+        hold a lease, and its base, in the zone it was in. A reachable one is kept as wanting
+        no current, so it is sent 0 A and its room is given away once 0 A is confirmed for
+        its lease and its base; an unreachable one counts at the higher of its lease (until
+        it ends) and its base — for good, if it never confirms a base of 0 A (a charger we
+        cannot control never does: its rating, unless a base was confirmed before). A removed
+        station is forgotten when its lease ends (it was sent 0 A before it was removed).
         """
         if self.last is None:
             return
         for key, previous in self.last.by_key.items():
             if key in station_of or previous.zone_id not in terminal:
                 continue
-            lease = self.leases.get(key)
-            if lease is None:
-                continue
+            lease = self.leases.get(key) or LeaseState()
             station_id, connector_id = self.last.station_of[key]
             station = self._site.stations.get(station_id)
             control = self.controls.get(station_id)
@@ -631,13 +641,7 @@ class LoadManager:
                 and control.control is Control.CONTROLLED
                 and control.base_installed
             )
-            # What its base holds: once its lease ends it falls back to that, here, until a
-            # base of 0 A is confirmed (a station we control; removed ones are forgotten).
-            base = (
-                control.base.committed(previous.rating)
-                if control is not None and control.control is Control.CONTROLLED
-                else 0.0
-            )
+            base = control.base.committed(previous.rating) if control is not None else 0.0
             if reachable:
                 confirmed_zero = lease.sent is None and lease.held is not None and lease.held <= 0
                 if confirmed_zero and base <= 0:
@@ -651,7 +655,7 @@ class LoadManager:
                 amps = max(lease.committed(previous.rating) if runs else 0.0, base)
                 if amps <= 0:
                     if station is None or station.registration is not Registration.ACCEPTED:
-                        del self.leases[key]  # nothing left to remember
+                        self.leases.pop(key, None)  # nothing left to remember
                     continue
                 phases = PATTERN_PHASES[load_pattern(previous.wiring, None)]
                 fixed = tuple(amps if p in phases else 0.0 for p in range(3))
@@ -742,6 +746,7 @@ class LoadManager:
         """
         loads: dict[str, float] | None = None  # only needed for a raise: most runs have none
         now = self._site.clock.monotonic()
+        self._bases_waiting.clear()
         for station_id, control in self.controls.items():
             if (
                 control.control is not Control.CONTROLLED
@@ -762,23 +767,45 @@ class LoadManager:
                 continue
             ratings = _ratings(station)
             delta = len(ratings) * want - sum(control.base.committed(r) for r in ratings)
-            zone_id = station.config.zone_id
-            path = zone_path(zone_id, self.zones) if zone_id is not None else []
             if delta > _TARGET_EPSILON:
-                if loads is None:
-                    loads = self._base_loads()
-                fits = all(
-                    loads[z] + delta <= fallback_capacity(self.zones[z]) + _TARGET_EPSILON
-                    for z in path
-                )
-                if not fits:
+                loads = loads if loads is not None else self._base_loads()
+                if not self._may_raise_base(station, delta, loads, now):
                     if control.base_installed or control.base.held is None:
-                        continue  # wait for the decreases of the others
+                        continue  # wait for room, or for its leases
                     want = control.base.held  # (re)install what it holds; raise later
-                    delta = 0.0
-                for z in path:
-                    loads[z] += max(delta, 0.0)
             self._send_base(station_id, control, handler, want, now)
+
+    def _may_raise_base(
+        self, station: StationState, delta: float, loads: dict[str, float], now: float
+    ) -> bool:
+        """Whether a station's bases may rise by `delta` (A, all connectors); book it if so.
+
+        A connector without a lease in force draws on the base now: raising the base would
+        raise it, unchecked. So only above confirmed leases, and only into fallback room.
+        """
+        if not self._leases_in_force(station, now):
+            self._bases_waiting.add(station.station_id)  # its lease answers: run again
+            return False
+        zone_id = station.config.zone_id
+        path = zone_path(zone_id, self.zones) if zone_id is not None else []
+        if any(loads[z] + delta > fallback_capacity(self.zones[z]) + _TARGET_EPSILON for z in path):
+            return False
+        for z in path:
+            loads[z] += delta
+        return True
+
+    def _leases_in_force(self, station: StationState, now: float) -> bool:
+        """Whether every connector of the station holds a confirmed lease that still runs."""
+        for connector in station.charge_points:
+            lease = self.leases.get(connector_key(station.station_id, connector.connector_id))
+            if (
+                lease is None
+                or lease.held is None
+                or lease.sent is not None
+                or now >= lease.floor_at + self.delivery.short_lease_duration
+            ):
+                return False
+        return True
 
     def _base_loads(self) -> dict[str, float]:
         """Per zone: what its stations draw with every one of them on its base (committed)."""
@@ -986,8 +1013,8 @@ class LoadManager:
             record_answer(lease, accepted=accepted, now=self._site.clock.monotonic())
             if accepted is None:
                 self._drop(station_id, handler)
-            if accepted is False:
-                self.request_run()  # the charger is now counted at its rating
+            if accepted is False or (accepted and station_id in self._bases_waiting):
+                self.request_run()  # counted at its rating now / a base may rise now
             elif self._waiting or accepted is None or self._target_moved(key, lease):
                 # A confirmed decrease may make room for a waiting increase; an unanswered
                 # change is planned again (at the higher value it now counts at); a target

@@ -367,6 +367,10 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
                 answer.cancel()
                 # It ends here, so it never outlives the request (timeout or cancellation).
                 await asyncio.wait((answer,))
+            elif not answer.cancelled():
+                # Mark its outcome as seen: when we are cancelled just as it failed (the
+                # connection closing), asyncio would log "exception was never retrieved".
+                answer.exception()
         if not answer.cancelled():
             return answer.result()
         raise ChargerNotConnectedError(self.station_id)
