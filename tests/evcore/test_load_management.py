@@ -803,13 +803,27 @@ async def test_random_walk_keeps_every_zone_within_budget(env, seed):
 
 @pytest.mark.parametrize(
     ("seed", "mode"),
-    [(112, "ignore"), (3, "ignore"), (4, "apply_silently"), (5, "reject"), (6, "callerror")],
+    [
+        (112, "ignore"),
+        (3, "ignore"),
+        (4, "apply_silently"),
+        (5, "reject"),
+        (6, "callerror"),
+        # Found holes once bases carried degraded currents (see the test's docstring).
+        (2002, "reject"),
+        (2010, "callerror"),
+        (2015, "ignore"),
+        (2026, "apply_silently"),
+    ],
 )
 async def test_random_walk_with_misbehaving_chargers(env, seed, mode):
     """The same, with chargers that stop answering, lose their answers or refuse profiles
     from time to time. Seed 112 ("ignore") found the gate of delivery.plan(): a charger never
     confirmed was sent its target as a "decrease" (it counted at its rating) while it allowed
-    0 A, beside a charger stuck at 32 A: zone A's L1 reached 64 A for 63 A."""
+    0 A, beside a charger stuck at 32 A: zone A's L1 reached 64 A for 63 A. Seeds 2002-2026:
+    a refusing station left its zone still on its 12.6 A base; a base raised while the
+    station's connectors had no lease in force; leases left "in flight" by a connection that
+    closed before their job ran."""
     await random_walk(env, seed, steps=60, modes=(mode,))
 
 
