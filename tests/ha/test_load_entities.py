@@ -450,6 +450,7 @@ async def test_room_freed_while_a_change_is_in_flight_is_given_within_the_increa
     await cp1.start_session()
     await wait_for(hass, lambda: held(hub, "CP1#1") == 32)
     # Both bases at their degraded current (16 A) and every lease renewed after that.
+    clock.advance(1)  # the bases follow the setpoints a moment later
     await wait_for(
         hass,
         lambda: (
@@ -543,16 +544,18 @@ async def test_zone_sensors(
 # ---------------------------------------------------------------------------- diagnostics
 
 
-@pytest.mark.usefixtures("clock")
-async def test_diagnostics_show_the_load_management(
+async def test_diagnostics_show_the_load_management(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     init_integration: MockConfigEntry,
     hub: EvChargingHub,
+    clock: ManualClock,
     connect_charger: ConnectCharger,
 ) -> None:
     (charger,) = await charging_in_main(hass, hub, connect_charger, "CP1")
     await wait_for(hass, lambda: last_lease_limit(charger) == 32)
+    clock.advance(1)  # the bases follow the setpoints a moment later
+    await wait_for(hass, lambda: hub.load.controls["CP1"].base.held == 32)
     await hass.async_block_till_done()
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)

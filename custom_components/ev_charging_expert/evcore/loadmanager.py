@@ -74,6 +74,7 @@ _WANTS_CURRENT = frozenset(
     }
 )
 _TARGET_EPSILON = 1e-6
+_BASES_DEFER = 1.0  # s after a run that sent setpoints, the bases follow
 _RELEASE_TIMEOUT = 10.0  # s to wait for a station being removed to take 0 A
 _METER_CHECK = 0.5  # s between two looks at the zone meters' freshness
 _EV_SAMPLE_MAX_AGE = timedelta(seconds=60)  # an older EV sample says nothing about now
@@ -170,6 +171,8 @@ class LoadManager:
         self._closing: set[asyncio.Task[None]] = set()
         self._lease_ends = math.inf
         self._bases_waiting: set[str] = set()
+        self._bases_blocked = False
+        self._bases_timer: Cancelable | None = None
         """Stations whose base would rise once their leases are confirmed."""
         self.runs = 0
         self.guard_violations = 0
@@ -255,6 +258,9 @@ class LoadManager:
         if self._stopped:
             return
         self._stopped = True
+        if self._bases_timer is not None:
+            self._bases_timer.cancel()
+            self._bases_timer = None
         self._unsubscribe()
         self._unhook()
         if self._timer is not None:
@@ -383,7 +389,12 @@ class LoadManager:
         the_plan = plan(snapshot, targets, self.leases, self.delivery)
         for send in the_plan.sends:
             self._send(send, station_of[send.connector_id], now)
-        self._deliver_bases()  # after the setpoints: they are what a budget change waits for
+        if the_plan.sends:
+            # The setpoints are what a budget change waits for: bases (the fallback) follow
+            # a moment later instead of doubling the traffic of this instant.
+            self._defer_bases()
+        else:
+            self._deliver_bases()
         self._waiting = bool(the_plan.waiting)
         previous = self.last
         if not problems:
@@ -747,6 +758,7 @@ class LoadManager:
         loads: dict[str, float] | None = None  # only needed for a raise: most runs have none
         now = self._site.clock.monotonic()
         self._bases_waiting.clear()
+        self._bases_blocked = False
         for station_id, control in self.controls.items():
             if (
                 control.control is not Control.CONTROLLED
@@ -789,10 +801,20 @@ class LoadManager:
         zone_id = station.config.zone_id
         path = zone_path(zone_id, self.zones) if zone_id is not None else []
         if any(loads[z] + delta > fallback_capacity(self.zones[z]) + _TARGET_EPSILON for z in path):
+            self._bases_blocked = True  # the others' lower bases, once confirmed, make room
             return False
         for z in path:
             loads[z] += delta
         return True
+
+    def _defer_bases(self) -> None:
+        if self._bases_timer is None and not self._stopped:
+            self._bases_timer = self._site.clock.call_later(_BASES_DEFER, self._bases_due)
+
+    def _bases_due(self) -> None:
+        self._bases_timer = None
+        if not self._stopped:
+            self._deliver_bases()
 
     def _leases_in_force(self, station: StationState, now: float) -> bool:
         """Whether every connector of the station holds a confirmed lease that still runs."""
@@ -863,14 +885,19 @@ class LoadManager:
         except ChargerError as err:
             _LOGGER.info("%s: base profile not confirmed: %s", station_id, err)
         finally:
+            renew = first = False
             if seq == control.base_seq:
-                before = control.base.held
+                before, first = control.base.held, not control.base_installed
                 record_answer(control.base, accepted=accepted, now=self._site.clock.monotonic())
                 if accepted:
                     control.base_installed = True
                     if before is not None and control.base.held is not None:
-                        self._renew_leases(station_id, before, control.base.held)
-            self.request_run()
+                        renew = self._renew_leases(station_id, before, control.base.held)
+            if not accepted or first or self._bases_blocked:
+                # Controllable now, counted at its rating now, retried, or room for a base.
+                self.request_run()
+            elif renew:
+                self.request_replan()
 
     async def release(self, station_id: str) -> None:
         """A station is about to be removed: bring its base and its leases to 0 A.
@@ -930,13 +957,14 @@ class LoadManager:
         finally:
             record_answer(state, accepted=accepted, now=self._site.clock.monotonic())
 
-    def _renew_leases(self, station_id: str, before: float, after: float) -> None:
+    def _renew_leases(self, station_id: str, before: float, after: float) -> bool:
         """Renew now the leases of a station whose validity the new base changes.
 
         A lease above the base ends early (DeliverySettings.short_lease_duration); one that
         is above the old base and not the new one, or the other way round, is renewed.
         """
         prefix = f"{station_id}#"
+        renewed = False
         for key, lease in self.leases.items():
             held = lease.held
             if (
@@ -945,6 +973,8 @@ class LoadManager:
                 and (held > before + _TARGET_EPSILON) != (held > after + _TARGET_EPSILON)
             ):
                 lease.sent_at = -math.inf
+                renewed = True
+        return renewed
 
     def _reject(self, station_id: str, control: ChargerControl, status: str) -> None:
         _LOGGER.warning(
