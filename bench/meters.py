@@ -352,9 +352,9 @@ class MeterServer(Server):
         lm = self.lm
         original_check = lm._check_budgets  # noqa: SLF001
 
-        def check_budgets() -> None:
+        def check_budgets(zone_ids: set[str]) -> None:
             start = time.perf_counter()
-            original_check()
+            original_check(zone_ids)
             self.checks.append((time.monotonic(), time.perf_counter() - start))
 
         lm._check_budgets = check_budgets  # type: ignore[method-assign]  # noqa: SLF001
