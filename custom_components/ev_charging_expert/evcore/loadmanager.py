@@ -916,6 +916,12 @@ class LoadManager:
             or station is None
             or handler is None
         ):
+            if control is not None and control.base.held != 0.0:
+                _LOGGER.warning(
+                    "%s is removed while we cannot reach it: it may keep drawing its "
+                    "degraded current (its base profile)",
+                    station_id,
+                )
             return
         wall, now = self._site.clock.now(), self._site.clock.monotonic()
         control.base_seq += 1  # an answer to an older base send no longer counts
