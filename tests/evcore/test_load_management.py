@@ -29,7 +29,7 @@ from custom_components.ev_charging_expert.evcore.ocpp.smart_charging import (
 )
 
 if TYPE_CHECKING:
-    from conftest_load import LoadEnv
+    from conftest_load import LoadEnv, TestCharger
 
 pytest_plugins = ("conftest_load",)  # the `env` fixture
 
@@ -58,6 +58,19 @@ async def site_with_stations(env: LoadEnv) -> None:
     env.place("S5", "B", {1: TRI123})
     env.place("S6", "B", {1: MONO1})
     await env.settle()
+
+
+async def two_charging_in_b(env: LoadEnv) -> tuple[TestCharger, TestCharger]:
+    """S5 and S6 in B (32 A), each with a three-phase EV: they share it, 16 A each."""
+    env.set_zones(*SITE)
+    s5 = await env.add_charger("S5")
+    s6 = await env.add_charger("S6")
+    env.place("S5", "B")
+    env.place("S6", "B")
+    await env.plug("S5", phases=3)
+    await env.plug("S6", phases=3)
+    await env.converge()
+    return s5, s6
 
 
 def assert_delivered(env: LoadEnv) -> dict[str, float]:
@@ -417,14 +430,7 @@ async def test_unassigned_station_gets_no_current(env):
 
 
 async def test_unassigning_a_charging_station_takes_its_current_away(env):
-    env.set_zones(*SITE)
-    await env.add_charger("S5")
-    await env.add_charger("S6")
-    env.place("S5", "B")
-    env.place("S6", "B")
-    await env.plug("S5", phases=3)
-    await env.plug("S6", phases=3)
-    await env.converge()
+    await two_charging_in_b(env)
     assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
     # The installer unassigns S5 (it is still wired in B).
     env.place("S5", None, physical=False)
@@ -436,14 +442,7 @@ async def test_unassigning_a_charging_station_takes_its_current_away(env):
 async def test_removing_a_charging_station_takes_it_to_zero_first(env):
     """Before a station is removed (disconnected and refused from then on) it is sent 0 A as
     its base and its leases: it will not hear from us again, and its room is free at once."""
-    env.set_zones(*SITE)
-    removed = await env.add_charger("S5")
-    await env.add_charger("S6")
-    env.place("S5", "B")
-    env.place("S6", "B")
-    await env.plug("S5", phases=3)
-    await env.plug("S6", phases=3)
-    await env.converge()
+    removed, _ = await two_charging_in_b(env)
     assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
     removed.reconnect_delay = (3600.0, 3600.0)
     await env.site.remove_station("S5")
@@ -458,14 +457,7 @@ async def test_removing_a_charging_station_takes_it_to_zero_first(env):
 
 
 async def test_removing_a_station_that_does_not_answer_counts_its_lease_until_it_ends(env):
-    env.set_zones(*SITE)
-    removed = await env.add_charger("S5")
-    await env.add_charger("S6")
-    env.place("S5", "B")
-    env.place("S6", "B")
-    await env.plug("S5", phases=3)
-    await env.plug("S6", phases=3)
-    await env.converge()
+    removed, _ = await two_charging_in_b(env)
     removed.profile_mode = "ignore"
     removed.reconnect_delay = (3600.0, 3600.0)
     removal = asyncio.create_task(env.site.remove_station("S5"))
@@ -504,14 +496,7 @@ async def test_unassigned_station_that_keeps_its_base_still_counts_where_it_was(
 
 
 async def test_user_cap_and_pause(env):
-    env.set_zones(*SITE)
-    await env.add_charger("S5")
-    await env.add_charger("S6")
-    env.place("S5", "B")
-    env.place("S6", "B")
-    await env.plug("S5", phases=3)
-    await env.plug("S6", phases=3)
-    await env.converge()
+    await two_charging_in_b(env)
     env.configure_connector("S5", 1, user_limit=10.0)
     await env.converge()
     assert assert_delivered(env) == {"S5#1": 10.0, "S6#1": 22.0}
@@ -575,14 +560,7 @@ async def test_charger_that_never_answers_is_dropped_and_counted_at_its_rating(e
 
 
 async def test_reboot_counts_the_charger_at_its_rating_until_controlled_again(env):
-    env.set_zones(*SITE)
-    rebooting = await env.add_charger("S5")
-    await env.add_charger("S6")
-    env.place("S5", "B")
-    env.place("S6", "B")
-    await env.plug("S5", phases=3)
-    await env.plug("S6", phases=3)
-    await env.converge()
+    rebooting, _ = await two_charging_in_b(env)
     assert assert_delivered(env) == {"S5#1": 16.0, "S6#1": 16.0}
     await rebooting.reboot()
     await env.advance(10, step=1)
@@ -605,14 +583,7 @@ async def test_lost_answers_then_disconnection(env):
     ends, then at its base. The lease that counts is the last one it may have applied, not
     the last one it confirmed.
     """
-    env.set_zones(*SITE)
-    flaky = await env.add_charger("S5")
-    await env.add_charger("S6")
-    env.place("S5", "B")
-    env.place("S6", "B")
-    await env.plug("S5", phases=3)
-    await env.plug("S6", phases=3)
-    await env.converge()
+    flaky, _ = await two_charging_in_b(env)
     assert env.limits() == {"S5#1": 16.0, "S6#1": 16.0}
     flaky.profile_mode = "apply_silently"
     flaky.reconnect_delay = (3600.0, 3600.0)  # stays away (300 s at most) once dropped
@@ -697,14 +668,7 @@ async def test_stuck_charger_whose_single_phase_ev_leaves(env):
     ("mode", "reason"), [("reject", "Rejected"), ("callerror", "NotSupported")]
 )
 async def test_charger_that_starts_refusing_leases_counts_at_its_rating(env, mode, reason):
-    env.set_zones(*SITE)
-    refusing = await env.add_charger("S5")
-    await env.add_charger("S6")
-    env.place("S5", "B")
-    env.place("S6", "B")
-    await env.plug("S5", phases=3)
-    await env.plug("S6", phases=3)
-    await env.converge()
+    refusing, _ = await two_charging_in_b(env)
     refusing.profile_mode = mode
     await env.advance(70, step=5)  # its renewal is refused
     assert env.lm.controls["S5"].control is Control.REJECTED
