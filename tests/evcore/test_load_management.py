@@ -464,7 +464,7 @@ async def test_removing_a_station_that_does_not_answer_counts_its_lease_until_it
     await env.advance(11, step=1)  # the 0 A requests time out (10 s)
     await removal
     lease = env.lm.leases["S5#1"]
-    ends = max(lease.sent_at, lease.last_sent_at) + env.lm.delivery.lease_duration
+    ends = lease.may_run_until(env.lm.delivery.lease_duration)
     await env.advance(ends - env.clock.monotonic() - 1)
     assert env.sims["S6"].allowed(1) == 16.0  # its 16 A lease may still run
     # When its lease ends it keeps its 16 A base (a warning says so) and is no longer counted:

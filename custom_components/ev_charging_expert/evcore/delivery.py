@@ -92,6 +92,10 @@ class LeaseState:
     """Monotonic time the lease that gives `floor` was sent (it ends a lease duration later;
     then the base profile applies and nothing is known to be allowed)."""
 
+    def may_run_until(self, lease_duration: float) -> float:
+        """Monotonic time the last lease sent may run until (answered or not)."""
+        return max(self.sent_at, self.last_sent_at) + lease_duration
+
     def committed(self, rating: float) -> float:
         """The most the charger may draw right now, as far as we can prove."""
         if self.held is None:

@@ -51,7 +51,7 @@ from .model import ConnectorStatus, Registration
 from .ocpp.smart_charging import Capabilities, base_profile, lease_profile
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
 
     from .clock import Cancelable
@@ -300,9 +300,8 @@ class LoadManager:
                 control.base_seq += 1
             # The same for its leases: a send whose job the closed connection cancelled
             # before it ran would otherwise stay "in flight" for good.
-            prefix = f"{station_id}#"
-            for key, lease in self.leases.items():
-                if key.startswith(prefix) and lease.sent is not None:
+            for lease in self._station_leases(station_id):
+                if lease.sent is not None:
                     record_answer(lease, accepted=None, now=now)
         elif station.configuration and control.capabilities is None:
             self._learn_capabilities(station, control)
@@ -329,10 +328,14 @@ class LoadManager:
     def on_boot(self, station_id: str) -> None:
         """A charger booted: it may have lost its profiles; count it at its rating again."""
         self.controls[station_id] = ChargerControl()
-        for key, lease in self.leases.items():
-            if key.rsplit("#", 1)[0] == station_id:
-                lease.held = None
+        for lease in self._station_leases(station_id):
+            lease.held = None
         self.request_run()
+
+    def _station_leases(self, station_id: str) -> Iterator[LeaseState]:
+        """The leases of a station's connectors."""
+        prefix = f"{station_id}#"
+        return (lease for key, lease in self.leases.items() if key.startswith(prefix))
 
     def request_run(self) -> None:
         """Ask for a run soon; requests in the same loop turn make one run."""
@@ -659,7 +662,7 @@ class LoadManager:
                     continue  # 0 A confirmed: it draws nothing here any more
                 carried = replace(previous, wants_current=False, fixed_load=None)
             else:
-                expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
+                expires = lease.may_run_until(self.delivery.lease_duration)
                 runs = now < expires
                 if runs:
                     self._lease_ends = min(self._lease_ends, expires)  # then at its base
@@ -738,7 +741,7 @@ class LoadManager:
             base, expires = 0.0, math.inf  # no degraded mode: its last setpoint, for good
         else:
             base = control.base.committed(rating)  # what its base profile holds
-            expires = max(lease.sent_at, lease.last_sent_at) + self.delivery.lease_duration
+            expires = lease.may_run_until(self.delivery.lease_duration)
         if now >= expires:
             return base
         self._lease_ends = min(self._lease_ends, expires)  # then it counts at its base
@@ -969,14 +972,11 @@ class LoadManager:
         A lease above the base ends early (DeliverySettings.short_lease_duration); one that
         is above the old base and not the new one, or the other way round, is renewed.
         """
-        prefix = f"{station_id}#"
         renewed = False
-        for key, lease in self.leases.items():
+        for lease in self._station_leases(station_id):
             held = lease.held
-            if (
-                key.startswith(prefix)
-                and held is not None
-                and (held > before + _TARGET_EPSILON) != (held > after + _TARGET_EPSILON)
+            if held is not None and (held > before + _TARGET_EPSILON) != (
+                held > after + _TARGET_EPSILON
             ):
                 lease.sent_at = -math.inf
                 renewed = True
