@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from .evcore.ocpp.v16 import ChargePointV16
+    from .evcore.charger import Charger
     from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 1
@@ -31,7 +31,7 @@ PARALLEL_UPDATES = 1
 class ChargerButtonDescription(ButtonEntityDescription):
     """A button that sends one request; `connector_id` is None for station buttons."""
 
-    press_fn: Callable[[ChargePointV16, int | None], Awaitable[Any]]
+    press_fn: Callable[[Charger, int | None], Awaitable[Any]]
 
 
 STATION_BUTTONS = (
@@ -40,7 +40,7 @@ STATION_BUTTONS = (
         translation_key="soft_reset",
         device_class=ButtonDeviceClass.RESTART,
         entity_category=EntityCategory.CONFIG,
-        press_fn=lambda cp, _: cp.reset("Soft"),
+        press_fn=lambda cp, _: cp.reset(hard=False),
     ),
     ChargerButtonDescription(
         key="hard_reset",
@@ -48,13 +48,13 @@ STATION_BUTTONS = (
         device_class=ButtonDeviceClass.RESTART,
         entity_category=EntityCategory.CONFIG,
         entity_registry_enabled_default=False,
-        press_fn=lambda cp, _: cp.reset("Hard"),
+        press_fn=lambda cp, _: cp.reset(hard=True),
     ),
 )
 UNLOCK = ChargerButtonDescription(
     key="unlock",
     translation_key="unlock",
-    press_fn=lambda cp, cid: cp.unlock_connector(cid or 1),
+    press_fn=lambda cp, cid: cp.unlock(cid or 1),
 )
 
 
@@ -91,6 +91,6 @@ class ChargerButton(EvChargingEntity, ButtonEntity):
         site = self.hub.site
         await call_charger(
             lambda: self.entity_description.press_fn(
-                site.handler(self.station_id), self.connector_id
+                site.charger(self.station_id), self.connector_id
             )
         )

@@ -62,12 +62,20 @@ def _load_diagnostics(hub: EvChargingHub) -> dict[str, Any]:
             }
             for sid, c in sorted(load.controls.items())
         },
-        "setpoints": dict(sorted(last.allocation.setpoints.items())) if last else {},
-        "reasons": {k: v.value for k, v in sorted(last.allocation.reasons.items())} if last else {},
-        "leases": {
-            key: {"held": lease.held, "sent": lease.sent}
-            for key, lease in sorted(load.leases.items())
-        },
+        "connectors": [
+            {
+                "station_id": key.station_id,
+                "connector_id": key.connector_id,
+                "setpoint": last.allocation.setpoints.get(key) if last else None,
+                "reason": reason.value
+                if last and (reason := last.allocation.reasons.get(key))
+                else None,
+                "lease": {"held": lease.held, "sent": lease.sent}
+                if (lease := load.leases.get(key))
+                else None,
+            }
+            for key in sorted(set(load.leases) | (set(last.allocation.reasons) if last else set()))
+        ],
     }
 
 

@@ -64,6 +64,7 @@ from .const import (
     zone_device_id,
 )
 from .evcore.allocation.model import MinimumStandard, Phases, Reason, ShedPriority
+from .evcore.charger import TriggerMessage
 from .evcore.clock import SystemClock
 from .evcore.config import (
     LoadSettings,
@@ -74,6 +75,7 @@ from .evcore.config import (
 )
 from .evcore.errors import ConfigError, EvcoreError
 from .evcore.events import (
+    AllocationUpdated,
     CardPresented,
     SessionEnded,
     SessionStarted,
@@ -87,7 +89,8 @@ from .evcore.events import (
     StationUncontrollable,
     StationUpdated,
 )
-from .evcore.loadmanager import LoadManager, LoadUpdate, connector_key
+from .evcore.keys import ConnectorKey
+from .evcore.load import LoadManager
 from .evcore.meters import (
     Meter,
     MeterConfig,
@@ -132,12 +135,12 @@ if TYPE_CHECKING:
         HomeAssistant,
     )
 
+    from .evcore.charger import Charger
     from .evcore.clock import Cancelable
     from .evcore.meters.external import (
         MeterSource,
     )
     from .evcore.model import Transaction
-    from .evcore.ocpp.v16 import ChargePointV16
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -365,7 +368,7 @@ class EvChargingHub:
         last = self.load.last
         if last is None:
             return None, None
-        key = connector_key(station_id, connector_id)
+        key = ConnectorKey(station_id, connector_id)
         return last.allocation.setpoints.get(key), last.allocation.reasons.get(key)
 
     def zone_status(self, zone_id: str) -> ZoneStatus | None:
@@ -400,20 +403,21 @@ class EvChargingHub:
             for i, zone in enumerate(index.zones)
         }
 
-    def _on_load_update(self, update: LoadUpdate) -> None:
+    def _on_load_update(self, update: AllocationUpdated) -> None:
         previous = self._zone_status
         self._refresh_zone_status()
         entry_id = self.entry.entry_id
-        for station_id in update.changed_stations:
+        for station_id in update.stations:
             async_dispatcher_send(self.hass, signal_station(entry_id, station_id))
         if update.degraded_problems_changed:
             self._sync_degraded_issues()
-        for key in update.changed_connectors:
-            station_id, _, connector = key.rpartition("#")
-            async_dispatcher_send(self.hass, signal_connector(entry_id, station_id, int(connector)))
+        for key in update.connectors:
+            async_dispatcher_send(
+                self.hass, signal_connector(entry_id, key.station_id, key.connector_id)
+            )
         # The EV counts are ours, not the allocator's: a zone whose allocation stayed the same
         # (32 A to one EV, then 16 A to each of two) still shows a new count.
-        changed = update.changed_zones | {
+        changed = update.zones | {
             z
             for z in previous.keys() | self._zone_status.keys()
             if previous.get(z) != self._zone_status.get(z)
@@ -854,9 +858,9 @@ class EvChargingHub:
 
     def request_boot(self, station_id: str) -> None:
         """Ask a connected charger to boot again now (after it was accepted)."""
-        handler = self.site.handlers.get(station_id)
-        if handler is not None:
-            handler.spawn(_trigger_boot(handler))
+        charger = self.site.chargers.get(station_id)
+        if charger is not None:
+            charger.spawn(_trigger_boot(charger))
 
     def _forget_devices(self, station_id: str) -> None:
         registry = dr.async_get(self.hass)
@@ -1002,11 +1006,11 @@ def zone_meter_ids(entry: ConfigEntry) -> dict[str, str]:
     }
 
 
-async def _trigger_boot(handler: ChargePointV16) -> None:
+async def _trigger_boot(charger: Charger) -> None:
     try:
-        await handler.trigger_message("BootNotification")
+        await charger.trigger(TriggerMessage.BOOT_NOTIFICATION)
     except EvcoreError as err:
-        _LOGGER.info("%s: could not trigger its boot: %s", handler.station_id, err)
+        _LOGGER.info("%s: could not trigger its boot: %s", charger.station_id, err)
 
 
 def _session_event(station_id: str, transaction: Transaction) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .const import DOMAIN
+from .evcore.charger import TriggerMessage
 from .evcore.errors import ConfigError
 from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
@@ -37,21 +38,12 @@ from .power_meters import SUBENTRY_METER_MODEL
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .evcore.charger import Charger
     from .evcore.meters import MeterModel
-    from .evcore.ocpp.v16 import ChargePointV16
     from .hub import EvChargingHub
 
 ATTR_DEVICE_ID = "device_id"
 ATTR_CONNECTOR_ID = "connector_id"
-
-TRIGGER_MESSAGES = {
-    "boot_notification": "BootNotification",
-    "diagnostics_status_notification": "DiagnosticsStatusNotification",
-    "firmware_status_notification": "FirmwareStatusNotification",
-    "heartbeat": "Heartbeat",
-    "meter_values": "MeterValues",
-    "status_notification": "StatusNotification",
-}
 
 _DEVICE = {vol.Required(ATTR_DEVICE_ID): cv.string}
 _CONNECTOR = {vol.Optional(ATTR_CONNECTOR_ID): vol.All(vol.Coerce(int), vol.Range(min=1))}
@@ -82,9 +74,9 @@ class Target:
     connector_id: int | None
 
     @property
-    def charger(self) -> ChargePointV16:
+    def charger(self) -> Charger:
         """The live connection (raises ChargerNotConnectedError)."""
-        return self.hub.site.handler(self.station_id)
+        return self.hub.site.charger(self.station_id)
 
 
 def _validation_error(key: str, **placeholders: str) -> ServiceValidationError:
@@ -126,18 +118,16 @@ def _require_connector(target: Target) -> int:
     return target.connector_id
 
 
-def _ocpp_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
+def _utc(value: datetime | None) -> datetime | None:
     # A naive time comes from HA's date-time selector and is in HA's time zone.
-    return dt_util.as_utc(value).isoformat().replace("+00:00", "Z")
+    return None if value is None else dt_util.as_utc(value)
 
 
 type Handler = Callable[[Target, dict[str, Any]], Awaitable[ServiceResponse]]
 
 
 async def _remote_start(target: Target, data: dict[str, Any]) -> ServiceResponse:
-    status = await target.charger.remote_start_transaction(data["id_tag"], target.connector_id)
+    status = await target.charger.remote_start(data["id_tag"], target.connector_id)
     return {"status": status}
 
 
@@ -154,36 +144,35 @@ async def _remote_stop(target: Target, data: dict[str, Any]) -> ServiceResponse:
         if len(running) != 1:
             raise _validation_error("no_single_transaction", station_id=target.station_id)
         transaction_id = running[0].transaction_id
-    status = await target.charger.remote_stop_transaction(transaction_id)
+    status = await target.charger.remote_stop(transaction_id)
     return {"status": status, "transaction_id": transaction_id}
 
 
 async def _reset(target: Target, data: dict[str, Any]) -> ServiceResponse:
-    return {"status": await target.charger.reset(data["type"].capitalize())}
+    return {"status": await target.charger.reset(hard=data["type"] == "hard")}
 
 
 async def _unlock(target: Target, _: dict[str, Any]) -> ServiceResponse:
-    return {"status": await target.charger.unlock_connector(_require_connector(target))}
+    return {"status": await target.charger.unlock(_require_connector(target))}
 
 
 async def _change_availability(target: Target, data: dict[str, Any]) -> ServiceResponse:
-    kind = "Operative" if data["operative"] else "Inoperative"
-    status = await target.charger.change_availability(target.connector_id or 0, kind)
-    return {"status": status}
-
-
-async def _trigger(target: Target, data: dict[str, Any]) -> ServiceResponse:
-    status = await target.charger.trigger_message(
-        TRIGGER_MESSAGES[data["message"]], target.connector_id
+    status = await target.charger.set_availability(
+        target.connector_id or 0, available=data["operative"]
     )
     return {"status": status}
 
 
+async def _trigger(target: Target, data: dict[str, Any]) -> ServiceResponse:
+    status = await target.charger.trigger(TriggerMessage(data["message"]), target.connector_id)
+    return {"status": status}
+
+
 async def _update_firmware(target: Target, data: dict[str, Any]) -> ServiceResponse:
-    retrieve = data.get("retrieve_date") or target.hub.site.clock.now()
+    retrieve = _utc(data.get("retrieve_date")) or target.hub.site.clock.now()
     await target.charger.update_firmware(
         data["location"],
-        _ocpp_time(retrieve) or "",
+        retrieve,
         retries=data.get("retries"),
         retry_interval=data.get("retry_interval"),
     )
@@ -195,8 +184,8 @@ async def _get_diagnostics(target: Target, data: dict[str, Any]) -> ServiceRespo
         data["location"],
         retries=data.get("retries"),
         retry_interval=data.get("retry_interval"),
-        start_time=_ocpp_time(data.get("start_time")),
-        stop_time=_ocpp_time(data.get("stop_time")),
+        start=_utc(data.get("start_time")),
+        stop=_utc(data.get("stop_time")),
     )
     return {"file_name": file_name}
 
@@ -209,7 +198,7 @@ async def _get_configuration(target: Target, data: dict[str, Any]) -> ServiceRes
 
 
 async def _change_configuration(target: Target, data: dict[str, Any]) -> ServiceResponse:
-    status = await target.charger.change_configuration(data["key"], data["value"])
+    status = await target.charger.set_configuration(data["key"], data["value"])
     return {"status": status}
 
 
@@ -228,7 +217,7 @@ async def _set_password(target: Target, data: dict[str, Any]) -> ServiceResponse
     password: str = data["password"]
     if data["send_to_charger"]:
         # The charger must know the new key before we require it, or it is locked out.
-        await target.charger.change_configuration("AuthorizationKey", password)
+        await target.charger.set_configuration("AuthorizationKey", password)
     target.hub.site.set_password(target.station_id, password)
     return {"status": "Accepted"}
 
@@ -253,7 +242,7 @@ SERVICES: dict[str, tuple[dict[Any, Any], Handler, bool]] = {
         True,
     ),
     "trigger_message": (
-        {vol.Required("message"): vol.In(list(TRIGGER_MESSAGES)), **_CONNECTOR},
+        {vol.Required("message"): vol.In([m.value for m in TriggerMessage]), **_CONNECTOR},
         _trigger,
         False,
     ),

@@ -77,17 +77,17 @@ class AvailabilitySwitch(EvChargingEntity, SwitchEntity):
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Make it Operative."""
-        await self._change("Operative")
+        await self._change(available=True)
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Make it Inoperative (a running session finishes first: Scheduled)."""
-        await self._change("Inoperative")
+        await self._change(available=False)
 
-    async def _change(self, availability: str) -> None:
+    async def _change(self, *, available: bool) -> None:
         site = self.hub.site
         await call_charger(
-            lambda: site.handler(self.station_id).change_availability(
-                self._ocpp_connector, availability
+            lambda: site.charger(self.station_id).set_availability(
+                self._ocpp_connector, available=available
             )
         )
 

@@ -49,13 +49,13 @@ from custom_components.ev_charging_expert.evcore.config import (
     validate_assignment,
     validate_zones,
 )
-from custom_components.ev_charging_expert.evcore.delivery import DeliverySettings
-from custom_components.ev_charging_expert.evcore.loadmanager import (
+from custom_components.ev_charging_expert.evcore.keys import ConnectorKey
+from custom_components.ev_charging_expert.evcore.load import (
     Control,
     LoadManager,
-    connector_key,
 )
-from custom_components.ev_charging_expert.evcore.ocpp.smart_charging import round_limit
+from custom_components.ev_charging_expert.evcore.load.delivery import DeliverySettings
+from custom_components.ev_charging_expert.evcore.ocpp.v16.smart_charging import round_limit
 from tools.sim import Ev, SimulatedChargePoint
 from tools.sim.profiles import ACCEPTED
 
@@ -358,7 +358,7 @@ class LoadEnv:
         for cp in self.sims.values():
             if cp.in_flight:
                 return True
-        for station_id, handler in self.site.handlers.items():
+        for station_id, handler in self.site.chargers.items():
             cp = self.sims.get(station_id)
             if cp is not None and (cp.ignored or cp.profile_mode != "accept"):
                 continue  # its requests may wait for their timeout (clock driven)
@@ -401,9 +401,8 @@ class LoadEnv:
                 return False
             if not target - DeliverySettings().dead_band < lease.held <= target + TOL:
                 return False
-            station_id, cid = key.rsplit("#", 1)
-            cp = self.sims[station_id]
-            if abs(cp.allowed(int(cid)) - round_limit(lease.held)) > TOL:
+            cp = self.sims[key.station_id]
+            if abs(cp.allowed(key.connector_id) - round_limit(lease.held)) > TOL:
                 return False
         return True
 
@@ -433,7 +432,7 @@ class LoadEnv:
     def limits(self) -> dict[str, float]:
         """Allowed current per placed or configured connector key, from the chargers."""
         return {
-            connector_key(sid, cid): cp.allowed(cid)
+            ConnectorKey(sid, cid): cp.allowed(cid)
             for sid, cp in self.sims.items()
             for cid in cp.connectors
         }

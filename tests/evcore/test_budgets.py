@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.ev_charging_expert.evcore.budgets import EvDraw, zone_budgets
 from custom_components.ev_charging_expert.evcore.config import ZoneConfig, ZoneMode
+from custom_components.ev_charging_expert.evcore.load.budgets import EvDraw, zone_budgets
 
 
 def _dyn(zone_id: str, top: float, parent: str | None = None, degraded: float = 0.0) -> ZoneConfig:

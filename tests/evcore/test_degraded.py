@@ -7,7 +7,7 @@ import pytest
 from custom_components.ev_charging_expert.evcore.allocation.model import MinimumStandard
 from custom_components.ev_charging_expert.evcore.allocation.phases import Wiring
 from custom_components.ev_charging_expert.evcore.config import ZoneConfig, ZoneMode
-from custom_components.ev_charging_expert.evcore.degraded import (
+from custom_components.ev_charging_expert.evcore.load.degraded import (
     StationNeeds,
     degraded_plan,
     station_minimum,

@@ -1,4 +1,4 @@
-"""Safe delivery planning (evcore/delivery.py): pure, no network.
+"""Safe delivery planning (evcore/load/delivery.py): pure, no network.
 
 Vocabulary: a connector's *committed* value is the most its charger may be allowed to draw as
 far as delivery can prove (confirmed value, or the higher of old and new while a change is in
@@ -21,7 +21,7 @@ from custom_components.ev_charging_expert.evcore.allocation import (
     ZoneBudget,
     allocate,
 )
-from custom_components.ev_charging_expert.evcore.delivery import (
+from custom_components.ev_charging_expert.evcore.load.delivery import (
     DeliverySettings,
     LeaseState,
     Send,

@@ -66,7 +66,7 @@ async def test_identity_is_the_last_percent_decoded_path_segment(
 
     assert charger.ws.subprotocol == "ocpp1.6"
     assert list(site.stations) == [station_id]
-    assert site.handler(station_id).station_id == station_id
+    assert site.charger(station_id).station_id == station_id
     assert site.stations[station_id].boot.vendor == "Acme"
 
 
@@ -152,7 +152,7 @@ async def test_pending_charger_gets_pending_and_only_boot_and_heartbeat_are_serv
             await charger.call(message, suppress=False)
 
     # Nothing was asked of a charger that is not accepted.
-    assert not site.handler("CP1")._tasks
+    assert not site.charger("CP1")._tasks
     assert "GetConfiguration" not in charger.requests
     assert 1 not in site.stations["CP1"].connectors
 
@@ -220,7 +220,7 @@ async def test_removing_a_connected_charger_closes_its_connection(central_system
     assert station.connectors == {}
     assert station.configuration == {}
     await wait_until(site, lambda: not station.connected)
-    assert "CP1" not in site.handlers
+    assert "CP1" not in site.chargers
 
 
 async def test_removed_charger_is_refused_at_handshake_with_403(
@@ -244,7 +244,7 @@ async def test_removed_charger_that_is_accepted_again_can_connect(central_system
     site.accept_station("CP1")
     charger = await connect_cp("CP1")
 
-    assert site.handler("CP1").station_id == "CP1"
+    assert site.charger("CP1").station_id == "CP1"
     assert site.stations["CP1"].boot is not None
     assert charger.ws.close_code is None
 
@@ -332,12 +332,12 @@ async def test_refused_impostor_does_not_disturb_the_connected_charger(
     site.accept_station("CP1")
     site.set_password("CP1", "s3cret")
     charger = await connect_cp("CP1", headers=_basic("CP1", "s3cret"))
-    handler = site.handler("CP1")
+    handler = site.charger("CP1")
 
     response = await refused(connect_raw, "/ocpp/CP1", additional_headers=_basic("CP1", "guess"))
 
     assert response.status_code == 401
-    assert site.handler("CP1") is handler
+    assert site.charger("CP1") is handler
     assert charger.ws.close_code is None
     assert await handler.clear_cache() == "Accepted"
 
@@ -432,7 +432,7 @@ async def test_tls_charger_connects_over_wss_with_basic_auth(
 
     assert charger.ws.transport.get_extra_info("ssl_object") is not None
     assert site.stations["CP1"].boot.vendor == "Acme"
-    assert (await site.handler("CP1").clear_cache()) == "Accepted"
+    assert (await site.charger("CP1").clear_cache()) == "Accepted"
 
 
 async def test_tls_refuses_a_client_that_does_not_trust_the_certificate(
@@ -459,7 +459,7 @@ async def test_reconnect_replaces_the_old_connection_cleanly_and_keeps_the_state
     old = await connect_cp("CP1")
     await old.status(1, "Charging")
     started = await old.start_transaction(connector_id=1)
-    old_handler = site.handler("CP1")
+    old_handler = site.charger("CP1")
     old_server_task = cs._server.handlers[old_handler._connection]
     events = []
     site.subscribe(events.append)
@@ -471,9 +471,9 @@ async def test_reconnect_replaces_the_old_connection_cleanly_and_keeps_the_state
 
     assert old.ws.close_code == 1001
     assert old.ws.close_reason == "Replaced by a new connection"
-    new_handler = site.handler("CP1")
+    new_handler = site.charger("CP1")
     assert new_handler is not old_handler
-    assert site.handlers == {"CP1": new_handler}
+    assert site.chargers == {"CP1": new_handler}
     assert len(cs._server.handlers) == 1  # one websocket handler task left
     assert not old_handler._tasks
     async with asyncio.timeout(FAILSAFE_S):
@@ -528,7 +528,7 @@ async def test_stop_closes_connections_and_port_and_leaves_no_task(central_syste
 
     # Right away, only the chargers' own receive loops may still be winding down.
     assert asyncio.all_tasks() - tasks_before - {first.task, second.task} == set()
-    assert site.handlers == {}
+    assert site.chargers == {}
     assert not any(station.connected for station in site.stations.values())
     async with asyncio.timeout(FAILSAFE_S):
         for charger in (first, second):
@@ -566,7 +566,7 @@ async def test_charger_disconnecting_is_marked_disconnected(central_system, conn
     await charger.ws.close()
     await wait_until(site, lambda: not site.stations["CP1"].connected)
 
-    assert "CP1" not in site.handlers
+    assert "CP1" not in site.chargers
 
 
 async def test_keepalive_pings_can_be_enabled(start_central_system, connect_cp):

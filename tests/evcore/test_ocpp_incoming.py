@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ocpp.exceptions import NotSupportedError
+from ocpp.exceptions import NotSupportedError, OCPPError
 from ocpp.v16 import call
 from ocpp.v16.enums import Measurand
 from ocpp_peer import DEFAULT_CONFIGURATION, Charger, wait_until
@@ -17,7 +17,7 @@ from custom_components.ev_charging_expert.evcore.events import (
     StationUpdated,
 )
 from custom_components.ev_charging_expert.evcore.model import ConnectorStatus
-from custom_components.ev_charging_expert.evcore.ocpp.v16 import BOOT_CONFIGURATION_KEYS
+from custom_components.ev_charging_expert.evcore.ocpp.v16.handler import BOOT_CONFIGURATION_KEYS
 from custom_components.ev_charging_expert.evcore.site import MemoryStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -102,7 +102,7 @@ async def test_charger_refusing_get_configuration_still_boots(central_system, co
     answer = await charger.boot()
     await charger.wait_request("GetConfiguration")
     # Requests are serialised: once this one is answered, the configuration read is over.
-    assert await site.handler("CP1").clear_cache() == "Accepted"
+    assert await site.charger("CP1").clear_cache() == "Accepted"
 
     assert answer.status == "Accepted"
     assert site.stations["CP1"].configuration == {}
@@ -117,7 +117,7 @@ async def test_charger_not_answering_get_configuration_still_boots(central_syste
     await charger.wait_request("GetConfiguration")
     clock.advance(30)  # the configuration read times out
 
-    assert await site.handler("CP1").clear_cache() == "Accepted"
+    assert await site.charger("CP1").clear_cache() == "Accepted"
     assert site.stations["CP1"].configuration == {}
 
 
@@ -230,8 +230,19 @@ async def test_every_ocpp_status_maps_to_a_connector_status(
     assert site.stations["CP1"].connectors[1].status is status
 
 
-def test_unknown_ocpp_status_maps_to_unknown():
-    assert ConnectorStatus.from_ocpp("Exploded") is ConnectorStatus.UNKNOWN
+async def test_a_status_ocpp_does_not_define_is_refused_and_creates_nothing(
+    central_system, connect_cp
+):
+    site, _, _ = central_system
+    cp = await connect_cp("CP1")
+    with pytest.raises(OCPPError):
+        await cp.call(
+            call.StatusNotification(connector_id=3, error_code="NoError", status="Exploded"),
+            skip_schema_validation=True,
+            suppress=False,
+        )
+
+    assert 3 not in site.stations["CP1"].connectors
 
 
 async def test_a_new_connector_is_persisted_but_a_status_change_is_not(

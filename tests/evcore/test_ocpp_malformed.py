@@ -22,7 +22,7 @@ async def assert_other_charger_works(site, charger) -> None:
     """A well-behaved charger connected at the same time is unaffected."""
     await charger.status(1, "Charging")
     assert site.stations["GOOD"].connectors[1].status == "charging"
-    assert await site.handler("GOOD").clear_cache() == "Accepted"
+    assert await site.charger("GOOD").clear_cache() == "Accepted"
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ async def test_stray_answer_does_not_confuse_the_next_request(central_system, go
     site, _, _ = central_system
     await good.send_raw('[3,"nobody-asked",{"status":"Rejected"}]')
 
-    assert await site.handler("GOOD").reset("Soft") == "Accepted"
+    assert await site.charger("GOOD").reset(hard=False) == "Accepted"
 
 
 async def test_oversized_frame_closes_the_connection_with_1009(
@@ -206,7 +206,7 @@ async def test_deeply_nested_frame_closes_the_connection_cleanly(central_system,
         await recv_json(bad)
     assert err.value.rcvd.code == 1011
     await wait_until(site, lambda: not site.stations["BAD"].connected)
-    assert "BAD" not in site.handlers
+    assert "BAD" not in site.chargers
     await assert_other_charger_works(site, good)
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from custom_components.ev_charging_expert.evcore.ocpp.metering import (
-    parse_meter_values,
-    parse_timestamp,
-)
+from custom_components.ev_charging_expert.evcore.clock import parse_timestamp
+from custom_components.ev_charging_expert.evcore.ocpp.v16.metering import parse_meter_values
 
 RECEIVED = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ocpp.exceptions import NotSupportedError
 from ocpp.v16 import call
-from ocpp.v16.enums import MessageTrigger
 from ocpp_peer import FAILSAFE_S, wait_until
 import pytest
 
+from custom_components.ev_charging_expert.evcore.charger import TriggerMessage
 from custom_components.ev_charging_expert.evcore.errors import (
     ChargerCallError,
     ChargerNotConnectedError,
@@ -39,49 +40,52 @@ class Operation:
 OPERATIONS = {
     "remote-start": Operation(
         "RemoteStartTransaction",
-        lambda h: h.remote_start_transaction("TAG1", connector_id=2),
+        lambda h: h.remote_start("TAG1", connector_id=2),
         {"id_tag": "TAG1", "connector_id": 2},
         "Accepted",
     ),
     "remote-start-any-connector": Operation(
         "RemoteStartTransaction",
-        lambda h: h.remote_start_transaction("TAG1"),
+        lambda h: h.remote_start("TAG1"),
         {"id_tag": "TAG1"},
         "Accepted",
     ),
     "remote-stop": Operation(
         "RemoteStopTransaction",
-        lambda h: h.remote_stop_transaction(7),
+        lambda h: h.remote_stop(7),
         {"transaction_id": 7},
         "Accepted",
     ),
-    "reset-soft": Operation("Reset", lambda h: h.reset("Soft"), {"type": "Soft"}, "Accepted"),
-    "reset-hard": Operation("Reset", lambda h: h.reset("Hard"), {"type": "Hard"}, "Accepted"),
+    "reset-soft": Operation("Reset", lambda h: h.reset(hard=False), {"type": "Soft"}, "Accepted"),
+    "reset-hard": Operation("Reset", lambda h: h.reset(hard=True), {"type": "Hard"}, "Accepted"),
     "unlock-connector": Operation(
-        "UnlockConnector", lambda h: h.unlock_connector(1), {"connector_id": 1}, "Unlocked"
+        "UnlockConnector", lambda h: h.unlock(1), {"connector_id": 1}, "Unlocked"
     ),
     "change-availability-station": Operation(
         "ChangeAvailability",
-        lambda h: h.change_availability(0, "Inoperative"),
+        lambda h: h.set_availability(0, available=False),
         {"connector_id": 0, "type": "Inoperative"},
         "Accepted",
     ),
     "change-availability-connector": Operation(
         "ChangeAvailability",
-        lambda h: h.change_availability(2, "Operative"),
+        lambda h: h.set_availability(2, available=True),
         {"connector_id": 2, "type": "Operative"},
         "Accepted",
     ),
     "trigger-message": Operation(
         "TriggerMessage",
-        lambda h: h.trigger_message("Heartbeat"),
+        lambda h: h.trigger(TriggerMessage.HEARTBEAT),
         {"requested_message": "Heartbeat"},
         "Accepted",
     ),
     "update-firmware": Operation(
         "UpdateFirmware",
         lambda h: h.update_firmware(
-            "https://example.com/fw.bin", "2026-01-02T03:00:00Z", retries=3, retry_interval=60
+            "https://example.com/fw.bin",
+            datetime(2026, 1, 2, 3, tzinfo=UTC),
+            retries=3,
+            retry_interval=60,
         ),
         {
             "location": "https://example.com/fw.bin",
@@ -97,8 +101,8 @@ OPERATIONS = {
             "ftp://example.com/diag/",
             retries=2,
             retry_interval=30,
-            start_time="2026-01-01T00:00:00Z",
-            stop_time="2026-01-02T00:00:00Z",
+            start=datetime(2026, 1, 1, tzinfo=UTC),
+            stop=datetime(2026, 1, 2, tzinfo=UTC),
         ),
         {
             "location": "ftp://example.com/diag/",
@@ -117,7 +121,7 @@ OPERATIONS = {
     ),
     "change-configuration": Operation(
         "ChangeConfiguration",
-        lambda h: h.change_configuration("HeartbeatInterval", "60"),
+        lambda h: h.set_configuration("HeartbeatInterval", "60"),
         {"key": "HeartbeatInterval", "value": "60"},
         "Accepted",
     ),
@@ -157,7 +161,7 @@ async def charger(connect_cp):
 @pytest.fixture
 def handler(central_system, charger) -> ChargePointV16:
     site, _, _ = central_system
-    return site.handler("CP1")
+    return site.charger("CP1")
 
 
 # ---------------------------------------------------------------------- answers
@@ -190,7 +194,7 @@ async def test_get_configuration_without_keys_asks_for_everything(charger, handl
 async def test_change_configuration_stores_the_new_value(central_system, charger, handler):
     site, _, _ = central_system
 
-    await handler.change_configuration("HeartbeatInterval", "60")
+    await handler.set_configuration("HeartbeatInterval", "60")
 
     assert site.stations["CP1"].configuration["HeartbeatInterval"] == "60"
 
@@ -201,7 +205,7 @@ async def test_change_configuration_reboot_required_counts_as_success(
     site, _, _ = central_system
     charger.answers["ChangeConfiguration"] = {"status": "RebootRequired"}
 
-    assert await handler.change_configuration("MeterValueSampleInterval", "15") == "RebootRequired"
+    assert await handler.set_configuration("MeterValueSampleInterval", "15") == "RebootRequired"
     assert site.stations["CP1"].configuration["MeterValueSampleInterval"] == "15"
 
 
@@ -210,7 +214,7 @@ async def test_change_configuration_never_stores_the_authorization_key(
 ):
     site, _, _ = central_system
 
-    assert await handler.change_configuration("AuthorizationKey", "0123456789abcdef") == "Accepted"
+    assert await handler.set_configuration("AuthorizationKey", "0123456789abcdef") == "Accepted"
 
     assert charger.requests["ChangeConfiguration"] == [
         {"key": "AuthorizationKey", "value": "0123456789abcdef"}
@@ -221,7 +225,7 @@ async def test_change_configuration_never_stores_the_authorization_key(
 async def test_change_availability_scheduled_counts_as_success(charger, handler):
     charger.answers["ChangeAvailability"] = {"status": "Scheduled"}
 
-    assert await handler.change_availability(1, "Inoperative") == "Scheduled"
+    assert await handler.set_availability(1, available=False) == "Scheduled"
 
 
 async def test_get_diagnostics_without_file_name_returns_none(charger, handler):
@@ -247,7 +251,7 @@ async def test_generic_request_returns_the_call_result(charger, handler):
 
 async def test_concurrent_requests_are_serialised_and_all_answered(charger, handler):
     results = await asyncio.gather(
-        handler.reset("Soft"), handler.clear_cache(), handler.unlock_connector(2)
+        handler.reset(hard=False), handler.clear_cache(), handler.unlock(2)
     )
 
     assert results == ["Accepted", "Accepted", "Unlocked"]
@@ -255,7 +259,7 @@ async def test_concurrent_requests_are_serialised_and_all_answered(charger, hand
 
 # ---------------------------------------------------------------------- TriggerMessage
 async def _trigger_and_wait(site, charger, handler, *, requested, connector_id, check) -> str:
-    status = await handler.trigger_message(requested, connector_id=connector_id)
+    status = await handler.trigger(requested, connector_id=connector_id)
     await wait_until(site, check)
     async with asyncio.timeout(FAILSAFE_S):  # the charger got the answer to what it sent
         await asyncio.gather(*charger.background)
@@ -263,37 +267,39 @@ async def _trigger_and_wait(site, charger, handler, *, requested, connector_id, 
 
 
 @pytest.mark.parametrize(
-    "requested",
+    ("requested", "on_the_wire"),
     [
-        MessageTrigger.boot_notification,
-        MessageTrigger.diagnostics_status_notification,
-        MessageTrigger.firmware_status_notification,
-        MessageTrigger.heartbeat,
-        MessageTrigger.meter_values,
-        MessageTrigger.status_notification,
+        (TriggerMessage.BOOT_NOTIFICATION, "BootNotification"),
+        (TriggerMessage.DIAGNOSTICS_STATUS_NOTIFICATION, "DiagnosticsStatusNotification"),
+        (TriggerMessage.FIRMWARE_STATUS_NOTIFICATION, "FirmwareStatusNotification"),
+        (TriggerMessage.HEARTBEAT, "Heartbeat"),
+        (TriggerMessage.METER_VALUES, "MeterValues"),
+        (TriggerMessage.STATUS_NOTIFICATION, "StatusNotification"),
     ],
     ids=str,
 )
-async def test_trigger_message_for_each_message_type(central_system, charger, handler, requested):
+async def test_trigger_message_for_each_message_type(
+    central_system, charger, handler, requested, on_the_wire
+):
     site, _, clock = central_system
     station = site.stations["CP1"]
     clock.advance(10)
     checks = {
-        MessageTrigger.boot_notification: (None, lambda: station.last_boot == clock.now()),
-        MessageTrigger.diagnostics_status_notification: (
+        TriggerMessage.BOOT_NOTIFICATION: (None, lambda: station.last_boot == clock.now()),
+        TriggerMessage.DIAGNOSTICS_STATUS_NOTIFICATION: (
             None,
             lambda: station.diagnostics_status == "Idle",
         ),
-        MessageTrigger.firmware_status_notification: (
+        TriggerMessage.FIRMWARE_STATUS_NOTIFICATION: (
             None,
             lambda: station.firmware_status == "Idle",
         ),
-        MessageTrigger.heartbeat: (None, lambda: station.last_heartbeat is not None),
-        MessageTrigger.meter_values: (
+        TriggerMessage.HEARTBEAT: (None, lambda: station.last_heartbeat is not None),
+        TriggerMessage.METER_VALUES: (
             2,
             lambda: 2 in station.connectors and station.connectors[2].energy_wh == 4242,
         ),
-        MessageTrigger.status_notification: (
+        TriggerMessage.STATUS_NOTIFICATION: (
             1,
             lambda: 1 in station.connectors and station.connectors[1].status == "available",
         ),
@@ -301,11 +307,11 @@ async def test_trigger_message_for_each_message_type(central_system, charger, ha
     connector_id, check = checks[requested]
 
     status = await _trigger_and_wait(
-        site, charger, handler, requested=requested.value, connector_id=connector_id, check=check
+        site, charger, handler, requested=requested, connector_id=connector_id, check=check
     )
 
     assert status == "Accepted"
-    expected = {"requested_message": requested.value}
+    expected = {"requested_message": on_the_wire}
     if connector_id is not None:
         expected["connector_id"] = connector_id
     assert charger.requests["TriggerMessage"] == [expected]
@@ -354,7 +360,7 @@ async def test_charger_internal_error_raises_charger_call_error(charger, handler
     charger.answers["Reset"] = RuntimeError("boom")
 
     with pytest.raises(ChargerCallError) as err:
-        await handler.reset("Hard")
+        await handler.reset(hard=True)
 
     assert err.value.code == "InternalError"
 
@@ -369,7 +375,7 @@ async def test_action_the_charger_does_not_implement_raises_charger_call_error(c
 
 async def test_call_error_with_a_non_standard_code_raises_charger_call_error(charger, handler):
     charger.ignore.add("Reset")
-    pending = asyncio.create_task(handler.reset("Soft"))
+    pending = asyncio.create_task(handler.reset(hard=False))
     await charger.wait_request("Reset")
 
     unique_id = charger.unique_ids["Reset"][-1]
@@ -383,7 +389,7 @@ async def test_call_error_with_a_non_standard_code_raises_charger_call_error(cha
 
 async def test_invalid_answer_raises_charger_call_error(charger, handler):
     charger.ignore.add("Reset")
-    pending = asyncio.create_task(handler.reset("Soft"))
+    pending = asyncio.create_task(handler.reset(hard=False))
     await charger.wait_request("Reset")
 
     await charger.answer_late("Reset", {"status": "Maybe"})
@@ -421,7 +427,7 @@ async def test_no_answer_within_30_s_raises_charger_timeout_error(
 async def test_answer_just_before_the_timeout_is_returned(central_system, charger, handler):
     _, _, clock = central_system
     charger.ignore.add("Reset")
-    pending = asyncio.create_task(handler.reset("Soft"))
+    pending = asyncio.create_task(handler.reset(hard=False))
     await charger.wait_request("Reset")
 
     clock.advance(29.9)
@@ -436,7 +442,7 @@ async def test_late_answer_after_a_timeout_is_ignored_and_the_next_request_works
 ):
     _, _, clock = central_system
     charger.ignore.add("Reset")
-    pending = asyncio.create_task(handler.reset("Soft"))
+    pending = asyncio.create_task(handler.reset(hard=False))
     await charger.wait_request("Reset")
     clock.advance(30)
     with pytest.raises(ChargerTimeoutError):
@@ -445,7 +451,7 @@ async def test_late_answer_after_a_timeout_is_ignored_and_the_next_request_works
     await charger.answer_late("Reset", {"status": "Accepted"})
     charger.ignore.clear()
 
-    assert await handler.reset("Hard") == "Accepted"
+    assert await handler.reset(hard=True) == "Accepted"
     assert charger.requests["Reset"][-1] == {"type": "Hard"}
 
 
@@ -453,7 +459,7 @@ async def test_request_timeout_is_configurable(start_central_system, connect_cp)
     site, cs, clock = await start_central_system(request_timeout=5)
     charger = await connect_cp("CP1", cs=cs)
     charger.ignore.add("ClearCache")
-    pending = asyncio.create_task(site.handler("CP1").clear_cache())
+    pending = asyncio.create_task(site.charger("CP1").clear_cache())
     await charger.wait_request("ClearCache")
 
     clock.advance(5)
@@ -484,7 +490,7 @@ async def test_request_to_a_disconnected_charger_raises_not_connected(central_sy
     await wait_until(site, lambda: not site.stations["CP1"].connected)
 
     with pytest.raises(ChargerNotConnectedError) as err:
-        site.handler("CP1")
+        site.charger("CP1")
     assert str(err.value) == "CP1: not connected"
 
 
@@ -492,7 +498,7 @@ async def test_request_to_an_unknown_station_raises_unknown_station(central_syst
     site, _, _ = central_system
 
     with pytest.raises(UnknownStationError, match="unknown station 'CPX'"):
-        site.handler("CPX")
+        site.charger("CPX")
 
 
 async def test_request_on_a_connection_that_just_closed_raises_not_connected(
@@ -503,7 +509,7 @@ async def test_request_on_a_connection_that_just_closed_raises_not_connected(
     await wait_until(site, lambda: not site.stations["CP1"].connected)
 
     with pytest.raises(ChargerNotConnectedError):
-        await handler.reset("Soft")
+        await handler.reset(hard=False)
 
 
 async def test_charger_disconnecting_during_a_request_raises_not_connected_at_once(
@@ -511,7 +517,7 @@ async def test_charger_disconnecting_during_a_request_raises_not_connected_at_on
 ):
     charger.ignore.add("Reset")
     tasks_before = asyncio.all_tasks()
-    pending = asyncio.create_task(handler.reset("Soft"))
+    pending = asyncio.create_task(handler.reset(hard=False))
     await charger.wait_request("Reset")
 
     await charger.ws.close()

@@ -20,6 +20,7 @@ from custom_components.ev_charging_expert.evcore.events import (
 )
 from custom_components.ev_charging_expert.evcore.model import (
     BootInfo,
+    ConnectorStatus,
     NewChargerPolicy,
     Registration,
 )
@@ -227,7 +228,7 @@ async def test_boot_of_a_removed_station_is_refused_and_not_recorded():
     site.accept_station("CP1")
     await site.remove_station("CP1")
 
-    registration = site.on_boot("CP1", BootInfo(vendor="Acme", model="X"))
+    registration = site.station_booted("CP1", BootInfo(vendor="Acme", model="X"))
 
     assert registration is Registration.REMOVED
     assert site.stations["CP1"].boot is None
@@ -246,10 +247,10 @@ def test_password_hash_round_trip_and_malformed_hashes():
 def test_station_to_dict_lists_connectors_and_measurements():
     site = Site(ManualClock(), MemoryStore())
     site.accept_station("CP1")
-    site.on_status(
+    site.connector_status(
         "CP1",
         1,
-        status="Charging",
+        status=ConnectorStatus.CHARGING,
         error_code="NoError",
         info=None,
         vendor_id=None,

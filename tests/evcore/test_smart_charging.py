@@ -1,4 +1,4 @@
-"""OCPP 1.6 Smart Charging profiles we install (evcore/ocpp/smart_charging.py), checked against
+"""OCPP 1.6 Smart Charging profiles we install (evcore/ocpp/v16/smart_charging.py), checked against
 the simulator's charge-point-side rules (tools/sim/profiles.py)."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.messages import Call, _validate_payload
 import pytest
 
-from custom_components.ev_charging_expert.evcore.ocpp.smart_charging import (
+from custom_components.ev_charging_expert.evcore.charger import LEASE_STACK_LEVEL, Capabilities
+from custom_components.ev_charging_expert.evcore.ocpp.v16.smart_charging import (
     BASE_PROFILE_ID,
     BASE_STACK_LEVEL,
     LEASE_PROFILE_ID,
-    LEASE_STACK_LEVEL,
-    Capabilities,
     base_profile,
+    capabilities_from_configuration,
     lease_profile,
     round_limit,
 )
@@ -68,7 +68,7 @@ WATTS = Capabilities(smart_charging=True, max_stack_level=8, accepts_amps=False,
     ],
 )
 def test_capabilities(configuration, expected):
-    caps = Capabilities.from_configuration(configuration)
+    caps = capabilities_from_configuration(configuration)
     assert (*asdict(caps).values(), caps.controllable) == expected
 
 

@@ -43,6 +43,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from custom_components.ev_charging_expert.const import DOMAIN, SUBENTRY_ZONE
 from custom_components.ev_charging_expert.evcore.allocation.phases import Wiring
 from custom_components.ev_charging_expert.evcore.config import ConnectorConfig, StationConfig
+from custom_components.ev_charging_expert.evcore.keys import ConnectorKey as K
 
 from .conftest import (
     ConnectCharger,
@@ -136,7 +137,7 @@ def set_charging_profiles(charger: HaCharger) -> list[dict[str, Any]]:
     return [camel_to_snake_case(r) for r in charger.requests["SetChargingProfile"]]
 
 
-def held(hub: EvChargingHub, key: str) -> float | None:
+def held(hub: EvChargingHub, key: K) -> float | None:
     """The limit a connector's charger confirmed, once no change is in flight."""
     lease = hub.load.leases.get(key)
     return lease.held if lease is not None and lease.sent is None else None
@@ -420,7 +421,7 @@ async def test_pausing_an_ev_gives_the_other_up_to_its_rating(
     hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
 ) -> None:
     cp1, cp2 = await charging_in_main(hass, hub, connect_charger, "CP1", "CP2")
-    await wait_for(hass, lambda: held(hub, "CP1#1") == held(hub, "CP2#1") == 16)
+    await wait_for(hass, lambda: held(hub, K("CP1", 1)) == held(hub, K("CP2", 1)) == 16)
 
     await switch(hass, "CP1_1_pause", SERVICE_TURN_ON)
 
@@ -432,7 +433,7 @@ async def test_pausing_an_ev_gives_the_other_up_to_its_rating(
     assert value(hass, "sensor", f"zone_{MAIN}_allocated_l1") == "32.0"
     # The paused EV is held at 0 A first; that makes the room for the other's 32 A, which
     # goes out once that charger's increase interval (10 s) has passed.
-    await wait_for(hass, lambda: held(hub, "CP1#1") == 0)
+    await wait_for(hass, lambda: held(hub, K("CP1", 1)) == 0)
     assert last_lease_limit(cp1) == 0
     assert last_lease_limit(cp2) == 16
     clock.advance(10)
@@ -448,7 +449,7 @@ async def test_room_freed_while_a_change_is_in_flight_is_given_within_the_increa
         await select(hass, f"{station_id}_zone", "Main")
         await wait_load_managed(hass, hub, station_id)
     await cp1.start_session()
-    await wait_for(hass, lambda: held(hub, "CP1#1") == 32)
+    await wait_for(hass, lambda: held(hub, K("CP1", 1)) == 32)
     # Both bases at their degraded current (16 A) and every lease renewed after that.
     clock.advance(1)  # the bases follow the setpoints a moment later
     await wait_for(
@@ -461,13 +462,13 @@ async def test_room_freed_while_a_change_is_in_flight_is_given_within_the_increa
     # CP2 holds back its answer to the 16 A it gets when its EV starts.
     cp2.ignore.add("SetChargingProfile")
     await cp2.start_session()
-    await wait_for(hass, lambda: hub.load.leases["CP2#1"].sent == 16)
+    await wait_for(hass, lambda: hub.load.leases[K("CP2", 1)].sent == 16)
 
     await switch(hass, "CP1_1_pause", SERVICE_TURN_ON)
-    await wait_for(hass, lambda: held(hub, "CP1#1") == 0)
+    await wait_for(hass, lambda: held(hub, K("CP1", 1)) == 0)
     cp2.ignore.clear()
     await cp2.answer_late("SetChargingProfile", {"status": "Accepted"})
-    await wait_for(hass, lambda: held(hub, "CP2#1") == 16)
+    await wait_for(hass, lambda: held(hub, K("CP2", 1)) == 16)
     clock.advance(10)
 
     # Bounded: this wait is the one that fails while the bug is there.
@@ -583,6 +584,12 @@ async def test_diagnostics_show_the_load_management(  # noqa: PLR0917  # pytest 
     assert load["controls"] == {"CP1": "controlled"}
     # Per connector: the base profile confirmed, in flight, and planned (the degraded current).
     assert load["bases"] == {"CP1": {"held": 32.0, "sent": None, "planned": 32.0}}
-    assert load["setpoints"] == {"CP1#1": 32.0}
-    assert load["reasons"] == {"CP1#1": "allocated"}
-    assert load["leases"] == {"CP1#1": {"held": 32.0, "sent": None}}
+    assert load["connectors"] == [
+        {
+            "station_id": "CP1",
+            "connector_id": 1,
+            "setpoint": 32.0,
+            "reason": "allocated",
+            "lease": {"held": 32.0, "sent": None},
+        }
+    ]

@@ -242,7 +242,7 @@ async def test_reconfiguring_max_current_applies_live_without_reconnecting(
     for charger in chargers:
         await charger.start_session()
     await wait_for(hass, lambda: setpoint(hass, "CP1") == setpoint(hass, "CP2") == "16.0")
-    handlers = dict(hub.site.handlers)
+    handlers = dict(hub.site.chargers)
 
     flow = await start_zone_flow(hass, init_integration, MAIN)
     assert flow["step_id"] == "reconfigure"
@@ -257,7 +257,7 @@ async def test_reconfiguring_max_current_applies_live_without_reconnecting(
     for charger in chargers:
         await wait_for(hass, lambda c=charger: last_lease_limit(c) == 10)
         assert not charger.ws.close_code
-    assert hub.site.handlers == handlers
+    assert hub.site.chargers == handlers
     assert init_integration.runtime_data is hub
     assert init_integration.state is ConfigEntryState.LOADED
 
@@ -375,7 +375,7 @@ async def test_site_settings_are_stored_and_applied_live(
     connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1")
-    handler = hub.site.handlers["CP1"]
+    handler = hub.site.chargers["CP1"]
     flow = await hass.config_entries.options.async_init(init_integration.entry_id)
     assert flow["type"] is FlowResultType.FORM
     assert flow["step_id"] == "init"
@@ -410,7 +410,7 @@ async def test_site_settings_are_stored_and_applied_live(
         safety_margin=2.0,
     )
     assert init_integration.runtime_data is hub
-    assert hub.site.handlers["CP1"] is handler
+    assert hub.site.chargers["CP1"] is handler
     assert not charger.ws.close_code
 
     # The form opens again on the stored values.

@@ -15,6 +15,7 @@ import random
 from ocpp.v16 import call
 import pytest
 
+from custom_components.ev_charging_expert.evcore.charger import TriggerMessage
 from custom_components.ev_charging_expert.evcore.clock import ManualClock, SystemClock
 from custom_components.ev_charging_expert.evcore.errors import ChargerNotConnectedError
 from custom_components.ev_charging_expert.evcore.model import (
@@ -351,7 +352,7 @@ async def test_boot_and_one_session(server, charger_factory):  # noqa: PLR0915  
     assert second.value - first.value == pytest.approx(16 * 230 * 3 * hours, abs=1)
 
     # The charger obeys a TxDefaultProfile from the server ...
-    handler = site.handler("SIM-01")
+    handler = site.charger("SIM-01")
     result = await handler.request(
         call.SetChargingProfile(connector_id=0, cs_charging_profiles=profile(limit=10))
     )
@@ -402,47 +403,45 @@ async def test_operations_from_the_central_system(server, charger_factory):
     )
     await asyncio.wait_for(cp.wait_accepted(), 5)
     station = site.stations["SIM-02"]
-    handler = site.handler("SIM-02")
+    handler = site.charger("SIM-02")
 
     config = await handler.get_configuration(["NumberOfConnectors", "Nope"])
     assert config.keys == [{"key": "NumberOfConnectors", "readonly": True, "value": "2"}]
     assert config.unknown_keys == ["Nope"]
-    assert await handler.change_configuration("MeterValueSampleInterval", "30") == "Accepted"
+    assert await handler.set_configuration("MeterValueSampleInterval", "30") == "Accepted"
     assert cp.configuration["MeterValueSampleInterval"] == "30"
     with pytest.raises(Exception, match="Rejected"):
-        await handler.change_configuration("NumberOfConnectors", "5")
+        await handler.set_configuration("NumberOfConnectors", "5")
     assert await handler.clear_cache() == "Accepted"
     assert await handler.data_transfer("other", "x", "y") == ("UnknownVendorId", None)
 
     # Remote start on connector 2 (an EV is plugged in for it), then remote stop.
-    assert await handler.remote_start_transaction("REMOTE-1", connector_id=2) == "Accepted"
+    assert await handler.remote_start("REMOTE-1", connector_id=2) == "Accepted"
     connector = station.connector(2)
     await until(lambda: connector.transaction is not None)
     await until(lambda: connector.status is ConnectorStatus.CHARGING)
     assert connector.transaction.id_tag == "REMOTE-1"
     with pytest.raises(Exception, match="Rejected"):
-        await handler.remote_start_transaction("REMOTE-2", connector_id=2)
-    assert await handler.remote_stop_transaction(connector.transaction.transaction_id) == (
-        "Accepted"
-    )
+        await handler.remote_start("REMOTE-2", connector_id=2)
+    assert await handler.remote_stop(connector.transaction.transaction_id) == ("Accepted")
     await until(lambda: connector.transaction is None)
     assert connector.last_transaction.stop_reason == "Remote"
     await until(lambda: connector.status is ConnectorStatus.FINISHING)
-    assert await handler.unlock_connector(2) == "Unlocked"
+    assert await handler.unlock(2) == "Unlocked"
     await until(lambda: connector.status is ConnectorStatus.AVAILABLE)
 
     # Availability.
-    assert await handler.change_availability(1, "Inoperative") == "Accepted"
+    assert await handler.set_availability(1, available=False) == "Accepted"
     await until(lambda: station.connector(1).status is ConnectorStatus.UNAVAILABLE)
-    assert await handler.change_availability(1, "Operative") == "Accepted"
+    assert await handler.set_availability(1, available=True) == "Accepted"
     await until(lambda: station.connector(1).status is ConnectorStatus.AVAILABLE)
 
     # Triggered messages.
     station.connector(1).status = ConnectorStatus.UNKNOWN
-    assert await handler.trigger_message("StatusNotification", 1) == "Accepted"
+    assert await handler.trigger(TriggerMessage.STATUS_NOTIFICATION, 1) == "Accepted"
     await until(lambda: station.connector(1).status is ConnectorStatus.AVAILABLE)
     before = station.last_heartbeat
-    assert await handler.trigger_message("Heartbeat") == "Accepted"
+    assert await handler.trigger(TriggerMessage.HEARTBEAT) == "Accepted"
     await until(lambda: station.last_heartbeat != before)
 
 
@@ -454,7 +453,7 @@ async def test_diagnostics_firmware_and_reset(server, charger_factory):
     )
     await asyncio.wait_for(cp.wait_accepted(), 5)
     station = site.stations["SIM-02"]
-    handler = site.handler("SIM-02")
+    handler = site.charger("SIM-02")
 
     # Diagnostics and firmware (the update ends with a reboot and a new boot).
     name = await handler.get_diagnostics("ftp://127.0.0.1/diag")
@@ -462,7 +461,7 @@ async def test_diagnostics_firmware_and_reset(server, charger_factory):
     await until(lambda: station.diagnostics_status == "Uploading")
     await advance(clock, 2)
     await until(lambda: station.diagnostics_status == "Uploaded")
-    await handler.update_firmware("http://127.0.0.1/fw/2.0.0.bin", T0.isoformat())
+    await handler.update_firmware("http://127.0.0.1/fw/2.0.0.bin", T0)
     for status in ("Downloading", "Downloaded", "Installing"):
         await until(lambda s=status: station.firmware_status == s)
         await advance(clock, 2)
@@ -473,11 +472,11 @@ async def test_diagnostics_firmware_and_reset(server, charger_factory):
     await until(lambda: station.boot is not None and station.boot.firmware_version == "2.0.0")
 
     # Reset: the charger closes, comes back after its reboot time and boots again.
-    handler = site.handler("SIM-02")  # the connection after the reboot
+    handler = site.charger("SIM-02")  # the connection after the reboot
     # The charger answers and closes at once (as real ones do when they reboot); the central
     # system may see the close before it reads the answer (evcore race, reported).
     with contextlib.suppress(ChargerNotConnectedError):
-        assert await handler.reset("Soft") == "Accepted"
+        assert await handler.reset(hard=False) == "Accepted"
     await until(lambda: not cp.accepted)
     await advance(clock, 10)
     await until(lambda: cp.boots == 3)
@@ -514,7 +513,7 @@ async def test_charge_point_max_profile_is_shared(server, charger_factory):
     for cid in (1, 2):
         await cp.plug_in(cid, Ev(phases=3, max_current=32, id_tag=f"T{cid}"))
     assert cp.connector(1).current == 32
-    handler = site.handler("SIM-04")
+    handler = site.charger("SIM-04")
     result = await handler.request(
         call.SetChargingProfile(
             connector_id=0, cs_charging_profiles=profile("ChargePointMaxProfile", 40)
@@ -546,7 +545,7 @@ async def test_profiles_through_the_server(server, charger_factory):
     clock = ManualClock(T0)
     cp = charger_factory("SIM-05", url, clock=clock, connectors=1, auto=False)
     await asyncio.wait_for(cp.wait_accepted(), 5)
-    handler = site.handler("SIM-05")
+    handler = site.charger("SIM-05")
     # A TxProfile given with RemoteStartTransaction applies to the session it starts.
     tx_profile = profile("TxProfile", 12, profile_id=7)
     result = await handler.request(
@@ -578,7 +577,7 @@ async def test_profiles_through_the_server(server, charger_factory):
     assert result.status == "Unknown"
     assert cp.limit_amps(1) == 12
     # ChangeAvailability during a session is Scheduled, applied when it ends.
-    assert await handler.change_availability(1, "Inoperative") == "Scheduled"
+    assert await handler.set_availability(1, available=False) == "Scheduled"
     await cp.unplug(1)
     await until(lambda: site.stations["SIM-05"].connector(1).status is ConnectorStatus.UNAVAILABLE)
     assert cp.limit_amps(1) is None  # the TxProfile went with its transaction

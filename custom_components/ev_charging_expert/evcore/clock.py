@@ -121,3 +121,14 @@ class ManualClock:
             self._elapsed = max(self._elapsed, timer.due)
             timer.callback()
         self._elapsed = target
+
+
+def parse_timestamp(value: str | None, default: datetime) -> datetime:
+    """Parse an ISO 8601 timestamp; a missing or unreadable one becomes `default`."""
+    if not value:
+        return default
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return default
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

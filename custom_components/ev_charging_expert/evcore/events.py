@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .keys import ConnectorKey
     from .model import Transaction
 
 
@@ -91,6 +92,20 @@ class SessionEnded:
 
     station_id: str
     transaction: Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationUpdated:
+    """An allocation run changed setpoints, zone totals or degraded currents."""
+
+    connectors: frozenset[ConnectorKey]
+    """Connectors whose setpoint or reason changed."""
+    zones: frozenset[str]
+    """Zones whose totals changed."""
+    stations: frozenset[str] = frozenset()
+    """Stations whose degraded current changed."""
+    degraded_problems_changed: bool = False
+    """The zones whose stations get 0 A in degraded mode (and why) changed."""
 
 
 type SiteEvent = (

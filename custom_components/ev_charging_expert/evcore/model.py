@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class ConnectorStatus(StrEnum):
-    """OCPP 1.6 ChargePointStatus, plus `unknown` before the first StatusNotification."""
+    """A connector's state as its charger reports it; `unknown` before its first report."""
 
     AVAILABLE = "available"
     PREPARING = "preparing"
@@ -28,24 +28,6 @@ class ConnectorStatus(StrEnum):
     UNAVAILABLE = "unavailable"
     FAULTED = "faulted"
     UNKNOWN = "unknown"
-
-    @classmethod
-    def from_ocpp(cls, value: str) -> ConnectorStatus:
-        """Map an OCPP status ("SuspendedEVSE") to ours ("suspended_evse")."""
-        return _STATUS_FROM_OCPP.get(value, cls.UNKNOWN)
-
-
-_STATUS_FROM_OCPP = {
-    "Available": ConnectorStatus.AVAILABLE,
-    "Preparing": ConnectorStatus.PREPARING,
-    "Charging": ConnectorStatus.CHARGING,
-    "SuspendedEVSE": ConnectorStatus.SUSPENDED_EVSE,
-    "SuspendedEV": ConnectorStatus.SUSPENDED_EV,
-    "Finishing": ConnectorStatus.FINISHING,
-    "Reserved": ConnectorStatus.RESERVED,
-    "Unavailable": ConnectorStatus.UNAVAILABLE,
-    "Faulted": ConnectorStatus.FAULTED,
-}
 
 
 class Registration(StrEnum):

@@ -1,7 +1,9 @@
 """The site: the one owner of runtime state.
 
-Protocol handlers report what chargers say through the `on_*` methods; everything else reads
-`stations` and sends commands. Changes are announced as typed events to subscribers.
+Protocol handlers (whatever their OCPP version) report what chargers say through the methods of
+the "from chargers" section, in version-neutral terms; everything else reads `stations` and
+sends commands, and reaches a connected charger through the charger port (`charger()`).
+Changes are announced as typed events to subscribers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .clock import parse_timestamp
 from .config import StationConfig
 from .errors import ChargerNotConnectedError, UnknownStationError
 from .events import (
@@ -38,15 +41,14 @@ from .model import (
     StationState,
     Transaction,
 )
-from .ocpp.metering import parse_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from datetime import datetime
 
+    from .charger import Charger
     from .clock import Clock
     from .model import Measurement
-    from .ocpp.v16 import ChargePointV16
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ class Site:
         self.settings = settings or SiteSettings()
         self.stations: dict[str, StationState] = {}
         self._store = store
-        self._handlers: dict[str, ChargePointV16] = {}
+        self._chargers: dict[str, Charger] = {}
         self._listeners: list[Callable[[SiteEvent], None]] = []
         self._removal_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._next_transaction_id = 1
@@ -213,9 +215,9 @@ class Site:
         station.connectors.clear()
         station.configuration.clear()
         self._save()
-        handler = self._handlers.get(station_id)
-        if handler is not None:
-            await handler.close(code=1008, reason="Charger removed from the central system")
+        charger = self._chargers.get(station_id)
+        if charger is not None:
+            await charger.close(code=1008, reason="Charger removed from the central system")
         self._emit(StationRemoved(station_id))
 
     def configure_station(self, station_id: str, config: StationConfig) -> None:
@@ -256,11 +258,11 @@ class Site:
             return False
         return check_password(password, station.password_hash)
 
-    def attach(self, handler: ChargePointV16) -> ChargePointV16 | None:
-        """Make `handler` the charger's connection; returns the one it replaces, if any."""
-        station_id = handler.station_id
-        old = self._handlers.get(station_id)
-        self._handlers[station_id] = handler
+    def attach(self, charger: Charger) -> Charger | None:
+        """Make `charger` the station's connection; returns the one it replaces, if any."""
+        station_id = charger.station_id
+        old = self._chargers.get(station_id)
+        self._chargers[station_id] = charger
         station = self.stations.get(station_id)
         if station is None:
             station = self._new_station(station_id)
@@ -271,29 +273,29 @@ class Site:
         self._emit(StationUpdated(station_id))
         return old
 
-    def detach(self, handler: ChargePointV16) -> None:
+    def detach(self, charger: Charger) -> None:
         """Forget a closed connection, unless a newer one replaced it already."""
-        station_id = handler.station_id
-        if self._handlers.get(station_id) is not handler:
+        station_id = charger.station_id
+        if self._chargers.get(station_id) is not charger:
             return
-        del self._handlers[station_id]
+        del self._chargers[station_id]
         station = self.stations.get(station_id)
         if station is not None:
             station.connected = False
             self._emit(StationUpdated(station_id))
 
-    def handler(self, station_id: str) -> ChargePointV16:
+    def charger(self, station_id: str) -> Charger:
         """The live connection of a station, to send it requests."""
         self.station(station_id)
-        handler = self._handlers.get(station_id)
-        if handler is None:
+        charger = self._chargers.get(station_id)
+        if charger is None:
             raise ChargerNotConnectedError(station_id)
-        return handler
+        return charger
 
     @property
-    def handlers(self) -> dict[str, ChargePointV16]:
+    def chargers(self) -> dict[str, Charger]:
         """Live connections by station id (read-only use)."""
-        return self._handlers
+        return self._chargers
 
     def _new_station(self, station_id: str) -> StationState:
         pending = self.settings.new_charger_policy is NewChargerPolicy.PENDING
@@ -308,14 +310,14 @@ class Site:
         return station
 
     # ------------------------------------------------------------------ from chargers
-    def on_frame(self, station_id: str) -> None:
+    def frame_received(self, station_id: str) -> None:
         """Any frame counts as a sign of life."""
         station = self.stations.get(station_id)
         if station is not None:
             station.last_seen = self.clock.now()
 
-    def on_boot(self, station_id: str, boot: BootInfo) -> Registration:
-        """A BootNotification: store the identity and say whether the charger is let in."""
+    def station_booted(self, station_id: str, boot: BootInfo) -> Registration:
+        """The charger booted: store the identity and say whether the charger is let in."""
         station = self.stations.get(station_id) or self._new_station(station_id)
         if station.registration is Registration.REMOVED:
             return station.registration
@@ -326,7 +328,7 @@ class Site:
         self._emit(StationUpdated(station_id))
         return station.registration
 
-    def on_configuration(self, station_id: str, keys: list[dict[str, Any]]) -> None:
+    def configuration_read(self, station_id: str, keys: list[dict[str, Any]]) -> None:
         """Configuration keys read from (or written to) the charger."""
         station = self.station(station_id)
         for entry in keys:
@@ -335,30 +337,30 @@ class Site:
         self._save()
         self._emit(StationUpdated(station_id))
 
-    def on_heartbeat(self, station_id: str) -> None:
-        """A Heartbeat."""
+    def heartbeat(self, station_id: str) -> None:
+        """The charger says it is alive."""
         station = self.stations.get(station_id)
         if station is not None:
             station.last_heartbeat = self.clock.now()
             self._emit(StationUpdated(station_id))
 
-    def on_status(
+    def connector_status(
         self,
         station_id: str,
         connector_id: int,
         *,
-        status: str,
+        status: ConnectorStatus,
         error_code: str,
         info: str | None,
         vendor_id: str | None,
         vendor_error_code: str | None,
         timestamp: datetime,
     ) -> None:
-        """A StatusNotification for a connector (0 = the station)."""
+        """A connector's (0: the station's) status."""
         station = self.station(station_id)
         is_new = connector_id not in station.connectors
         connector = station.connector(connector_id)
-        connector.status = ConnectorStatus.from_ocpp(status)
+        connector.status = status
         connector.error_code = error_code
         connector.info = info
         connector.vendor_id = vendor_id
@@ -368,14 +370,14 @@ class Site:
             self._save()
         self._emit(StationUpdated(station_id, connector_id))
 
-    def on_meter_values(
+    def measurements(
         self,
         station_id: str,
         connector_id: int,
         samples: list[Measurement],
         transaction_id: int | None,
     ) -> None:
-        """MeterValues: keep the latest value of every measurand and phase."""
+        """Sampled values: keep the latest value of every measurand and phase."""
         del transaction_id  # the connector's open transaction already says which one
         station = self.station(station_id)
         connector = station.connector(connector_id)
@@ -383,12 +385,12 @@ class Site:
             connector.measurements[sample.measurand, sample.phase] = sample
         self._emit(StationUpdated(station_id, connector_id))
 
-    def on_authorize(self, station_id: str, id_tag: str) -> bool:
-        """Authorize: every card is accepted until the card registry exists."""
+    def authorize(self, station_id: str, id_tag: str) -> bool:
+        """Whether a card may charge: every card is accepted until the card registry exists."""
         self._emit(CardPresented(station_id, None, id_tag, accepted=True))
         return True
 
-    def on_start_transaction(
+    def start_session(
         self,
         station_id: str,
         connector_id: int,
@@ -398,7 +400,7 @@ class Site:
         started_at: datetime,
         reservation_id: int | None,
     ) -> tuple[Transaction, bool]:
-        """StartTransaction: open a session with a site-unique id."""
+        """A session started: open it with a site-unique id."""
         station = self.station(station_id)
         connector = station.connector(connector_id)
         transaction = Transaction(
@@ -417,7 +419,7 @@ class Site:
         self._emit(StationUpdated(station_id, connector_id))
         return transaction, True
 
-    def on_stop_transaction(
+    def stop_session(
         self,
         station_id: str,
         transaction_id: int,
@@ -428,7 +430,7 @@ class Site:
         id_tag: str | None,
         transaction_data: list[Measurement],
     ) -> Transaction | None:
-        """StopTransaction: close the session (an unknown id is acknowledged and logged)."""
+        """A session ended: close it (an unknown id is acknowledged and logged)."""
         station = self.station(station_id)
         connector = next(
             (
@@ -439,9 +441,7 @@ class Site:
             None,
         )
         if connector is None or connector.transaction is None:
-            _LOGGER.warning(
-                "%s: StopTransaction for unknown transaction %s", station_id, transaction_id
-            )
+            _LOGGER.warning("%s: end of unknown session %s", station_id, transaction_id)
             return None
         transaction = connector.transaction
         transaction.meter_stop_wh = meter_stop_wh
@@ -457,17 +457,21 @@ class Site:
         self._emit(StationUpdated(station_id, transaction.connector_id))
         return transaction
 
-    def on_data_transfer(
+    def vendor_data(
         self, station_id: str, vendor_id: str, message_id: str | None, data: str | None
     ) -> None:
-        """DataTransfer from a charger: logged; no vendor extension is implemented."""
+        """Vendor data from a charger: logged; no vendor extension is implemented."""
         _LOGGER.debug("%s: DataTransfer %s/%s: %.200s", station_id, vendor_id, message_id, data)
 
-    def on_station_field(self, station_id: str, **values: str) -> None:
-        """Firmware or diagnostics status."""
-        station = self.station(station_id)
-        for name, value in values.items():
-            setattr(station, name, value)
+    def firmware_status(self, station_id: str, status: str) -> None:
+        """Progress of a firmware update."""
+        self.station(station_id).firmware_status = status
+        self._save()
+        self._emit(StationUpdated(station_id))
+
+    def diagnostics_status(self, station_id: str, status: str) -> None:
+        """Progress of a diagnostics upload."""
+        self.station(station_id).diagnostics_status = status
         self._save()
         self._emit(StationUpdated(station_id))
 

@@ -34,6 +34,7 @@ from collections import Counter
 from heapq import heappop, heappush
 import math
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from .model import (
     Allocation,
@@ -46,11 +47,16 @@ from .model import (
 )
 from .phases import NUM_PHASES, THREE_PHASE
 
+if TYPE_CHECKING:
+    from ..keys import ConnectorKey
+
 EPSILON = 1e-9
 """Slack (A) for floating-point noise when testing whether a minimum fits."""
 
 # A candidate: (priority key, connector id, constraints, minimum, maximum, cell key).
-type _Candidate = tuple[tuple[float, float, str], str, tuple[int, ...], float, float, int]
+type _Candidate = tuple[
+    tuple[float, float, ConnectorKey], ConnectorKey, tuple[int, ...], float, float, int
+]
 
 
 def allocate(snapshot: SiteSnapshot) -> Allocation:
@@ -64,9 +70,9 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
     state = snapshot.state
     zones = index.zones
     nk = NUM_PHASES * len(zones)
-    setpoints: dict[str, float] = {}
-    reasons: dict[str, Reason] = {}
-    limited_by: dict[str, str] = {}
+    setpoints: dict[ConnectorKey, float] = {}
+    reasons: dict[ConnectorKey, Reason] = {}
+    limited_by: dict[ConnectorKey, str] = {}
     fixed = [0.0] * nk
     vip, regular = _classify(snapshot, fixed, setpoints, reasons)
     residual = [effective_budget(b) for zone in zones for b in zone.budget]
@@ -80,9 +86,9 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
     reevaluate = previous is None or not previous <= now < previous + period
     reevaluated_at = now if reevaluate or previous is None else previous
 
-    running: list[str] = []
-    suspended: list[str] = []
-    resumed: set[str] = set() if reevaluate else set(state.resumed)
+    running: list[ConnectorKey] = []
+    suspended: list[ConnectorKey] = []
+    resumed: set[ConnectorKey] = set() if reevaluate else set(state.resumed)
     zone_ids = tuple(zone.zone_id for zone in zones)
     for tier in (vip, regular):
         if not tier:
@@ -147,8 +153,8 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
 def _classify(
     snapshot: SiteSnapshot,
     fixed: list[float],
-    setpoints: dict[str, float],
-    reasons: dict[str, Reason],
+    setpoints: dict[ConnectorKey, float],
+    reasons: dict[ConnectorKey, Reason],
 ) -> tuple[list[_Candidate], list[_Candidate]]:
     """Sort connectors out; add fixed loads; return the VIP and the regular candidates."""
     index = snapshot.zone_index
@@ -199,8 +205,8 @@ def _admit(
     *,
     reevaluate: bool,
     resume_from: float,
-    resumed: set[str],
-) -> tuple[list[_Candidate], list[tuple[str, Reason]]]:
+    resumed: set[ConnectorKey],
+) -> tuple[list[_Candidate], list[tuple[ConnectorKey, Reason]]]:
     """Choose who charges in this tier: return the admitted and the suspended (with why).
 
     `tier` is in priority order. Greedy: admit a candidate when its minimum fits beside the
@@ -214,7 +220,7 @@ def _admit(
     held = state.suspended
     since = state.suspended_since
     admitted: list[_Candidate] = []
-    suspended: list[tuple[str, Reason]] = []
+    suspended: list[tuple[ConnectorKey, Reason]] = []
     late: list[_Candidate] = []
     for cand in tier:
         cid = cand[1]
@@ -261,9 +267,9 @@ def _fill(
     allocated: list[float],
     resolution: float,
     *,
-    setpoints: dict[str, float],
-    reasons: dict[str, Reason],
-) -> dict[str, int]:
+    setpoints: dict[ConnectorKey, float],
+    reasons: dict[ConnectorKey, Reason],
+) -> dict[ConnectorKey, int]:
     """Share `residual` max-min fairly among `admitted`, each between its minimum and maximum.
 
     The admitted minimums fit in `residual`. Writes setpoints and reasons; subtracts the
@@ -288,7 +294,7 @@ def _fill(
 
     level = _Sweep(cell_cons, cell_min, cell_maxes, residual).run()
 
-    limits: dict[str, int] = {}
+    limits: dict[ConnectorKey, int] = {}
     cell_sum = [0.0] * len(cell_cons)
     for cand, ci in zip(admitted, member, strict=True):
         lv, limiter = level[ci]

@@ -15,6 +15,7 @@ from .phases import GRID_PHASES, NUM_PHASES, THREE_PHASE
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ..keys import ConnectorKey
     from .model import Allocation, Phases, SiteSnapshot
 
 TOLERANCE = 1e-6
@@ -59,7 +60,7 @@ def check(snapshot: SiteSnapshot, allocation: Allocation) -> list[str]:
 
 def _connector_problems(
     snapshot: SiteSnapshot,
-    setpoints: Mapping[str, float],
+    setpoints: Mapping[ConnectorKey, float],
     given: list[float],
     fixed: list[float],
     problems: list[str],

@@ -17,6 +17,8 @@ from .phases import EV_PHASES, NUM_PHASES, PATTERN_PHASES, THREE_PHASE, Wiring, 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ..keys import ConnectorKey
+
 type Phases = tuple[float, float, float]
 """A value per grid phase L1, L2, L3."""
 
@@ -102,7 +104,7 @@ class ZoneBudget:
 class ConnectorSnapshot:
     """One connector as the allocator sees it."""
 
-    connector_id: str
+    connector_id: ConnectorKey
     zone_id: str
     rating: float
     """Maximum current of the connector (A per phase)."""
@@ -151,7 +153,7 @@ class ConnectorSnapshot:
         return self.vip_card or self.vip_station
 
 
-def _non_negative(connector_id: str, name: str, value: float) -> None:
+def _non_negative(connector_id: ConnectorKey, name: str, value: float) -> None:
     if not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"{connector_id}: {name} must be finite and >= 0, got {value}")
 
@@ -162,14 +164,14 @@ class AllocatorState:
 
     reevaluated_at: float | None = None
     """Monotonic time of the last revisit of suspensions; None = revisit now."""
-    running: frozenset[str] = frozenset()
+    running: frozenset[ConnectorKey] = frozenset()
     """Connectors that were given current."""
-    suspended: frozenset[str] = frozenset()
+    suspended: frozenset[ConnectorKey] = frozenset()
     """Connectors that wanted current and were suspended (they wait for the next revisit, or
     for room once `resume_delay` has passed)."""
-    suspended_since: Mapping[str, float] = field(default_factory=dict, compare=False)
+    suspended_since: Mapping[ConnectorKey, float] = field(default_factory=dict, compare=False)
     """Per suspended connector: monotonic time it was suspended."""
-    resumed: frozenset[str] = frozenset()
+    resumed: frozenset[ConnectorKey] = frozenset()
     """Connectors that started again in free room since the last revisit: if suspended again,
     they wait for the next revisit (at most one such restart per period, no flapping)."""
 
@@ -245,7 +247,7 @@ class SiteSnapshot:
         object.__setattr__(self, "connectors", tuple(sorted(self.connectors, key=_connector_key)))
         index = ZoneIndex.build(self.zones)
         position = index.position
-        seen: set[str] = set()
+        seen: set[ConnectorKey] = set()
         for connector in self.connectors:
             if connector.connector_id in seen:
                 raise ValueError(f"duplicate connector id {connector.connector_id!r}")
@@ -261,7 +263,7 @@ def _zone_key(zone: ZoneBudget) -> str:
     return zone.zone_id
 
 
-def _connector_key(connector: ConnectorSnapshot) -> str:
+def _connector_key(connector: ConnectorSnapshot) -> ConnectorKey:
     return connector.connector_id
 
 
@@ -296,11 +298,11 @@ def effective_budget(value: float) -> float:
 class Allocation:
     """The result of `allocate`."""
 
-    setpoints: Mapping[str, float]
+    setpoints: Mapping[ConnectorKey, float]
     """Per controllable connector: the limit to send (A per phase; 0 = suspended)."""
-    reasons: Mapping[str, Reason]
+    reasons: Mapping[ConnectorKey, Reason]
     """Per connector (uncontrolled ones included): why it got its setpoint."""
-    limited_by: Mapping[str, str]
+    limited_by: Mapping[ConnectorKey, str]
     """Per connector capped below its maximum: the zone whose phase is full."""
     zones: Mapping[str, ZoneAllocation]
     state: AllocatorState

@@ -1,9 +1,10 @@
 """The OCPP-J central system: one websocket port for every charger.
 
 `ws[s]://host:port/<anything>/<charge box identity>`: the identity is the last path segment,
-percent-decoded. The handshake checks, in order: an identity is present, the `ocpp1.6`
-subprotocol is offered, the charger was not removed, and its password when it has one
-(OCPP security profile 1, HTTP Basic auth; profile 2 when the server runs with TLS).
+percent-decoded. The handshake checks, in order: an identity is present, the subprotocol of an
+OCPP version we speak is offered (`ocpp1.6`), the charger was not removed, and its password
+when it has one (OCPP security profile 1, HTTP Basic auth; profile 2 when the server runs with
+TLS). The subprotocol chosen picks the handler (`HANDLERS`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from .v16 import DEFAULT_TIMEOUT, ChargePointV16
+from . import v16
 
 if TYPE_CHECKING:
     import ssl
@@ -30,7 +31,10 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-SUBPROTOCOL = "ocpp1.6"
+# Subprotocol -> the handler of that OCPP version, in order of preference.
+HANDLERS: dict[str, type[v16.ChargePointV16]] = {v16.SUBPROTOCOL: v16.ChargePointV16}
+SUBPROTOCOLS = tuple(HANDLERS)
+_SPOKEN = " or ".join(handler.VERSION for handler in HANDLERS.values())
 # OCPP frames are small; GetConfiguration with every key is the largest we expect.
 DEFAULT_MAX_FRAME = 256 * 1024
 
@@ -79,7 +83,7 @@ class CentralSystem:
         host: str,
         port: int,
         ssl_context: ssl.SSLContext | None = None,
-        request_timeout: float = DEFAULT_TIMEOUT,
+        request_timeout: float = v16.DEFAULT_TIMEOUT,
         max_frame: int = DEFAULT_MAX_FRAME,
         ping_interval: float | None = 60,
     ) -> None:
@@ -106,7 +110,7 @@ class CentralSystem:
             self._host,
             self._port,
             ssl=self._ssl,
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
             process_request=self._process_request,
             max_size=self._max_frame,
             ping_interval=self._ping_interval,
@@ -135,13 +139,17 @@ class CentralSystem:
             for value in request.headers.get_all("Sec-WebSocket-Protocol")
             for p in value.split(",")
         ]
-        if SUBPROTOCOL not in offered:
+        if not any(p in HANDLERS for p in offered):
             _LOGGER.warning(
-                "%s: refused, no %s subprotocol (offered %s)", station_id, SUBPROTOCOL, offered
+                "%s: refused, none of the subprotocols %s offered (offered %s)",
+                station_id,
+                SUBPROTOCOLS,
+                offered,
             )
             return connection.respond(
                 HTTPStatus.BAD_REQUEST,
-                f"This central system speaks OCPP 1.6J: offer the {SUBPROTOCOL} subprotocol.\n",
+                f"This central system speaks {_SPOKEN}: offer the "
+                f"{' or '.join(SUBPROTOCOLS)} subprotocol.\n",
             )
         refusal = self._site.admission_refusal(station_id)
         if refusal is not None:
@@ -165,7 +173,8 @@ class CentralSystem:
     async def _handle(self, connection: ServerConnection) -> None:
         station_id = station_id_from_path(connection.request.path)  # type: ignore[union-attr]
         assert station_id is not None  # checked in _process_request  # noqa: S101
-        handler = ChargePointV16(
+        handler_class = HANDLERS[connection.subprotocol or SUBPROTOCOLS[0]]
+        handler = handler_class(
             station_id, connection, self._site, request_timeout=self._request_timeout
         )
         old = self._site.attach(handler)

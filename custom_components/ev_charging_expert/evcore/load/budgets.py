@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import math
 from typing import TYPE_CHECKING
 
-from .config import ZoneMode
+from ..config import ZoneMode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from .allocation.model import Phases
-    from .config import ZoneConfig
+    from ..allocation.model import Phases
+    from ..config import ZoneConfig
 
 DEFAULT_SAFETY_MARGIN = 1.0  # A per phase
 

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 import math
 from typing import TYPE_CHECKING
 
-from .allocation.model import effective_budget
+from ..allocation.model import effective_budget
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .allocation.model import SiteSnapshot
+    from ..allocation.model import SiteSnapshot
+    from ..keys import ConnectorKey
 
 _EPSILON = 1e-6
 
@@ -107,7 +108,7 @@ class LeaseState:
 class Send:
     """One limit to send to one connector."""
 
-    connector_id: str
+    connector_id: ConnectorKey
     amps: float
     kind: str  # "decrease", "increase" or "renewal"
 
@@ -117,13 +118,15 @@ class Plan:
     """What to send now, and when to look again."""
 
     sends: list[Send] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
+    waiting: list[ConnectorKey] = field(default_factory=list)
     """Increases that wait for room (decreases to be confirmed) or for the rate limit."""
     wake_at: float = math.inf
     """Monotonic time of the next renewal or rate-limit expiry."""
 
 
-def committed_loads(snapshot: SiteSnapshot, leases: Mapping[str, LeaseState]) -> list[float]:
+def committed_loads(
+    snapshot: SiteSnapshot, leases: Mapping[ConnectorKey, LeaseState]
+) -> list[float]:
     """Committed load on every zone-phase constraint (index 3 * zone + phase)."""
     index = snapshot.zone_index
     loads = [0.0] * (3 * len(index.zones))
@@ -143,8 +146,8 @@ def committed_loads(snapshot: SiteSnapshot, leases: Mapping[str, LeaseState]) ->
 
 def plan(
     snapshot: SiteSnapshot,
-    targets: Mapping[str, float],
-    leases: Mapping[str, LeaseState],
+    targets: Mapping[ConnectorKey, float],
+    leases: Mapping[ConnectorKey, LeaseState],
     settings: DeliverySettings,
     *,
     now: float | None = None,
@@ -186,7 +189,7 @@ def plan(
 
 def _gate(
     snapshot: SiteSnapshot,
-    leases: Mapping[str, LeaseState],
+    leases: Mapping[ConnectorKey, LeaseState],
     loads: list[float],
     budgets: list[float],
     result: Plan,
@@ -220,19 +223,19 @@ def _gate(
             result.sends[i] = Send(send.connector_id, floor, "decrease")
 
 
-type _Increase = tuple[str, float, float, float | None, tuple[int, ...]]
+type _Increase = tuple[ConnectorKey, float, float, float | None, tuple[int, ...]]
 """connector, target, delta, renewal value (or None), constraints it loads."""
 
 
 def _decide(
-    cid: str,
+    cid: ConnectorKey,
     target: float,
     lease: LeaseState,
     *,
     now: float,
     settings: DeliverySettings,
     result: Plan,
-) -> tuple[str, float, float, float | None] | None:
+) -> tuple[ConnectorKey, float, float, float | None] | None:
     """Add this connector's decrease or renewal to `result`; return a wanted increase."""
     if lease.sent is not None:
         return None  # one change in flight per connector; its answer triggers a new plan

@@ -1,4 +1,4 @@
-"""OCPP 1.6J charge point handler: incoming messages go to `Site`, outgoing requests come back.
+"""OCPP 1.6J charge point handler: incoming messages go to `Site`; it implements the charger port.
 
 The `ocpp` library does the framing, routing, schema validation and call/result matching; this
 module only adds what the library leaves to its users: answers for malformed frames, a gate for
@@ -8,7 +8,7 @@ chargers that are not accepted, and requests that raise typed errors on timeout 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from datetime import UTC
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -21,18 +21,24 @@ from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import (
+from ...charger import Capabilities, CommandStatus, ConfigurationResult, TriggerMessage
+from ...clock import parse_timestamp
+from ...errors import (
     ChargerCallError,
     ChargerError,
     ChargerNotConnectedError,
     ChargerRejectedError,
     ChargerTimeoutError,
 )
-from ..model import BootInfo, Registration
-from .metering import parse_meter_values, parse_timestamp
+from ...model import BootInfo, ConnectorStatus, Registration
+from .metering import parse_meter_values
+from .smart_charging import base_profile, capabilities_from_configuration, lease_profile
 
 if TYPE_CHECKING:
-    from ..site import Site
+    from collections.abc import Coroutine
+    from datetime import datetime
+
+    from ...site import Site
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,16 +75,10 @@ BOOT_CONFIGURATION_KEYS = (
 WRITE_ONLY_KEYS = frozenset({"AuthorizationKey"})
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigurationResult:
-    """Answer to GetConfiguration."""
-
-    keys: list[dict[str, Any]]
-    unknown_keys: list[str]
-
-
 class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is untyped
     """One connected OCPP 1.6J charger."""
+
+    VERSION = "OCPP 1.6J"
 
     def __init__(
         self,
@@ -95,6 +95,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self.request_timeout = request_timeout
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._capabilities: tuple[dict[str, str], Capabilities] | None = None
 
     @property
     def station_id(self) -> str:
@@ -112,7 +113,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     # ------------------------------------------------------------------ framing
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Route one frame; answer frames the library would silently drop."""
-        self._site.on_frame(self.station_id)
+        self._site.frame_received(self.station_id)
         try:
             msg = unpack(raw_msg)
         except OCPPError as err:
@@ -174,7 +175,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             meter_type=kwargs.get("meter_type"),
             meter_serial_number=kwargs.get("meter_serial_number"),
         )
-        registration = self._site.on_boot(self.station_id, boot)
+        registration = self._site.station_booted(self.station_id, boot)
         status = {
             Registration.ACCEPTED: RegistrationStatus.accepted,
             Registration.PENDING: RegistrationStatus.pending,
@@ -200,12 +201,12 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         except ChargerError as err:
             _LOGGER.info("%s: could not read its configuration: %s", self.id, err)
             return
-        self._site.on_configuration(self.station_id, result.keys)
+        self._site.configuration_read(self.station_id, result.keys)
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
         """Answer with the time and note the heartbeat."""
-        self._site.on_heartbeat(self.station_id)
+        self._site.heartbeat(self.station_id)
         return call_result.Heartbeat(current_time=self._site.clock.now().isoformat())
 
     @on(Action.status_notification)
@@ -213,10 +214,10 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self, connector_id: int, error_code: str, status: str, **kwargs: str
     ) -> call_result.StatusNotification:
         """Record the status of a connector (or of the station for connector 0)."""
-        self._site.on_status(
+        self._site.connector_status(
             self.station_id,
             connector_id,
-            status=status,
+            status=_STATUS.get(status, ConnectorStatus.UNKNOWN),
             error_code=error_code,
             info=kwargs.get("info"),
             vendor_id=kwargs.get("vendor_id"),
@@ -235,13 +236,13 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     ) -> call_result.MeterValues:
         """Store every sampled value, normalised."""
         samples = parse_meter_values(meter_value, self._site.clock.now())
-        self._site.on_meter_values(self.station_id, connector_id, samples, transaction_id)
+        self._site.measurements(self.station_id, connector_id, samples, transaction_id)
         return call_result.MeterValues()
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
         """Decide whether an idTag may charge."""
-        accepted = self._site.on_authorize(self.station_id, id_tag)
+        accepted = self._site.authorize(self.station_id, id_tag)
         return call_result.Authorize(id_tag_info=_id_tag_info(accepted=accepted))
 
     @on(Action.start_transaction)
@@ -255,7 +256,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         **_: Any,
     ) -> call_result.StartTransaction:
         """Open a transaction and give it a site-unique id."""
-        transaction, accepted = self._site.on_start_transaction(
+        transaction, accepted = self._site.start_session(
             self.station_id,
             connector_id,
             id_tag=id_tag,
@@ -282,7 +283,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     ) -> call_result.StopTransaction:
         """Close the transaction with its final meter value and transaction data."""
         now = self._site.clock.now()
-        self._site.on_stop_transaction(
+        self._site.stop_session(
             self.station_id,
             transaction_id,
             meter_stop_wh=float(meter_stop),
@@ -300,7 +301,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any
     ) -> call_result.DataTransfer:
         """Report vendor data to the site; we implement no vendor extension ourselves."""
-        self._site.on_data_transfer(self.station_id, vendor_id, message_id, data)
+        self._site.vendor_data(self.station_id, vendor_id, message_id, data)
         return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
     @on(Action.diagnostics_status_notification)
@@ -308,7 +309,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self, status: str, **_: Any
     ) -> call_result.DiagnosticsStatusNotification:
         """Track the diagnostics upload."""
-        self._site.on_station_field(self.station_id, diagnostics_status=status)
+        self._site.diagnostics_status(self.station_id, status)
         return call_result.DiagnosticsStatusNotification()
 
     @on(Action.firmware_status_notification)
@@ -316,7 +317,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self, status: str, **_: Any
     ) -> call_result.FirmwareStatusNotification:
         """Track the firmware update."""
-        self._site.on_station_field(self.station_id, firmware_status=status)
+        self._site.firmware_status(self.station_id, status)
         return call_result.FirmwareStatusNotification()
 
     # ------------------------------------------------------------------ outgoing
@@ -375,53 +376,115 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             return answer.result()
         raise ChargerNotConnectedError(self.station_id)
 
-    async def _request_status(self, payload: Any, ok: frozenset[str]) -> str:
+    async def _request_status(self, payload: Any, ok: frozenset[str]) -> CommandStatus:
         result = await self.request(payload)
         status = str(result.status)
         if status not in ok:
             raise ChargerRejectedError(self.station_id, type(payload).__name__, status)
-        return status
+        return CommandStatus(status)
 
-    async def remote_start_transaction(self, id_tag: str, connector_id: int | None = None) -> str:
+    # ------------------------------------------------------------------ the charger port
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """Smart Charging abilities from its configuration keys; None until they are read."""
+        station = self._site.stations.get(self.station_id)
+        if station is None or not station.configuration:
+            return None
+        if self._capabilities is None or self._capabilities[0] != station.configuration:
+            configuration = dict(station.configuration)
+            self._capabilities = configuration, capabilities_from_configuration(configuration)
+        return self._capabilities[1]
+
+    def _smart_charging(self) -> Capabilities:
+        capabilities = self.capabilities
+        if capabilities is None:
+            raise ChargerRejectedError(self.station_id, "SetChargingProfile", "NotReady")
+        return capabilities
+
+    async def set_base(self, amps: float, *, voltage: float, timeout: float) -> None:
+        """Install the base profile (connector 0, stack level 0, no end)."""
+        profile = base_profile(
+            amps,
+            capabilities=self._smart_charging(),
+            now=self._site.clock.now(),
+            nominal_voltage=voltage,
+        )
+        await self._set_profile(profile, timeout)
+
+    async def set_limit(
+        self,
+        connector_id: int,
+        amps: float,
+        *,
+        valid_to: datetime,
+        phases: int,
+        voltage: float,
+        timeout: float,
+    ) -> None:
+        """Install a connector's lease profile (stack level 1) until `valid_to`."""
+        profile = lease_profile(
+            connector_id,
+            amps,
+            capabilities=self._smart_charging(),
+            now=self._site.clock.now(),
+            valid_to=valid_to,
+            phases=phases,
+            nominal_voltage=voltage,
+        )
+        await self._set_profile(profile, timeout)
+
+    async def _set_profile(self, profile: call.SetChargingProfile, timeout: float) -> None:
+        # The hot path of load management: profiles we build ourselves are tested against
+        # the schema, so the library's validation is skipped here.
+        result = await self.request(profile, timeout=timeout, validate=False)
+        status = str(result.status)
+        if status != "Accepted":
+            raise ChargerRejectedError(self.station_id, "SetChargingProfile", status)
+
+    async def remote_start(self, id_tag: str, connector_id: int | None = None) -> CommandStatus:
         """Ask the charger to start a session."""
         return await self._request_status(
             call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector_id), _ACCEPTED
         )
 
-    async def remote_stop_transaction(self, transaction_id: int) -> str:
+    async def remote_stop(self, transaction_id: int) -> CommandStatus:
         """Ask the charger to stop a session."""
         return await self._request_status(
             call.RemoteStopTransaction(transaction_id=transaction_id), _ACCEPTED
         )
 
-    async def reset(self, reset_type: str) -> str:
+    async def reset(self, *, hard: bool) -> CommandStatus:
         """Soft or Hard reset."""
-        return await self._request_status(call.Reset(type=reset_type), _ACCEPTED)
+        return await self._request_status(call.Reset(type="Hard" if hard else "Soft"), _ACCEPTED)
 
-    async def unlock_connector(self, connector_id: int) -> str:
+    async def unlock(self, connector_id: int) -> CommandStatus:
         """Unlock a connector's cable."""
         return await self._request_status(
             call.UnlockConnector(connector_id=connector_id), frozenset({"Unlocked"})
         )
 
-    async def change_availability(self, connector_id: int, availability_type: str) -> str:
+    async def set_availability(self, connector_id: int, *, available: bool) -> CommandStatus:
         """Operative or Inoperative, for the station (0) or a connector; Scheduled is success."""
+        kind = "Operative" if available else "Inoperative"
         return await self._request_status(
-            call.ChangeAvailability(connector_id=connector_id, type=availability_type),
+            call.ChangeAvailability(connector_id=connector_id, type=kind),
             frozenset({"Accepted", "Scheduled"}),
         )
 
-    async def trigger_message(self, requested_message: str, connector_id: int | None = None) -> str:
+    async def trigger(
+        self, message: TriggerMessage, connector_id: int | None = None
+    ) -> CommandStatus:
         """Ask the charger to send one of its messages now."""
         return await self._request_status(
-            call.TriggerMessage(requested_message=requested_message, connector_id=connector_id),
+            call.TriggerMessage(requested_message=_TRIGGER[message], connector_id=connector_id),
             _ACCEPTED,
         )
 
     async def update_firmware(
         self,
         location: str,
-        retrieve_date: str,
+        retrieve_at: datetime,
+        *,
         retries: int | None = None,
         retry_interval: int | None = None,
     ) -> None:
@@ -429,7 +492,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         await self.request(
             call.UpdateFirmware(
                 location=location,
-                retrieve_date=retrieve_date,
+                retrieve_date=_ocpp_time(retrieve_at),
                 retries=retries,
                 retry_interval=retry_interval,
             )
@@ -441,8 +504,8 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         *,
         retries: int | None = None,
         retry_interval: int | None = None,
-        start_time: str | None = None,
-        stop_time: str | None = None,
+        start: datetime | None = None,
+        stop: datetime | None = None,
     ) -> str | None:
         """Ask for a diagnostics upload; returns the file name the charger will upload."""
         result = await self.request(
@@ -450,8 +513,8 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
                 location=location,
                 retries=retries,
                 retry_interval=retry_interval,
-                start_time=start_time,
-                stop_time=stop_time,
+                start_time=_ocpp_time(start) if start else None,
+                stop_time=_ocpp_time(stop) if stop else None,
             )
         )
         return result.file_name  # type: ignore[no-any-return]
@@ -463,17 +526,17 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             keys=list(result.configuration_key or []), unknown_keys=list(result.unknown_key or [])
         )
 
-    async def change_configuration(self, key: str, value: str) -> str:
+    async def set_configuration(self, key: str, value: str) -> CommandStatus:
         """Change one configuration key; RebootRequired counts as success."""
         status = await self._request_status(
             call.ChangeConfiguration(key=key, value=value),
             frozenset({"Accepted", "RebootRequired"}),
         )
         if key not in WRITE_ONLY_KEYS:
-            self._site.on_configuration(self.station_id, [{"key": key, "value": value}])
+            self._site.configuration_read(self.station_id, [{"key": key, "value": value}])
         return status
 
-    async def clear_cache(self) -> str:
+    async def clear_cache(self) -> CommandStatus:
         """Clear the charger's authorization cache."""
         return await self._request_status(call.ClearCache(), _ACCEPTED)
 
@@ -487,7 +550,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         return str(result.status), result.data
 
     # ------------------------------------------------------------------ lifecycle
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background job tied to this connection (cancelled when it closes)."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -505,6 +568,31 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
 
 
 _ACCEPTED = frozenset({"Accepted"})
+
+_TRIGGER = {
+    TriggerMessage.BOOT_NOTIFICATION: "BootNotification",
+    TriggerMessage.DIAGNOSTICS_STATUS_NOTIFICATION: "DiagnosticsStatusNotification",
+    TriggerMessage.FIRMWARE_STATUS_NOTIFICATION: "FirmwareStatusNotification",
+    TriggerMessage.HEARTBEAT: "Heartbeat",
+    TriggerMessage.METER_VALUES: "MeterValues",
+    TriggerMessage.STATUS_NOTIFICATION: "StatusNotification",
+}
+
+_STATUS = {
+    "Available": ConnectorStatus.AVAILABLE,
+    "Preparing": ConnectorStatus.PREPARING,
+    "Charging": ConnectorStatus.CHARGING,
+    "SuspendedEVSE": ConnectorStatus.SUSPENDED_EVSE,
+    "SuspendedEV": ConnectorStatus.SUSPENDED_EV,
+    "Finishing": ConnectorStatus.FINISHING,
+    "Reserved": ConnectorStatus.RESERVED,
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+
+
+def _ocpp_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _id_tag_info(*, accepted: bool) -> IdTagInfo:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..model import Measurement
+from ...clock import parse_timestamp
+from ...model import Measurement
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import datetime
 
 DEFAULT_MEASURAND = "Energy.Active.Import.Register"
 
@@ -56,17 +57,6 @@ def _unit_for(measurand: str, unit: str | None) -> str:
         if measurand.startswith(prefix):
             return natural
     return "Wh"
-
-
-def parse_timestamp(value: str | None, default: datetime) -> datetime:
-    """Parse an OCPP timestamp; a missing or unreadable one becomes `default`."""
-    if not value:
-        return default
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return default
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _convert(value: float, unit: str) -> tuple[float, str]:

@@ -12,11 +12,12 @@ Profile ids are stable (replace, never accumulate).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
 from typing import TYPE_CHECKING, Any
 
 from ocpp.v16 import call
+
+from ...charger import LEASE_STACK_LEVEL, Capabilities
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -25,50 +26,31 @@ if TYPE_CHECKING:
 BASE_PROFILE_ID = 9000
 LEASE_PROFILE_ID = 9100  # + connector id
 BASE_STACK_LEVEL = 0
-LEASE_STACK_LEVEL = 1
 # OCPP's schema wants limits in multiples of 0.1.
 _LIMIT_STEP = 0.1
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """Smart-charging abilities read from the charger's configuration keys."""
-
-    smart_charging: bool
-    max_stack_level: int | None
-    accepts_amps: bool
-    accepts_watts: bool
-
-    @classmethod
-    def from_configuration(cls, configuration: Mapping[str, str]) -> Capabilities:
-        """Read SupportedFeatureProfiles, ChargeProfileMaxStackLevel and the rate units."""
-        profiles = {
-            p.strip().casefold()
-            for p in configuration.get("SupportedFeatureProfiles", "").split(",")
-        }
-        try:
-            max_stack: int | None = int(configuration["ChargeProfileMaxStackLevel"])
-        except (KeyError, ValueError):
-            max_stack = None
-        units = {
-            u.strip().casefold()
-            for u in configuration.get("ChargingScheduleAllowedChargingRateUnit", "").split(",")
-            if u.strip()
-        }
-        return cls(
-            smart_charging="smartcharging" in profiles,
-            max_stack_level=max_stack,
-            # A charger that does not say which units it takes gets amps, OCPP's usual unit.
-            accepts_amps=not units or "current" in units or "a" in units,
-            accepts_watts="power" in units or "w" in units,
-        )
-
-    @property
-    def controllable(self) -> bool:
-        """Whether we can hold a base and a lease profile on this charger."""
-        if not self.smart_charging or not (self.accepts_amps or self.accepts_watts):
-            return False
-        return self.max_stack_level is None or self.max_stack_level >= LEASE_STACK_LEVEL
+def capabilities_from_configuration(configuration: Mapping[str, str]) -> Capabilities:
+    """Read SupportedFeatureProfiles, ChargeProfileMaxStackLevel and the rate units."""
+    profiles = {
+        p.strip().casefold() for p in configuration.get("SupportedFeatureProfiles", "").split(",")
+    }
+    try:
+        max_stack: int | None = int(configuration["ChargeProfileMaxStackLevel"])
+    except (KeyError, ValueError):
+        max_stack = None
+    units = {
+        u.strip().casefold()
+        for u in configuration.get("ChargingScheduleAllowedChargingRateUnit", "").split(",")
+        if u.strip()
+    }
+    return Capabilities(
+        smart_charging="smartcharging" in profiles,
+        max_stack_level=max_stack,
+        # A charger that does not say which units it takes gets amps, OCPP's usual unit.
+        accepts_amps=not units or "current" in units or "a" in units,
+        accepts_watts="power" in units or "w" in units,
+    )
 
 
 def round_limit(amps: float) -> float:

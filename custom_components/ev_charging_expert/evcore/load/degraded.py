@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 import math
 from typing import TYPE_CHECKING
 
-from .config import ZoneMode
+from ..config import ZoneMode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .allocation.model import MinimumStandard
-    from .allocation.phases import Wiring
-    from .config import ZoneConfig
+    from ..allocation.model import MinimumStandard
+    from ..allocation.phases import Wiring
+    from ..config import ZoneConfig
 
 _STEP = 0.1
 
