@@ -50,7 +50,7 @@ class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
         self.debug(msg, *args, **kwargs)
 
 
-_FRAME_LOG = _FramesAtDebug(logging.getLogger(f"{__name__}.frames"))
+_FRAME_LOG = _FramesAtDebug(logging.getLogger(f"{__package__}.frames"))
 
 DEFAULT_TIMEOUT = 30.0
 
