@@ -2,7 +2,7 @@
 
 1. Prepares `demo_config/` (reused on later runs): a minimal configuration.yaml and a symlink
    to custom_components/ev_charging_expert.
-2. Starts a simulated building meter: tools/meter_sim.py (a Modbus TCP server, model
+2. Starts a simulated building meter: tools/run_meters.py (a Modbus TCP server, model
    "PM5320 / iEM3x5x / PowerTag", 127.0.0.1:5020, slave 1) as a child process. Every few
    seconds the demo sets its currents: the building's own load (a daily pattern of about
    20-60 A per phase, one day lasting 10 minutes) plus what the simulated EVs draw.
@@ -284,7 +284,7 @@ class BuildingSample:
 
 
 class MeterSimulator:
-    """tools/meter_sim.py as a child process; its currents are set through its stdin."""
+    """tools/run_meters.py as a child process; its currents are set through its stdin."""
 
     def __init__(self, config_dir: Path, port: int) -> None:
         self.port = port
@@ -303,7 +303,7 @@ class MeterSimulator:
         try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(REPO / "tools" / "meter_sim.py"),
+                str(REPO / "tools" / "run_meters.py"),
                 "--host",
                 METER_HOST,
                 "--port",

@@ -372,8 +372,8 @@ async def start_bench_rig(
     """Build `count` meters polled every `polling_period` and start polling them.
 
     Without `endpoints`, in-process simulators are started (their CPU time then counts in the
-    same process); give the endpoints of `tools/meter_sim.py` processes to measure the poller
-    alone (e.g. `meter_sim.py --port 5020 --slave 1-20`).
+    same process); give the endpoints of `tools/run_meters.py` processes to measure the poller
+    alone (e.g. `run_meters.py --port 5020 --slave 1-20`).
     """
     model = model or BUILTIN_MODELS[PM5320]
     registry = ModelRegistry([] if model.builtin else [model])
