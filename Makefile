@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 demo: $(STAMP)
-	$(PY) tools/demo.py
+	$(PY) -m tools.demo
 
 bench: $(STAMP)
 	$(PY) bench/run.py

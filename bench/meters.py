@@ -47,41 +47,49 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 import gc
-import io
 import json
 import logging
 import os
 from pathlib import Path
-import pstats
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-for _path in (str(ROOT), str(BENCH)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `bench.*` and the integration import from the repo root
+    sys.path.insert(0, str(ROOT))
 
-from reaction import (  # noqa: E402  bench/reaction.py: charger process, Server, Probe, helpers
+from bench.harness import HOST, RESULTS  # noqa: E402
+from bench.harness.measure import (  # noqa: E402
+    ms,
+    other_threads_cpu,
+    percentile,
+    raise_nofile,
+    thread_cpu_seconds,
+)
+from bench.harness.processes import JsonLineProcess, emit  # noqa: E402
+from bench.harness.report import (  # noqa: E402
+    Table,
+    fmt,
+    loadavg_text,
+    package_version,
+    save_results,
+    utc_stamp,
+    write_cprofile,
+)
+from bench.reaction import (  # noqa: E402  the charger process, Server, Probe
     HIGH_A,
-    HOST,
     LOW_A,
-    RESULTS,
     ZONE_ID,
     ClientProcess,
     Server,
     _is_high,
     _is_low,
-    _percentile,
-    _raise_nofile,
-    _thread_cpu,
     _versions,
 )
 
@@ -97,37 +105,9 @@ CPU_METERS = 20
 _LOGGER = logging.getLogger("meters")
 
 
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-
-
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of process `pid` (all threads)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
-class Child(ClientProcess):
+def child(*args: str) -> JsonLineProcess:
     """A helper process of this file (simulator or poller), driven by JSON lines on its pipes."""
-
-    def __init__(self, *args: str) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(Path(__file__).resolve()), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
+    return JsonLineProcess(Path(__file__).resolve(), *args)
 
 
 # =============================================================================== simulator process
@@ -150,7 +130,7 @@ async def sim_main(gateways: int, count: int) -> None:
         loop.call_soon_threadsafe(lines.put_nowait, "")
 
     threading.Thread(target=reader, name="sim stdin", daemon=True).start()
-    _emit({"type": "ready", "ports": [s.port for s in simulators]})
+    emit({"type": "ready", "ports": [s.port for s in simulators]})
     try:
         while True:
             command, _, argument = (await lines.get()).strip().partition(" ")
@@ -159,9 +139,9 @@ async def sim_main(gateways: int, count: int) -> None:
                 for simulator in simulators:
                     for meter in simulator.meters.values():
                         meter.set(currents=(amps, amps, amps))
-                _emit({"type": "set", "t": time.monotonic(), "amps": amps})
+                emit({"type": "set", "t": time.monotonic(), "amps": amps})
             elif command == "requests":
-                _emit(
+                emit(
                     {
                         "type": "requests",
                         "requests": sum(m.requests for s in simulators for m in s.meters.values()),
@@ -216,7 +196,7 @@ async def poller_main(  # noqa: PLR0915 - one straight measurement
         connects0 = sum(g.connects for g in gateways)
         gc0 = [s["collections"] for s in gc.get_stats()]
         durations.clear()
-        threads0 = _thread_cpu()
+        threads0 = thread_cpu_seconds()
         profiler = cProfile.Profile(time.thread_time) if profile_to else None
         cpu0, main0, t0 = time.process_time(), time.thread_time(), time.monotonic()
         if profiler is not None:
@@ -225,7 +205,7 @@ async def poller_main(  # noqa: PLR0915 - one straight measurement
         if profiler is not None:
             profiler.disable()
         cpu1, main1, t1 = time.process_time(), time.thread_time(), time.monotonic()
-        threads1 = _thread_cpu()
+        threads1 = thread_cpu_seconds()
         polls = sum(m.polls for m in meters) - polls0
         ok = sum(m.successes for m in meters) - ok0
         wall = t1 - t0
@@ -240,11 +220,7 @@ async def poller_main(  # noqa: PLR0915 - one straight measurement
             "cpu_share": cpu / wall,
             "main_thread_cpu_s": main1 - main0,
             "threads": len(threads1),
-            "other_threads_cpu_s": sum(
-                v - threads0.get(tid, 0.0)
-                for tid, v in threads1.items()
-                if tid != threading.get_native_id()
-            ),
+            "other_threads_cpu_s": other_threads_cpu(threads0, threads1),
             "polls": polls,
             "successes": ok,
             "skipped": sum(m.skipped for m in meters) - skipped0,
@@ -253,40 +229,30 @@ async def poller_main(  # noqa: PLR0915 - one straight measurement
             "gateway_failures": sum(g.failures for g in gateways) - failures0,
             "reconnects": sum(g.connects for g in gateways) - connects0,
             "cpu_us_per_poll": cpu / polls * 1e6 if polls else None,
-            "poll_ms_p50": _ms(_percentile(durations, 50)),
-            "poll_ms_p99": _ms(_percentile(durations, 99)),
-            "poll_ms_max": _ms(max(durations, default=None)),
+            "poll_ms_p50": ms(percentile(durations, 50)),
+            "poll_ms_p99": ms(percentile(durations, 99)),
+            "poll_ms_max": ms(max(durations, default=None)),
             "gc_collections": [
                 s["collections"] - c for s, c in zip(gc.get_stats(), gc0, strict=True)
             ],
             "loadavg": os.getloadavg(),
         }
         if profiler is not None and profile_to:
-            result["profile"] = _write_profile(profiler, Path(profile_to))
-        _emit(result)
+            result["profile"] = str(
+                write_cprofile(
+                    profiler, Path(profile_to), sorts=(("tottime", 35), ("cumulative", 35))
+                )
+            )
+        emit(result)
     finally:
         await rig.stop()
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds * 1000.0
-
-
-def _write_profile(profiler: cProfile.Profile, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(35)
-    stats.sort_stats("cumulative").print_stats(35)
-    path.write_text(out.getvalue())
-    return str(path)
 
 
 async def measure_polling_cpu(
     gateways: int, duration: float, *, profile_to: Path | None
 ) -> dict[str, Any]:
     """Simulator process (G gateways, 20 meters) + poller process; the poller's CPU."""
-    sim = Child("--sim", str(gateways), str(CPU_METERS))
+    sim = child("--sim", str(gateways), str(CPU_METERS))
     try:
         ready = await sim.read(30)
         endpoints = [[HOST, port] for port in ready["ports"]]
@@ -294,7 +260,7 @@ async def measure_polling_cpu(
         args = ["--poller", json.dumps(endpoints), str(CPU_METERS), str(duration)]
         if profile_to is not None:
             args += ["--profile-to", str(profile_to)]
-        poller = Child(*args)
+        poller = child(*args)
         try:
             result = await poller.read(duration + 60)
         finally:
@@ -426,8 +392,8 @@ async def idle_sample(server: MeterServer, client: ClientProcess, seconds: float
         "client_cpu_share": (client.cpu_seconds() - client0) / wall,
         "readings": len(server.readings) - readings0,
         "budget_checks": len(checks),
-        "budget_check_ms_median": _ms(statistics.median(checks)) if checks else None,
-        "budget_check_ms_max": _ms(max(checks, default=None)),
+        "budget_check_ms_median": ms(statistics.median(checks)) if checks else None,
+        "budget_check_ms_max": ms(max(checks, default=None)),
         "runs": len(server.probe.idle_runs) - runs0,
     }
 
@@ -485,7 +451,7 @@ def budget_check_cost(server: MeterServer, repeat: int = 30) -> dict[str, Any]:
 async def trial(
     server: MeterServer,
     client: ClientProcess,
-    sim: Child,
+    sim: JsonLineProcess,
     index: int,
     phase_target: float,
     *,
@@ -507,7 +473,7 @@ async def trial(
     readings0 = len(server.readings)
     checks0 = len(server.checks)
     client_cpu0 = client.cpu_seconds()
-    threads0 = _thread_cpu()
+    threads0 = thread_cpu_seconds()
     window = server.probe.open(f"step {index}", _is_low, profile=False)
     sim.send(f"set {low_building!r}")
     reply = await sim.read(10)
@@ -516,23 +482,12 @@ async def trial(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(window.done.wait(), TRIAL_TIMEOUT_S)
     client_cpu1 = client.cpu_seconds()
-    threads1 = _thread_cpu()
+    threads1 = thread_cpu_seconds()
     if window.t_end is None:
         _LOGGER.error("trial %d: %d/%d confirmed", index, len(window.confirmed), len(window.keys))
     await server.wait_quiet(client)
     server.probe.window = None
-    dump = await client.dump(t0)
-    latencies: list[float] = []
-    missing = 0
-    for records in dump["records"].values():
-        first = next(
-            (t for t, cid, level, limit in records if cid == 1 and level == 1 and _is_low(limit)),
-            None,
-        )
-        if first is None:
-            missing += 1
-        else:
-            latencies.append((first - t0) * 1000.0)
+    latencies, missing, _ = await client.lease_receipts(t0, _is_low)
     # The poll that saw the step: the first reading at the new value.
     seen = next(
         (r for r in server.readings[readings0:] if abs(r[3] - low_building) < 0.01),
@@ -542,23 +497,22 @@ async def trial(
     first_run = window.runs[0] if window.runs else None
     checks = [d for s, d in server.checks[checks0:] if s <= (window.t_end or float("inf"))]
     cpu = (window.cpu_end - window.cpu0) if window.cpu_end is not None else None
-    main_tid = threading.get_native_id()
     out = {
         "trial": index,
         "chargers": len(window.keys),
         "phase_target": phase_target,
         # t0 relative to the start of the last poll before it (0 .. period).
-        "t0_after_poll_start_ms": _ms(t0 - prior) if prior is not None else None,
-        "poll_wait_ms": _ms(seen[2] - t0) if seen else None,
-        "poll_read_ms": _ms(seen[0] - seen[2]) if seen else None,
-        "reading_ms": _ms(seen[0] - t0) if seen else None,
-        "run_start_ms": _ms(first_run[0] - t0) if first_run else None,
-        "run_ms": _ms(first_run[1]) if first_run else None,
+        "t0_after_poll_start_ms": ms(t0 - prior) if prior is not None else None,
+        "poll_wait_ms": ms(seen[2] - t0) if seen else None,
+        "poll_read_ms": ms(seen[0] - seen[2]) if seen else None,
+        "reading_ms": ms(seen[0] - t0) if seen else None,
+        "run_start_ms": ms(first_run[0] - t0) if first_run else None,
+        "run_ms": ms(first_run[1]) if first_run else None,
         "run_sends": first_run[2] if first_run else None,
         "lm_runs": len(window.runs),
         "lm_full_runs": sum(1 for *_, full in window.runs if full),
-        "charger_p50_ms": _percentile(latencies, 50),
-        "charger_p99_ms": _percentile(latencies, 99),
+        "charger_p50_ms": percentile(latencies, 50),
+        "charger_p99_ms": percentile(latencies, 99),
         "charger_max_ms": max(latencies, default=None),
         "charger_missing": missing,
         "delivery_ms": (max(latencies) - (seen[0] - t0) * 1000.0) if seen and latencies else None,
@@ -566,7 +520,7 @@ async def trial(
         "after_poll_start_ms": (max(latencies) - (seen[2] - t0) * 1000.0)
         if seen and latencies
         else None,
-        "server_confirmed_last_ms": _ms(window.t_end - t0) if window.t_end else None,
+        "server_confirmed_last_ms": ms(window.t_end - t0) if window.t_end else None,
         "server_confirmed": len(window.confirmed),
         # CPU from just before the step command to the last confirmation (includes waiting
         # for the next poll: polling, the zone's 0.5 s staleness tick) and from the reading.
@@ -577,9 +531,7 @@ async def trial(
         "server_main_thread_cpu_s": (window.main_cpu_end - window.main_cpu0)
         if window.main_cpu_end is not None
         else None,
-        "server_other_threads_cpu_s": sum(
-            v - threads0.get(tid, 0.0) for tid, v in threads1.items() if tid != main_tid
-        ),
+        "server_other_threads_cpu_s": other_threads_cpu(threads0, threads1),
         "client_cpu_s": client_cpu1 - client_cpu0,
         "budget_checks": len(checks),
         "budget_check_ms_total": sum(checks) * 1000.0,
@@ -598,7 +550,7 @@ async def run_size(  # noqa: PLR0915 - one straight scenario
     n: int, trials: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Simulator + server + chargers for N; `trials` building steps."""
-    sim = Child("--sim", "1", "1")
+    sim = child("--sim", "1", "1")
     out: dict[str, Any] = {"n": n, "trials": []}
     server: MeterServer | None = None
     client: ClientProcess | None = None
@@ -635,7 +587,7 @@ async def run_size(  # noqa: PLR0915 - one straight scenario
             phase = (k + rng.uniform(0.1, 0.9)) / trials
             result = await trial(server, client, sim, k + 1, phase, restore=k + 1 < trials)
             out["trials"].append(result)
-            print(_trial_row(n, result), flush=True)
+            print(TRIAL_TABLE.row(_trial_cells(n, result)), flush=True)
             if result["server_confirmed"] < n:
                 break
         out["budget_check_cost"] = budget_check_cost(server)
@@ -707,7 +659,7 @@ def _summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # =============================================================================== output
-TRIAL_COLUMNS = (
+TRIAL_TABLE = Table(
     ("N", 5),
     ("#", 2),
     ("t0 in cycle", 11),
@@ -725,37 +677,23 @@ TRIAL_COLUMNS = (
 )
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _trial_cells(n: int, t: dict[str, Any]) -> list[str]:
     return [
         str(n),
         str(t["trial"]),
-        _fmt(t["t0_after_poll_start_ms"]),
-        _fmt(t["poll_wait_ms"]),
-        _fmt(t["poll_read_ms"]),
-        _fmt(t["run_ms"]),
-        _fmt(t.get("after_poll_start_ms")),
-        _fmt(t["charger_p50_ms"]),
-        _fmt(t["charger_p99_ms"]),
-        _fmt(t["charger_max_ms"]),
-        _fmt(t["server_confirmed_last_ms"]),
-        _fmt(t["server_cpu_s"], 3),
-        _fmt(t["server_cpu_from_reading_s"], 3),
-        _fmt(t["loadavg_before"][0], 2),
+        fmt(t["t0_after_poll_start_ms"]),
+        fmt(t["poll_wait_ms"]),
+        fmt(t["poll_read_ms"]),
+        fmt(t["run_ms"]),
+        fmt(t.get("after_poll_start_ms")),
+        fmt(t["charger_p50_ms"]),
+        fmt(t["charger_p99_ms"]),
+        fmt(t["charger_max_ms"]),
+        fmt(t["server_confirmed_last_ms"]),
+        fmt(t["server_cpu_s"], 3),
+        fmt(t["server_cpu_from_reading_s"], 3),
+        fmt(t["loadavg_before"][0], 2),
     ]
-
-
-def _trial_header() -> str:
-    return " | ".join(f"{title:>{width}}" for title, width in TRIAL_COLUMNS)
-
-
-def _trial_row(n: int, t: dict[str, Any]) -> str:
-    return " | ".join(
-        f"{cell:>{w}}" for cell, (_, w) in zip(_trial_cells(n, t), TRIAL_COLUMNS, strict=True)
-    )
 
 
 def _idle_line(n: int, idle: dict[str, Any]) -> str:
@@ -763,11 +701,11 @@ def _idle_line(n: int, idle: dict[str, Any]) -> str:
         f"N={n} steady state, {idle['seconds']:.1f} s: server CPU "
         f"{idle['server_cpu_share'] * 100:.2f} % of a core, {idle['readings']} readings, "
         f"{idle['budget_checks']} budget checks (median "
-        f"{_fmt(idle['budget_check_ms_median'], 3)} ms), {idle['runs']} runs"
+        f"{fmt(idle['budget_check_ms_median'], 3)} ms), {idle['runs']} runs"
     )
 
 
-CPU_COLUMNS = (
+CPU_TABLE = Table(
     ("variant", 24),
     ("window s", 8),
     ("polls", 6),
@@ -787,36 +725,18 @@ CPU_COLUMNS = (
 def _cpu_cells(r: dict[str, Any]) -> list[str]:
     return [
         r["variant"],
-        _fmt(r["wall_s"]),
+        fmt(r["wall_s"]),
         str(r["polls"]),
         str(r["successes"]),
         str(r["skipped"]),
         str(r["requests"]),
-        _fmt(r["cpu_s"], 2),
-        _fmt(r["cpu_share"], 4),
-        _fmt(r["cpu_us_per_poll"], 0),
-        _fmt(r["poll_ms_p50"], 2),
-        _fmt(r["poll_ms_max"], 2),
-        _fmt(r["sim_cpu_share"], 4),
-        _fmt(r["loadavg"][0], 2),
-    ]
-
-
-def _cpu_header() -> str:
-    return " | ".join(f"{title:>{width}}" for title, width in CPU_COLUMNS)
-
-
-def _cpu_row(r: dict[str, Any]) -> str:
-    return " | ".join(
-        f"{cell:>{w}}" for cell, (_, w) in zip(_cpu_cells(r), CPU_COLUMNS, strict=True)
-    )
-
-
-def _md_table(columns: tuple[tuple[str, int], ...], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(title for title, _ in columns) + " |",
-        "|" + "|".join("---" if i == 0 else "--:" for i in range(len(columns))) + "|",
-        *("| " + " | ".join(cells) + " |" for cells in rows),
+        fmt(r["cpu_s"], 2),
+        fmt(r["cpu_share"], 4),
+        fmt(r["cpu_us_per_poll"], 0),
+        fmt(r["poll_ms_p50"], 2),
+        fmt(r["poll_ms_max"], 2),
+        fmt(r["sim_cpu_share"], 4),
+        fmt(r["loadavg"][0], 2),
     ]
 
 
@@ -826,8 +746,8 @@ def _markdown(info: dict[str, Any], sizes: list[dict[str, Any]], cpu: list[dict[
         (
             f"Power meters ({info['python']}, {info['cores']} cores, pymodbus {info['pymodbus']}, "
             f"websockets {info['websockets']}, ocpp {info['ocpp']}, evcore {info['evcore']}; "
-            f"load average at start {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}, "
-            f"at end {' '.join(f'{x:.2f}' for x in info['loadavg_end'])}"
+            f"load average at start {loadavg_text(info['loadavg_start'])}, "
+            f"at end {loadavg_text(info['loadavg_end'])}"
             + ("; quick" if info["quick"] else "")
             + ("; gc.freeze() at steady state" if info["gc_freeze"] else "")
             + ("; cheap meter tick (experiment)" if info["cheap_tick"] else "")
@@ -852,19 +772,18 @@ def _markdown(info: dict[str, Any], sizes: list[dict[str, Any]], cpu: list[dict[
         for size in sizes:
             s = size["summary"]
             lines.append(
-                f"| {size['n']} | {s['trials']} | {_fmt(s['total_ms']['median'])} | "
-                f"{_fmt(s['total_ms']['max'])} | {s['goal_met']}/{s['trials']} (<= {goal:.0f}) "
-                f"| {_fmt(s['poll_wait_ms']['min'])}-{_fmt(s['poll_wait_ms']['max'])} | "
-                f"{_fmt(s['after_poll_start_ms']['median'])} "
-                f"({_fmt(s['after_poll_start_ms']['max'])}) | "
-                f"{_fmt(s['poll_read_ms']['median'], 2)} | {_fmt(s['run_ms']['median'], 2)} | "
-                f"{_fmt(s['delivery_ms']['median'])} | {_fmt(s['charger_p50_ms']['median'])} | "
-                f"{_fmt(s['server_cpu_from_reading_s']['median'], 3)} |"
+                f"| {size['n']} | {s['trials']} | {fmt(s['total_ms']['median'])} | "
+                f"{fmt(s['total_ms']['max'])} | {s['goal_met']}/{s['trials']} (<= {goal:.0f}) "
+                f"| {fmt(s['poll_wait_ms']['min'])}-{fmt(s['poll_wait_ms']['max'])} | "
+                f"{fmt(s['after_poll_start_ms']['median'])} "
+                f"({fmt(s['after_poll_start_ms']['max'])}) | "
+                f"{fmt(s['poll_read_ms']['median'], 2)} | {fmt(s['run_ms']['median'], 2)} | "
+                f"{fmt(s['delivery_ms']['median'])} | {fmt(s['charger_p50_ms']['median'])} | "
+                f"{fmt(s['server_cpu_from_reading_s']['median'], 3)} |"
             )
         lines += ["", "Every trial:", ""]
-        lines += _md_table(
-            TRIAL_COLUMNS,
-            [_trial_cells(size["n"], t) for size in sizes for t in size["trials"]],
+        lines += TRIAL_TABLE.markdown(
+            _trial_cells(size["n"], t) for size in sizes for t in size["trials"]
         )
         lines.append("")
         for size in sizes:
@@ -882,32 +801,23 @@ def _markdown(info: dict[str, Any], sizes: list[dict[str, Any]], cpu: list[dict[
             lines.append(
                 f"- N={size['n']}: zone max {size.get('zone_max_a')} A, building "
                 f"{size.get('building_a')} A, steady budget {size.get('budget')}; setup "
-                f"{_fmt(connect.get('setup_s'))} s to connect"
+                f"{fmt(connect.get('setup_s'))} s to connect"
             )
         lines.append("")
     if cpu:
         title = f"CPU of polling {CPU_METERS} meters every {PERIOD_S} s (poller process only):"
         lines += [title, ""]
-        lines += _md_table(CPU_COLUMNS, [_cpu_cells(r) for r in cpu])
+        lines += CPU_TABLE.markdown(_cpu_cells(r) for r in cpu)
         lines.append("")
         lines.extend(
-            f"- {r['variant']}: main thread {_fmt(r['main_thread_cpu_s'], 3)} s, other threads "
-            f"{_fmt(r['other_threads_cpu_s'], 3)} s ({r['threads']} threads), "
+            f"- {r['variant']}: main thread {fmt(r['main_thread_cpu_s'], 3)} s, other threads "
+            f"{fmt(r['other_threads_cpu_s'], 3)} s ({r['threads']} threads), "
             f"{r['gateway_failures']} failures, {r['reconnects']} reconnects, GC "
-            f"{'/'.join(map(str, r['gc_collections']))}, poll p99 {_fmt(r['poll_ms_p99'], 2)} ms"
+            f"{'/'.join(map(str, r['gc_collections']))}, poll p99 {fmt(r['poll_ms_p99'], 2)} ms"
             + (f", profile {r['profile']}" if r.get("profile") else "")
             for r in cpu
         )
     return "\n".join(lines) + "\n"
-
-
-def _pymodbus_version() -> str:
-    import importlib.metadata  # noqa: PLC0415
-
-    try:
-        return importlib.metadata.version("pymodbus")
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
 
 
 async def _run_all(
@@ -917,18 +827,18 @@ async def _run_all(
     cpu: list[dict[str, Any]] = []
     if not args.skip_cpu:
         print(f"CPU of polling {CPU_METERS} meters every {PERIOD_S} s for {args.cpu_seconds} s")
-        print(_cpu_header(), flush=True)
+        print(CPU_TABLE.header(), flush=True)
         for gateways in (1, CPU_METERS):
             profile_to = None
             if args.profile:
                 profile_to = RESULTS / f"meters-poll-profile-{info['stamp']}-{gateways}gw.txt"
             result = await measure_polling_cpu(gateways, args.cpu_seconds, profile_to=profile_to)
             cpu.append(result)
-            print(_cpu_row(result), flush=True)
+            print(CPU_TABLE.row(_cpu_cells(result)), flush=True)
         print()
     if not args.skip_reaction:
         print("reaction: ms from the simulator's change; total = last charger's receipt")
-        print(_trial_header(), flush=True)
+        print(TRIAL_TABLE.header(), flush=True)
         sizes.extend([await run_size(n, args.trials_for(n), args) for n in args.sizes])
         print()
     return sizes, cpu
@@ -981,7 +891,7 @@ def main() -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    _raise_nofile()
+    raise_nofile()
     quick = args.quick or os.environ.get("BENCH_QUICK") == "1"
     args.sizes = args.n or ([10] if quick else [10, 100, 1000])
     if args.cpu_seconds is None:
@@ -989,10 +899,10 @@ def main() -> int:
     if args.increase_interval is None and quick:
         args.increase_interval = 2.0
     args.trials_for = lambda n: args.trials or (2 if quick else (6 if n >= 1000 else 8))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     info: dict[str, Any] = {
         **_versions(),
-        "pymodbus": _pymodbus_version(),
+        "pymodbus": package_version("pymodbus"),
         "loadavg_start": os.getloadavg(),
         "quick": quick,
         "stamp": stamp,
@@ -1003,17 +913,14 @@ def main() -> int:
     }
     print(
         f"meters: {info['python']}, {info['cores']} cores, load average "
-        f"{' '.join(f'{x:.2f}' for x in info['loadavg_start'])}" + (" (quick)" if quick else "")
+        f"{loadavg_text(info['loadavg_start'])}" + (" (quick)" if quick else "")
     )
     sizes, cpu = asyncio.run(_run_all(args, info))
     info["loadavg_end"] = os.getloadavg()
     markdown = _markdown(info, sizes, cpu)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = f"-{args.tag}" if args.tag else ""
-    payload = json.dumps({"info": info, "reaction": sizes, "polling_cpu": cpu}, indent=2)
-    (RESULTS / f"meters{suffix}-{stamp}.json").write_text(payload)
-    (RESULTS / f"meters{suffix}-latest.json").write_text(payload)
-    (RESULTS / f"meters{suffix}-latest.md").write_text(markdown)
+    payload = {"info": info, "reaction": sizes, "polling_cpu": cpu}
+    save_results(f"meters{suffix}", stamp, payload, markdown)
     print(markdown)
     failed = any(t["server_confirmed"] < t["chargers"] for s in sizes for t in s["trials"])
     # Polls in flight when the window closes are counted in `polls`, not yet in `successes`.

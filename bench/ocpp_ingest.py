@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-import importlib.metadata
 import itertools
 import json
 import logging
@@ -43,10 +42,8 @@ import os
 from pathlib import Path
 import platform
 import re
-import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,12 +59,35 @@ if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `custom_components.ev_charging_expert` imports from the repo root
+if str(ROOT) not in sys.path:  # `bench.harness` and the integration import from the repo root
     sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results"
-COMPONENT = ROOT / "custom_components" / "ev_charging_expert"
-HOST = "127.0.0.1"
-SUBPROTOCOL = "ocpp1.6"
+
+from bench.harness import HOST, RESULTS  # noqa: E402
+from bench.harness.ha import home_assistant, registry_counts  # noqa: E402
+from bench.harness.measure import (  # noqa: E402
+    own_cpu_seconds,
+    percentile,
+    tree_cpu_seconds,
+    tree_rss_bytes,
+    wait_quiet,
+)
+from bench.harness.ocpp_client import (  # noqa: E402
+    SUBPROTOCOL,
+    RawCharger,
+    compact,
+    connect,
+    connect_all,
+)
+from bench.harness.processes import python_env, running_server  # noqa: E402
+from bench.harness.report import (  # noqa: E402
+    Table,
+    code_version,
+    fmt,
+    package_version,
+    save_results,
+    utc_stamp,
+)
+
 TARGETS = ("floor", "ours", "ours_lm", "ha")
 DEFAULT_TARGETS = ("floor", "ours", "ha")
 TARGET_LABELS = {
@@ -82,7 +102,6 @@ RESPONSE_TIMEOUT_S = 30.0
 # A server is idle when it uses less than this share of one core over IDLE_SAMPLE_S.
 IDLE_CPU_SHARE = 0.08
 IDLE_SAMPLE_S = 1.0
-CONNECT_CONCURRENCY = 64
 # Experiment (--sync-validation): validate OCPP payloads on the event loop instead of in the
 # default thread pool, in the ours and floor servers (HA runs the library as shipped).
 SYNC_VALIDATION_ENV = "BENCH_OCPP_SYNC_VALIDATION"
@@ -138,7 +157,7 @@ def meter_values_payloads(count: int = 16) -> list[str]:
             "connectorId": 1,
             "meterValue": [{"timestamp": timestamp, "sampledValue": samples}],
         }
-        payloads.append(json.dumps(payload, separators=(",", ":")))
+        payloads.append(compact(payload))
     return payloads
 
 
@@ -159,20 +178,22 @@ def _status_payload(connector_id: int, status: str) -> dict[str, Any]:
     return {"connectorId": connector_id, "errorCode": "NoError", "status": status, "timestamp": now}
 
 
-_CONFIGURATION_ANSWER = {
-    "configurationKey": [
-        {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
-        {"key": "SupportedFeatureProfiles", "readonly": True, "value": "Core,SmartCharging"},
-        {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
-        {"key": "MeterValueSampleInterval", "readonly": False, "value": "10"},
-        {
-            "key": "MeterValuesSampledData",
-            "readonly": False,
-            "value": "Current.Import,Voltage,Power.Active.Import,Energy.Active.Import.Register",
-        },
-    ],
-    "unknownKey": [],
-}
+_CONFIGURATION_ANSWER = compact(
+    {
+        "configurationKey": [
+            {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
+            {"key": "SupportedFeatureProfiles", "readonly": True, "value": "Core,SmartCharging"},
+            {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
+            {"key": "MeterValueSampleInterval", "readonly": False, "value": "10"},
+            {
+                "key": "MeterValuesSampledData",
+                "readonly": False,
+                "value": "Current.Import,Voltage,Power.Active.Import,Energy.Active.Import.Register",
+            },
+        ],
+        "unknownKey": [],
+    }
+)
 
 
 def charger_id(index: int) -> str:
@@ -181,46 +202,14 @@ def charger_id(index: int) -> str:
 
 
 # ---------------------------------------------------------------------------------- process metrics
-def _tree(pid: int) -> list[psutil.Process]:
-    proc = psutil.Process(pid)
-    return [proc, *proc.children(recursive=True)]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children, all threads."""
-    total = 0.0
-    for proc in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = proc.cpu_times()
-            total += times.user + times.system
-    return total
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process and its children."""
-    total = 0
-    for proc in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += proc.memory_info().rss
-    return total
-
-
-def own_cpu_seconds() -> float:
-    """CPU of this process (the load generator)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def wait_idle_async(pid: int, max_wait: float) -> float:
     """Wait until `pid` uses under IDLE_CPU_SHARE of a core twice in a row; return the wait."""
-    start = time.perf_counter()
-    quiet = 0
-    while time.perf_counter() - start < max_wait and quiet < 2:
-        before = cpu_seconds(pid)
-        await asyncio.sleep(IDLE_SAMPLE_S)
-        share = (cpu_seconds(pid) - before) / IDLE_SAMPLE_S
-        quiet = quiet + 1 if share < IDLE_CPU_SHARE else 0
-    return time.perf_counter() - start
+    return await wait_quiet(
+        [lambda: tree_cpu_seconds(pid)],
+        share=IDLE_CPU_SHARE,
+        sample=IDLE_SAMPLE_S,
+        max_wait=max_wait,
+    )
 
 
 def wait_idle(pid: int, max_wait: float) -> float:
@@ -246,47 +235,14 @@ class PhaseStats:
     disconnects: int = 0
 
 
-class SimCharger:
+class SimCharger(RawCharger):
     """One simulated charger on one websocket connection."""
 
     def __init__(self, index: int, ws: ClientConnection) -> None:
-        self.index = index
+        answers = {"GetConfiguration": _CONFIGURATION_ANSWER}
+        super().__init__(index, ws, answers, timeout=RESPONSE_TIMEOUT_S)
         self.id = charger_id(index)
-        self.ws = ws
         self.alive = True
-        self._seq = itertools.count(1)
-        self.server_calls = 0
-
-    async def call(self, action: str, payload_json: str) -> bool:
-        """Send one CALL and wait for its CallResult; False on CallError."""
-        uid = f"{next(self._seq)}"
-        await self.ws.send(f'[2,"{uid}","{action}",{payload_json}]')
-        return await self._result(uid)
-
-    async def _result(self, uid: str) -> bool:
-        ok_prefix = f'[3,"{uid}"'
-        error_prefix = f'[4,"{uid}"'
-        async with asyncio.timeout(RESPONSE_TIMEOUT_S):
-            while True:
-                msg = await self.ws.recv()
-                if not isinstance(msg, str):
-                    continue
-                if msg.startswith(ok_prefix):
-                    return True
-                if msg.startswith(error_prefix):
-                    return False
-                if msg.startswith("[2,"):
-                    await self._answer_server_call(msg)
-                # Anything else is a late answer to an earlier (timed-out) CALL: skip it.
-
-    async def _answer_server_call(self, msg: str) -> None:
-        self.server_calls += 1
-        _, unique_id, action, *_ = json.loads(msg)
-        if action == "GetConfiguration":
-            reply: list[Any] = [3, unique_id, _CONFIGURATION_ANSWER]
-        else:
-            reply = [4, unique_id, "NotImplemented", f"{action} not simulated", {}]
-        await self.ws.send(json.dumps(reply, separators=(",", ":")))
 
     async def boot(self) -> None:
         """BootNotification, then StatusNotification for the station and connector 1."""
@@ -312,12 +268,9 @@ class SimCharger:
     async def _meter_values(
         self, payload: str, plan: PhasePlan, scheduled: float, stats: PhaseStats
     ) -> None:
-        uid = f"{next(self._seq)}"
-        frame = f'[2,"{uid}","MeterValues",{payload}]'
         sent_at = time.perf_counter()
         try:
-            await self.ws.send(frame)
-            ok = await self._result(uid)
+            ok = await self.call("MeterValues", payload)
         except TimeoutError:
             stats.timeouts += 1
             return
@@ -358,14 +311,6 @@ class PhasePlan:
     measure_start: float
     measure_end: float
     end: float
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
-    return ordered[rank]
 
 
 async def _profile_window(pid: int, seconds: float, out: Path, py_spy: str) -> None:
@@ -416,7 +361,7 @@ async def measure_phase(
 
     async def sample_window() -> None:
         await asyncio.sleep(max(plan.measure_start - time.perf_counter(), 0.0))
-        samples["cpu0"], samples["gen0"] = cpu_seconds(server_pid), own_cpu_seconds()
+        samples["cpu0"], samples["gen0"] = tree_cpu_seconds(server_pid), own_cpu_seconds()
         samples["t0"] = time.perf_counter()
         profiler = None
         if profile_to is not None and py_spy is not None:
@@ -424,7 +369,7 @@ async def measure_phase(
                 _profile_window(server_pid, duration, profile_to, py_spy)
             )
         await asyncio.sleep(max(plan.measure_end - time.perf_counter(), 0.0))
-        samples["cpu1"], samples["gen1"] = cpu_seconds(server_pid), own_cpu_seconds()
+        samples["cpu1"], samples["gen1"] = tree_cpu_seconds(server_pid), own_cpu_seconds()
         samples["t1"] = time.perf_counter()
         if profiler is not None:
             await profiler
@@ -441,11 +386,11 @@ async def measure_phase(
         "window_s": round(window, 3),
         "messages": msgs,
         "messages_per_s": msgs / window,
-        "rtt_p50_ms": _percentile(stats.rtts_ms, 50),
-        "rtt_p99_ms": _percentile(stats.rtts_ms, 99),
+        "rtt_p50_ms": percentile(stats.rtts_ms, 50),
+        "rtt_p99_ms": percentile(stats.rtts_ms, 99),
         "rtt_max_ms": max(stats.rtts_ms, default=None),
         "rtt_mean_ms": statistics.fmean(stats.rtts_ms) if stats.rtts_ms else None,
-        "send_lateness_p99_ms": _percentile(stats.lateness_ms, 99),
+        "send_lateness_p99_ms": percentile(stats.lateness_ms, 99),
         "server_cpu_s": cpu,
         "server_cpu_share": cpu / window,
         "cpu_s_per_1000": cpu / msgs * 1000 if msgs else None,
@@ -457,50 +402,32 @@ async def measure_phase(
     }
 
 
-async def _connect_one(
-    index: int, url_base: str, semaphore: asyncio.Semaphore, *, deflate: bool
-) -> SimCharger:
-    from websockets.asyncio.client import connect  # noqa: PLC0415
-
-    async with semaphore:
-        ws = await connect(
-            f"{url_base}/{charger_id(index)}",
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            compression="deflate" if deflate else None,
-            ping_interval=None,  # the server pings; the client answers on its own
-            max_size=2**20,
-            open_timeout=120,
-            close_timeout=2,
-        )
-        charger = SimCharger(index, ws)
-        await charger.boot()
-        return charger
+async def _connect_one(index: int, url_base: str, *, deflate: bool) -> SimCharger:
+    charger = SimCharger(index, await connect(f"{url_base}/{charger_id(index)}", deflate=deflate))
+    await charger.boot()
+    return charger
 
 
 async def load_main(args: argparse.Namespace) -> dict[str, Any]:
     """The load generator process: connect, settle, paced phase, saturation phase."""
     pid = args.server_pid
-    result: dict[str, Any] = {"n": args.n, "rss_idle": rss_bytes(pid)}
-    cpu_before_connect = cpu_seconds(pid)
-    semaphore = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    result: dict[str, Any] = {"n": args.n, "rss_idle": tree_rss_bytes(pid)}
+    cpu_before_connect = tree_cpu_seconds(pid)
     url_base = f"ws://{HOST}:{args.port}/ocpp"
     started = time.perf_counter()
-    outcomes = await asyncio.gather(
-        *(_connect_one(i, url_base, semaphore, deflate=args.deflate) for i in range(args.n)),
-        return_exceptions=True,
+    chargers, failures = await connect_all(
+        args.n, lambda i: _connect_one(i, url_base, deflate=args.deflate)
     )
     result["connect_s"] = time.perf_counter() - started
-    chargers = [c for c in outcomes if isinstance(c, SimCharger)]
-    failures = [repr(e) for e in outcomes if not isinstance(e, SimCharger)]
     result["connected"] = len(chargers)
     result["connect_failures"] = len(failures)
     result["connect_failure_examples"] = failures[:3]
     result["settle_s"] = await wait_idle_async(pid, args.settle_max)
-    result["connect_cpu_s"] = cpu_seconds(pid) - cpu_before_connect
-    result["rss_connected"] = rss_bytes(pid)
-    before, started = cpu_seconds(pid), time.perf_counter()
+    result["connect_cpu_s"] = tree_cpu_seconds(pid) - cpu_before_connect
+    result["rss_connected"] = tree_rss_bytes(pid)
+    before, started = tree_cpu_seconds(pid), time.perf_counter()
     await asyncio.sleep(args.idle_sample)
-    result["idle_cpu_share"] = (cpu_seconds(pid) - before) / (time.perf_counter() - started)
+    result["idle_cpu_share"] = (tree_cpu_seconds(pid) - before) / (time.perf_counter() - started)
     result["server_calls_answered"] = sum(c.server_calls for c in chargers)
     payloads = meter_values_payloads()
     result["frame_bytes"] = len(f'[2,"12345","MeterValues",{payloads[0]}]')
@@ -516,7 +443,7 @@ async def load_main(args: argparse.Namespace) -> dict[str, Any]:
             profile_to=profile if args.profile_phase == "paced" else None,
             py_spy=args.py_spy,
         )
-        result["rss_loaded"] = rss_bytes(pid)
+        result["rss_loaded"] = tree_rss_bytes(pid)
     if chargers and args.sat_duration > 0:
         result["saturation"] = await measure_phase(
             chargers,
@@ -528,7 +455,7 @@ async def load_main(args: argparse.Namespace) -> dict[str, Any]:
             profile_to=profile if args.profile_phase == "saturation" else None,
             py_spy=args.py_spy,
         )
-    result.setdefault("rss_loaded", rss_bytes(pid))
+    result.setdefault("rss_loaded", tree_rss_bytes(pid))
     n = max(len(chargers), 1)
     result["rss_kib_per_charger"] = (result["rss_loaded"] - result["rss_idle"]) / n / 1024
     result["rss_kib_per_charger_connected"] = (
@@ -645,80 +572,6 @@ async def _wait_for_stop() -> None:
     await stop.wait()
 
 
-def free_port() -> int:
-    """A free loopback TCP port (free now; the server binds it a moment later)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def write_ha_config(config_dir: Path, http_port: int, ocpp_port: int) -> None:
-    """A minimal HA configuration with our config entry already in .storage."""
-    from homeassistant import config_entries  # noqa: PLC0415
-
-    from custom_components.ev_charging_expert.const import DOMAIN  # noqa: PLC0415
-
-    (config_dir / "configuration.yaml").write_text(
-        "homeassistant:\n"
-        "  name: OCPP ingest bench\n"
-        "  latitude: 52.37\n  longitude: 4.89\n  elevation: 0\n"
-        "  unit_system: metric\n  time_zone: UTC\n  currency: EUR\n  country: NL\n"
-        "http:\n"
-        f"  server_host: {HOST}\n"
-        f"  server_port: {http_port}\n"
-        "logger:\n"
-        "  default: warning\n"
-    )
-    components = config_dir / "custom_components"
-    components.mkdir()
-    (components / DOMAIN).symlink_to(COMPONENT, target_is_directory=True)
-    entry = config_entries.ConfigEntry(
-        data={
-            "host": HOST,
-            "port": ocpp_port,
-            "new_charger_policy": "accept",
-            "heartbeat_interval": 300,
-        },
-        discovery_keys={},  # type: ignore[arg-type]
-        domain=DOMAIN,
-        minor_version=1,
-        options={},
-        source=config_entries.SOURCE_USER,
-        subentries_data=None,
-        title="EV Charging Expert",
-        unique_id=None,
-        version=1,
-    )
-    storage = config_dir / ".storage"
-    storage.mkdir()
-    (storage / config_entries.STORAGE_KEY).write_text(
-        json.dumps(
-            {
-                "version": config_entries.STORAGE_VERSION,
-                "minor_version": config_entries.STORAGE_VERSION_MINOR,
-                "key": config_entries.STORAGE_KEY,
-                "data": {"entries": [entry.as_dict()]},
-            },
-            indent=2,
-        )
-    )
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    # Look for the listening socket rather than connect: a probe connection would show up in
-    # the server's log as a failed opening handshake.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        with contextlib.suppress(psutil.Error):
-            for conn in psutil.Process(proc.pid).net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
-                    return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on {port} after {timeout:.0f} s")
-
-
 @dataclass
 class RunningServer:
     """A server process under test."""
@@ -730,60 +583,26 @@ class RunningServer:
     log: Path
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @contextlib.contextmanager
 def start_server(
     target: str, workdir: Path, *, sync_validation: bool = False
 ) -> Iterator[RunningServer]:
     """Start `target` in its own process; stop it on exit."""
-    started = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if sync_validation:
-        env[SYNC_VALIDATION_ENV] = "1"
     log = workdir / f"{target}.log"
     if target == "ha":
-        config_dir = workdir / "ha_config"
-        config_dir.mkdir()
-        port = free_port()
-        write_ha_config(config_dir, free_port(), port)
-        cmd = [sys.executable, "-m", "homeassistant", "-c", str(config_dir), "--skip-pip"]
-        startup_timeout = 300.0
+        server = home_assistant(workdir / "ha_config", log=log, name="OCPP ingest bench")
     else:
         port_file = workdir / f"{target}.port"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "_serve", target, str(port_file)]
-        startup_timeout = 60.0
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(  # noqa: S603
-            cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        env = python_env(**({SYNC_VALIDATION_ENV: "1"} if sync_validation else {}))
+        server = running_server(
+            [sys.executable, str(Path(__file__).resolve()), "_serve", target, str(port_file)],
+            log=log,
+            port_file=port_file,
+            startup_timeout=60.0,
+            env=env,
         )
-    try:
-        if target != "ha":
-            port = _read_port_file(port_file, proc, startup_timeout)
-        _wait_port(port, proc, startup_timeout)
-        startup = time.perf_counter() - started
-        yield RunningServer(target, proc.pid, port, startup, log)
-    finally:
-        _stop(proc, 60.0)
-
-
-def _read_port_file(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError, ValueError):
-            return int(path.read_text())
-        time.sleep(0.05)
-    raise TimeoutError(f"no port in {path} after {timeout:.0f} s")
+    with server as running:
+        yield RunningServer(target, running.pid, running.port, running.startup_s, log)
 
 
 # ---------------------------------------------------------------------------------- orchestrator
@@ -843,7 +662,7 @@ def run_point(target: str, n: int, settings: Settings, workdir: Path) -> dict[st
         out = subprocess.run(  # noqa: S603
             cmd,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=python_env(),
             capture_output=True,
             text=True,
             timeout=budget,
@@ -858,7 +677,7 @@ def run_point(target: str, n: int, settings: Settings, workdir: Path) -> dict[st
             result["profile"] = str(profile_to.relative_to(ROOT))
     result.update(_server_log_findings(server.log, target, n))
     if target == "ha":
-        result.update(_ha_registry_counts(point_dir / "ha_config" / ".storage"))
+        result.update(registry_counts(point_dir / "ha_config" / ".storage"))
     return result
 
 
@@ -885,27 +704,6 @@ _RELEVANT_LOGGERS = re.compile(
 )
 
 
-def _ha_registry_counts(storage: Path) -> dict[str, Any]:
-    """Entities and devices the integration registered (proof that it really ran in HA)."""
-    from custom_components.ev_charging_expert.const import DOMAIN  # noqa: PLC0415
-
-    counts: dict[str, Any] = {}
-    for key, name, field_name in (
-        ("ha_entities", "core.entity_registry", "entities"),
-        ("ha_devices", "core.device_registry", "devices"),
-    ):
-        try:
-            items = json.loads((storage / name).read_text())["data"][field_name]
-        except (OSError, KeyError, ValueError):
-            counts[key] = None
-            continue
-        if field_name == "entities":
-            counts[key] = sum(1 for e in items if e.get("platform") == DOMAIN)
-        else:
-            counts[key] = sum(1 for d in items if any(i[0] == DOMAIN for i in d["identifiers"]))
-    return counts
-
-
 def machine_info() -> dict[str, Any]:
     """What the numbers were taken on."""
     model = "unknown"
@@ -914,10 +712,10 @@ def machine_info() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    versions = {}
-    for package in ("homeassistant", "ocpp", "websockets", "jsonschema"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[package] = importlib.metadata.version(package)
+    versions = {
+        package: package_version(package)
+        for package in ("homeassistant", "ocpp", "websockets", "jsonschema")
+    }
     import ocpp.messages  # noqa: PLC0415
 
     return {
@@ -929,42 +727,27 @@ def machine_info() -> dict[str, Any]:
         "versions": versions,
         "ocpp_async_validation": ocpp.messages.ASYNC_VALIDATION,
         "loadavg_start": os.getloadavg(),
-        "code": _code_version(),
+        "code": code_version("custom_components"),
     }
 
 
-def _code_version() -> str:
-    """The commit measured, and whether the integration had uncommitted changes."""
-    git = shutil.which("git")
-    if git is None:
-        return "unknown"
-    try:
-        head = subprocess.run(  # noqa: S603
-            [git, "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(  # noqa: S603
-            [git, "status", "--porcelain", "--", "custom_components"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}{' + uncommitted changes in custom_components/' if dirty else ''}"
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-TABLE_HEADER = (
-    "| server | load | msg/s | p50 ms | p99 ms | CPU s / 1000 msg | vs floor "
-    "| server CPU | RSS KiB / charger | connect s |"
+TABLE = Table(
+    *(
+        (title, 0)
+        for title in (
+            "server",
+            "load",
+            "msg/s",
+            "p50 ms",
+            "p99 ms",
+            "CPU s / 1000 msg",
+            "vs floor",
+            "server CPU",
+            "RSS KiB / charger",
+            "connect s",
+        )
+    ),
+    text_columns=(0, 1),
 )
 
 
@@ -982,14 +765,15 @@ def render_tables(results: list[dict[str, Any]], settings: Settings) -> str:
         title = f"N = {n} chargers"
         if settings.repeat > 1:
             title += f" (median of {settings.repeat} interleaved runs)"
-        lines += [title, "", TABLE_HEADER, "|---|---|" + "--:|" * 8]
+        rows = []
         for phase in ("paced", "saturation"):
             floor = by_target.get("floor", {}).get(phase, {}).get("cpu_s_per_1000")
-            lines += [
-                _table_row(by_target[t], phase, floor, settings)
+            rows += [
+                _table_cells(by_target[t], phase, floor, settings)
                 for t in TARGETS
                 if phase in by_target.get(t, {})
             ]
+        lines += [title, "", *TABLE.markdown(rows)]
         problems = [p for t, r in by_target.items() for p in _problems(t, r, n)]
         lines += ["", *(f"- {p}" for p in problems), ""] if problems else [""]
     return "\n".join(lines)
@@ -1012,7 +796,9 @@ def median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _table_row(r: dict[str, Any], phase: str, floor: float | None, settings: Settings) -> str:
+def _table_cells(
+    r: dict[str, Any], phase: str, floor: float | None, settings: Settings
+) -> list[str]:
     p = r[phase]
     cost = p["cpu_s_per_1000"]
     ratio = cost / floor if cost and floor else None
@@ -1020,13 +806,18 @@ def _table_row(r: dict[str, Any], phase: str, floor: float | None, settings: Set
         load = f"T = {settings.period:g} s ({p['offered_per_s']:.0f}/s offered)"
     else:
         load = "saturation (T = 0)"
-    return (
-        f"| {TARGET_LABELS[r['target']]} | {load} | {p['messages_per_s']:.0f} "
-        f"| {_fmt(p['rtt_p50_ms'], '.1f')} | {_fmt(p['rtt_p99_ms'], '.1f')} "
-        f"| {_fmt(cost, '.2f')} | {_fmt(ratio, '.2f')} "
-        f"| {p['server_cpu_share'] * 100:.0f} % "
-        f"| {r['rss_kib_per_charger']:.1f} | {r['connect_s']:.1f} |"
-    )
+    return [
+        TARGET_LABELS[r["target"]],
+        load,
+        f"{p['messages_per_s']:.0f}",
+        fmt(p["rtt_p50_ms"]),
+        fmt(p["rtt_p99_ms"]),
+        fmt(cost, 2),
+        fmt(ratio, 2),
+        f"{p['server_cpu_share'] * 100:.0f} %",
+        f"{r['rss_kib_per_charger']:.1f}",
+        f"{r['connect_s']:.1f}",
+    ]
 
 
 def _problems(target: str, r: dict[str, Any], n: int) -> list[str]:
@@ -1265,8 +1056,8 @@ def _one_line(result: dict[str, Any]) -> str:
         p = result.get(phase)
         if p:
             parts.append(
-                f"{phase} {p['messages_per_s']:.0f} msg/s p99 {_fmt(p['rtt_p99_ms'], '.1f')} ms "
-                f"{_fmt(p['cpu_s_per_1000'], '.3f')} CPU s/1000"
+                f"{phase} {p['messages_per_s']:.0f} msg/s p99 {fmt(p['rtt_p99_ms'])} ms "
+                f"{fmt(p['cpu_s_per_1000'], 3)} CPU s/1000"
             )
     parts.append(f"{result['rss_kib_per_charger']:.1f} KiB/charger")
     return "; ".join(parts)
@@ -1275,14 +1066,10 @@ def _one_line(result: dict[str, Any]) -> str:
 def _write_results(
     results: list[dict[str, Any]], settings: Settings, info: dict[str, Any], tables: str, tag: str
 ) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"ocpp_ingest{'-' + tag if tag else ''}"
     payload = {"settings": asdict(settings), "machine": info, "results": results}
-    for path in (RESULTS / f"{name}-{stamp}.json", RESULTS / f"{name}-latest.json"):
-        path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    (RESULTS / f"{name}-latest.md").write_text(tables + "\n")
-    print(f"results: {RESULTS.relative_to(ROOT)}/{name}-{stamp}.json")
+    path = save_results(name, utc_stamp(), payload, tables + "\n")
+    print(f"results: {path.relative_to(ROOT)}")
 
 
 def _internal(argv: list[str]) -> int:

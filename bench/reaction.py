@@ -58,31 +58,42 @@ import cProfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 import gc
-import io
-import json
 import logging
 import os
 from pathlib import Path
-import platform
-import pstats
-import resource
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `custom_components.ev_charging_expert` imports from the repo root
+if str(ROOT) not in sys.path:  # `bench.harness` and the integration import from the repo root
     sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results"
-HOST = "127.0.0.1"
-SUBPROTOCOL = "ocpp1.6"
+
+from bench.harness import HOST, RESULTS  # noqa: E402
+from bench.harness.measure import (  # noqa: E402
+    other_threads_cpu,
+    percentile,
+    raise_nofile,
+    thread_cpu_seconds,
+    wait_quiet,
+)
+from bench.harness.ocpp_client import RawCharger, compact, connect, connect_all  # noqa: E402
+from bench.harness.processes import JsonLineProcess, emit  # noqa: E402
+from bench.harness.report import (  # noqa: E402
+    Table,
+    code_version,
+    fmt,
+    loadavg_text,
+    save_results,
+    utc_stamp,
+    versions,
+    write_cprofile,
+)
+
 ZONE_ID = "bench"
 HIGH_A = 32.0
 LOW_A = 10.0
-CONNECT_CONCURRENCY = 64
 PHASE_TIMEOUT_S = 90.0
 GOAL_MS = 500.0
 # The server is quiet when it uses less than this share of a core over QUIET_SAMPLE_S.
@@ -90,7 +101,7 @@ QUIET_SHARE = 0.05
 QUIET_SAMPLE_S = 0.5
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
     from websockets.asyncio.client import ClientConnection
 
@@ -102,22 +113,8 @@ def charger_id(index: int) -> str:
     return f"RX{index:05d}"
 
 
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
-    return ordered[rank]
-
-
-def _raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 # =============================================================================== charger process
-_CONFIG_KEYS = json.dumps(
+_CONFIG_KEYS = compact(
     {
         "configurationKey": [
             {"key": "SupportedFeatureProfiles", "readonly": True, "value": "Core,SmartCharging"},
@@ -129,8 +126,7 @@ _CONFIG_KEYS = json.dumps(
             },
             {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
         ]
-    },
-    separators=(",", ":"),
+    }
 )
 _ACCEPTED = '{"status":"Accepted"}'
 
@@ -139,112 +135,58 @@ class _RefusedError(Exception):
     """The server answered a CALL with a CallError."""
 
 
-class SimCharger:
-    """One charger on one websocket: boot sequence, then answers the server's CALLs."""
+class SimCharger(RawCharger):
+    """One charger: boot sequence, then answers the server's CALLs; records every
+    SetChargingProfile as (monotonic time of receipt, connectorId, stackLevel, limit)."""
 
-    __slots__ = ("index", "records", "seq", "server_calls", "ws")
+    __slots__ = ("records",)
 
     def __init__(self, index: int, ws: ClientConnection) -> None:
-        self.index = index
-        self.ws = ws
-        self.seq = 0
+        answers = {"SetChargingProfile": _ACCEPTED, "GetConfiguration": _CONFIG_KEYS}
+        super().__init__(index, ws, answers, timeout=120)
         self.records: list[tuple[float, int, int, float]] = []
-        self.server_calls = 0
 
-    async def call(self, action: str, payload_json: str) -> None:
-        """Send a CALL, answer server CALLs meanwhile, return on its CallResult."""
-        self.seq += 1
-        uid = f"c{self.seq}"
-        await self.ws.send(f'[2,"{uid}","{action}",{payload_json}]')
-        ok, error = f'[3,"{uid}"', f'[4,"{uid}"'
-        async with asyncio.timeout(120):
-            while True:
-                msg = await self.ws.recv()
-                if not isinstance(msg, str):
-                    continue
-                if msg.startswith(ok):
-                    return
-                if msg.startswith(error):
-                    raise _RefusedError(f"{charger_id(self.index)} {action}: {msg[:200]!r}")
-                await self.answer(msg)
-
-    async def answer(self, msg: str) -> None:
-        """Answer one server CALL (other frames are ignored)."""
-        received = time.monotonic()
-        if not msg.startswith("[2,"):
-            return
-        _, unique_id, action, payload = json.loads(msg)
-        self.server_calls += 1
-        uid = json.dumps(unique_id)
+    def on_server_call(self, received: float, action: str, payload: Any) -> None:
         if action == "SetChargingProfile":
             profile = payload["csChargingProfiles"]
             limit = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
             self.records.append(
                 (received, payload["connectorId"], profile["stackLevel"], float(limit))
             )
-            await self.ws.send(f"[3,{uid},{_ACCEPTED}]")
-        elif action == "GetConfiguration":
-            await self.ws.send(f"[3,{uid},{_CONFIG_KEYS}]")
-        else:
-            await self.ws.send(f'[4,{uid},"NotImplemented","{action} not simulated",{{}}]')
-
-    async def serve(self) -> None:
-        """Answer server CALLs until the connection closes."""
-        with contextlib.suppress(Exception):
-            async for msg in self.ws:
-                await self.answer(msg)  # type: ignore[arg-type]
 
 
 def _boot_frames(index: int) -> tuple[str, str, str]:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    boot = json.dumps(
+    boot = compact(
         {
             "chargePointVendor": "BenchVendor",
             "chargePointModel": "AC22-3P",
             "chargePointSerialNumber": f"SN{index:08d}",
             "firmwareVersion": "4.2.1",
-        },
-        separators=(",", ":"),
+        }
     )
-    status = json.dumps(
-        {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": now},
-        separators=(",", ":"),
+    status = compact(
+        {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": now}
     )
-    start = json.dumps(
-        {"connectorId": 1, "idTag": f"TAG{index:05d}", "meterStart": 0, "timestamp": now},
-        separators=(",", ":"),
+    start = compact(
+        {"connectorId": 1, "idTag": f"TAG{index:05d}", "meterStart": 0, "timestamp": now}
     )
     return boot, status, start
 
 
-async def _start_charger(
-    index: int, url_base: str, semaphore: asyncio.Semaphore, tasks: set[asyncio.Task[None]]
-) -> SimCharger:
-    from websockets.asyncio.client import connect  # noqa: PLC0415
-
-    async with semaphore:
-        ws = await connect(
-            f"{url_base}/{charger_id(index)}",
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            compression=None,  # like most chargers
-            ping_interval=None,  # the server pings; the client answers on its own
-            max_size=2**20,
-            open_timeout=120,
-            close_timeout=2,
-        )
-        charger = SimCharger(index, ws)
-        boot, status, start = _boot_frames(index)
-        await charger.call("BootNotification", boot)
-        await charger.call("StatusNotification", status)
-        await charger.call("StartTransaction", start)
+async def _start_charger(index: int, url_base: str, tasks: set[asyncio.Task[None]]) -> SimCharger:
+    charger = SimCharger(index, await connect(f"{url_base}/{charger_id(index)}"))
+    boot, status, start = _boot_frames(index)
+    for action, payload in (
+        ("BootNotification", boot),
+        ("StatusNotification", status),
+        ("StartTransaction", start),
+    ):
+        if not await charger.call(action, payload):
+            raise _RefusedError(f"{charger_id(index)} {action} refused")
     task = asyncio.get_running_loop().create_task(charger.serve())
     tasks.add(task)
     return charger
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
 
 
 async def client_main(port: int, n: int) -> None:
@@ -253,18 +195,12 @@ async def client_main(port: int, n: int) -> None:
     stdin commands: `dump <since>` prints every SetChargingProfile record received at or after
     monotonic time <since> as one JSON line; `quit` closes every connection and exits.
     """
-    _raise_nofile()
-    semaphore = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    raise_nofile()
     tasks: set[asyncio.Task[None]] = set()
     url_base = f"ws://{HOST}:{port}/ocpp"
     started = time.monotonic()
-    outcomes = await asyncio.gather(
-        *(_start_charger(i, url_base, semaphore, tasks) for i in range(n)),
-        return_exceptions=True,
-    )
-    chargers = [c for c in outcomes if isinstance(c, SimCharger)]
-    failures = [repr(o) for o in outcomes if not isinstance(o, SimCharger)]
-    _emit(
+    chargers, failures = await connect_all(n, lambda i: _start_charger(i, url_base, tasks))
+    emit(
         {
             "type": "ready",
             "connected": len(chargers),
@@ -279,7 +215,7 @@ async def client_main(port: int, n: int) -> None:
         command, _, argument = line.strip().partition(" ")
         if command == "dump":
             since = float(argument or "-inf")
-            _emit(
+            emit(
                 {
                     "type": "dump",
                     "records": {
@@ -295,84 +231,40 @@ async def client_main(port: int, n: int) -> None:
         task.cancel()
 
 
-class ClientProcess:
-    """The charger process, driven through its stdin/stdout pipes."""
+class ClientProcess(JsonLineProcess):
+    """The charger process (`reaction.py --client PORT N`), driven through its pipes."""
 
     def __init__(self, port: int, n: int) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(Path(__file__).resolve()), "--client", str(port), str(n)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.proc.pid
-
-    async def read(self, timeout: float) -> dict[str, Any]:
-        """Next JSON line from the process (blocking read in a thread)."""
-        assert self.proc.stdout is not None  # noqa: S101
-        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
-        if not line:
-            raise RuntimeError(f"charger process exited ({self.proc.poll()})")
-        return json.loads(line)  # type: ignore[no-any-return]
-
-    def send(self, command: str) -> None:
-        """Write one command line."""
-        assert self.proc.stdin is not None  # noqa: S101
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
+        super().__init__(Path(__file__).resolve(), "--client", str(port), str(n))
 
     async def dump(self, since: float) -> dict[str, Any]:
         """Records received at or after `since`."""
         self.send(f"dump {since!r}")
         return await self.read(60)
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the charger process."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text(encoding="ascii")
-            fields = stat.rsplit(")", 1)[1].split()
-            ticks = os.sysconf("SC_CLK_TCK")
-            return (int(fields[11]) + int(fields[12])) / ticks
-        except (OSError, IndexError, ValueError):
-            return float("nan")
-
-    def close(self) -> None:
-        """Ask it to quit; kill it if it does not."""
-        with contextlib.suppress(Exception):
-            self.send("quit")
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+    async def lease_receipts(
+        self, since: float, want: Callable[[float], bool]
+    ) -> tuple[list[float], int, int]:
+        """When each charger received its first lease (connector 1, stack level 1) satisfying
+        `want` after `since`: ms after `since` per charger that did, the number that did not,
+        and the profiles received in all."""
+        dump = await self.dump(since)
+        latencies: list[float] = []
+        missing = received = 0
+        for records in dump["records"].values():
+            received += len(records)
+            first = next(
+                (t for t, cid, level, limit in records if cid == 1 and level == 1 and want(limit)),
+                None,
+            )
+            if first is None:
+                missing += 1
+            else:
+                latencies.append((first - since) * 1000.0)
+        return latencies, missing, received
 
 
 # =============================================================================== server side
-def _thread_cpu() -> dict[int, float]:
-    """CPU seconds per thread of this process (native thread id -> user + system)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    out: dict[int, float] = {}
-    with contextlib.suppress(OSError):
-        for task in Path("/proc/self/task").iterdir():
-            try:
-                stat = (task / "stat").read_text(encoding="ascii")
-                fields = stat.rsplit(")", 1)[1].split()
-                out[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
-
-
 @dataclass
 class Window:
     """One reaction being measured."""
@@ -624,14 +516,12 @@ class Server:
 
     async def wait_quiet(self, client: ClientProcess, max_wait: float = 30.0) -> float:
         """Wait until both processes use under QUIET_SHARE of a core (twice in a row)."""
-        start = time.monotonic()
-        quiet = 0
-        while quiet < 2 and time.monotonic() - start < max_wait:
-            s0, c0 = time.process_time(), client.cpu_seconds()
-            await asyncio.sleep(QUIET_SAMPLE_S)
-            share = max(time.process_time() - s0, client.cpu_seconds() - c0) / QUIET_SAMPLE_S
-            quiet = quiet + 1 if share < QUIET_SHARE else 0
-        return time.monotonic() - start
+        return await wait_quiet(
+            [time.process_time, client.cpu_seconds],
+            share=QUIET_SHARE,
+            sample=QUIET_SAMPLE_S,
+            max_wait=max_wait,
+        )
 
     def last_increase(self) -> float:
         """Monotonic time of the latest increase sent to any connector."""
@@ -664,7 +554,7 @@ async def react(
     """Change the zone budget and measure until every charger holds its new lease."""
     gc_objects = len(gc.get_objects())
     load_before = os.getloadavg()
-    threads0 = _thread_cpu()
+    threads0 = thread_cpu_seconds()
     client_cpu0 = client.cpu_seconds()
     since_increase = time.monotonic() - server.last_increase()
     window = server.probe.open(name, want, profile=profile_to is not None)
@@ -676,24 +566,11 @@ async def react(
         if window.profiler is not None:
             window.profiler.disable()
     client_cpu1 = client.cpu_seconds()
-    threads1 = _thread_cpu()
+    threads1 = thread_cpu_seconds()
     await server.wait_quiet(client)  # let the runs the last answers cause happen
     server.probe.window = None
     # The chargers' receipt of the new lease.
-    dump = await client.dump(window.t0)
-    latencies: list[float] = []
-    missing = 0
-    profiles_received = 0
-    for records in dump["records"].values():
-        profiles_received += len(records)
-        first = next(
-            (t for t, cid, level, limit in records if cid == 1 and level == 1 and want(limit)),
-            None,
-        )
-        if first is None:
-            missing += 1
-        else:
-            latencies.append((first - window.t0) * 1000.0)
+    latencies, missing, profiles_received = await client.lease_receipts(window.t0, want)
     confirmed_ms = [(t - window.t0) * 1000.0 for t in window.confirmed.values()]
     t_end = window.t_end
     wall = (t_end - window.t0) if t_end is not None else None
@@ -701,21 +578,18 @@ async def react(
     main_cpu = (window.main_cpu_end - window.main_cpu0) if window.main_cpu_end is not None else None
     # Threads other than the event loop's (the ocpp library validates in the default executor),
     # over a slightly longer span (until the dump), for the split only.
-    main_tid = threading.get_native_id()
-    other_threads = sum(
-        v - threads0.get(tid, 0.0) for tid, v in threads1.items() if tid != main_tid
-    )
+    other_threads = other_threads_cpu(threads0, threads1)
     run_durations = [d for _, d, _, _ in window.runs]
     result = {
         "phase": name,
         "zone_amps": zone_amps,
         "chargers": len(window.keys),
         "since_last_increase_s": since_increase,
-        "charger_p50_ms": _percentile(latencies, 50),
-        "charger_p99_ms": _percentile(latencies, 99),
+        "charger_p50_ms": percentile(latencies, 50),
+        "charger_p99_ms": percentile(latencies, 99),
         "charger_max_ms": max(latencies, default=None),
         "charger_missing": missing,
-        "server_confirmed_p50_ms": _percentile(confirmed_ms, 50),
+        "server_confirmed_p50_ms": percentile(confirmed_ms, 50),
         "server_confirmed_last_ms": wall * 1000.0 if wall is not None else None,
         "server_confirmed": len(window.confirmed),
         "server_cpu_s": cpu,
@@ -749,19 +623,10 @@ async def react(
         "loadavg_after": os.getloadavg(),
     }
     if window.profiler is not None and profile_to is not None:
-        result["profile"] = str(_write_profile(window.profiler, profile_to))
+        result["profile"] = str(
+            write_cprofile(window.profiler, profile_to, sorts=(("cumulative", 45), ("tottime", 30)))
+        )
     return result
-
-
-def _write_profile(profiler: cProfile.Profile, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("cumulative").print_stats(45)
-    stats.sort_stats("tottime").print_stats(30)
-    path.write_text(out.getvalue())
-    profiler.dump_stats(str(path.with_suffix(".prof")))
-    return path
 
 
 async def run_size(n: int, args: argparse.Namespace, *, quick: bool, stamp: str) -> dict[str, Any]:
@@ -820,7 +685,7 @@ async def run_size(n: int, args: argparse.Namespace, *, quick: bool, stamp: str)
                 profile_to = RESULTS / f"reaction-profile-{stamp}-{n}-{slug}.txt"
             phase = await react(server, client, name, amps, want, profile_to=profile_to)
             out["phases"].append(phase)
-            print(_row(n, phase), flush=True)
+            print(TABLE.row(_cells(n, phase)), flush=True)
             if phase["server_confirmed"] < n:
                 break
     finally:
@@ -830,7 +695,7 @@ async def run_size(n: int, args: argparse.Namespace, *, quick: bool, stamp: str)
 
 
 # =============================================================================== output
-COLUMNS = (
+TABLE = Table(
     ("N", 5),
     ("change", 8),
     ("p50 ms", 8),
@@ -844,39 +709,26 @@ COLUMNS = (
     ("run ms max", 10),
     ("client CPU s", 12),
     ("load avg", 8),
+    text_columns=(1,),
 )
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _cells(n: int, p: dict[str, Any]) -> list[str]:
     return [
         str(n),
         p["phase"],
-        _fmt(p["charger_p50_ms"]),
-        _fmt(p["charger_p99_ms"]),
-        _fmt(p["charger_max_ms"]),
-        _fmt(p["server_confirmed_last_ms"]),
-        _fmt(p["server_cpu_s"], 3),
-        _fmt(p["server_main_thread_cpu_s"], 3),
+        fmt(p["charger_p50_ms"]),
+        fmt(p["charger_p99_ms"]),
+        fmt(p["charger_max_ms"]),
+        fmt(p["server_confirmed_last_ms"]),
+        fmt(p["server_cpu_s"], 3),
+        fmt(p["server_main_thread_cpu_s"], 3),
         f"{p['lm_runs']} ({p['lm_full_runs']})",
-        _fmt(p["lm_run_total_ms"]),
-        _fmt(p["lm_run_max_ms"]),
-        _fmt(p["client_cpu_s"], 2),
-        _fmt(p["loadavg_before"][0], 2),
+        fmt(p["lm_run_total_ms"]),
+        fmt(p["lm_run_max_ms"]),
+        fmt(p["client_cpu_s"], 2),
+        fmt(p["loadavg_before"][0], 2),
     ]
-
-
-def _header() -> str:
-    return " | ".join(f"{title:>{width}}" for title, width in COLUMNS)
-
-
-def _row(n: int, phase: dict[str, Any]) -> str:
-    return " | ".join(
-        f"{cell:>{width}}" for cell, (_, width) in zip(_cells(n, phase), COLUMNS, strict=True)
-    )
 
 
 def _markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
@@ -885,8 +737,7 @@ def _markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
             f"Reaction time, budget change -> every charger holds its new lease "
             f"({info['python']}, {info['cores']} cores, websockets {info['websockets']}, "
             f"ocpp {info['ocpp']}, evcore {info['evcore']}; load average at start "
-            f"{' '.join(f'{x:.2f}' for x in info['loadavg_start'])}, at end "
-            f"{' '.join(f'{x:.2f}' for x in info['loadavg_end'])})"
+            f"{loadavg_text(info['loadavg_start'])}, at end {loadavg_text(info['loadavg_end'])})"
         ),
         "",
         (
@@ -898,80 +749,39 @@ def _markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
             + (", quick (increase interval 2 s)" if info["quick"] else "")
         ),
         "",
-        "| " + " | ".join(title for title, _ in COLUMNS) + " |",
-        "|" + "|".join("--:" if i != 1 else "---" for i in range(len(COLUMNS))) + "|",
+        *TABLE.markdown(_cells(result["n"], p) for result in results for p in result["phases"]),
+        "",
     ]
-    for result in results:
-        lines.extend("| " + " | ".join(_cells(result["n"], p)) + " |" for p in result["phases"])
-    lines.append("")
     for result in results:
         connect = result.get("connect", {})
         lines.append(
-            f"- N={result['n']} setup: {_fmt(connect.get('setup_s'))} s to connect and boot "
+            f"- N={result['n']} setup: {fmt(connect.get('setup_s'))} s to connect and boot "
             f"every charger, {result.get('setup_full_runs')} full load-manager runs "
-            f"({_fmt(result.get('setup_run_total_s'), 2)} s in runs), "
+            f"({fmt(result.get('setup_run_total_s'), 2)} s in runs), "
             f"{result.get('setup_saves')} registry saves, server CPU "
-            f"{_fmt(result.get('setup_server_cpu_s'))} s"
+            f"{fmt(result.get('setup_server_cpu_s'))} s"
         )
         lines.extend(
             f"- N={result['n']} {p['phase']}: {p['lm_sends']} sends, "
             f"{p['profiles_received']} profiles received by the chargers, "
             f"{p['charger_missing']} chargers without the new lease, first run "
-            f"{_fmt(p['lm_first_run_after_ms'], 2)} ms after set_zones, run median "
-            f"{_fmt(p['lm_run_median_ms'], 2)} ms; after the last confirmation "
-            f"{p['lm_tail_runs']} more runs ({_fmt(p['lm_tail_run_total_ms'])} ms), server "
-            f"CPU incl. those {_fmt(p['server_cpu_incl_tail_s'], 3)} s; other threads "
-            f"{_fmt(p['server_other_threads_cpu_s'], 3)} s CPU, last increase "
+            f"{fmt(p['lm_first_run_after_ms'], 2)} ms after set_zones, run median "
+            f"{fmt(p['lm_run_median_ms'], 2)} ms; after the last confirmation "
+            f"{p['lm_tail_runs']} more runs ({fmt(p['lm_tail_run_total_ms'])} ms), server "
+            f"CPU incl. those {fmt(p['server_cpu_incl_tail_s'], 3)} s; other threads "
+            f"{fmt(p['server_other_threads_cpu_s'], 3)} s CPU, last increase "
             f"{p['since_last_increase_s']:.1f} s before the change; garbage collections "
-            f"(gen 0/1/2) {'/'.join(map(str, p['gc_collections']))}, {_fmt(p['gc_cpu_ms'])} ms CPU "
+            f"(gen 0/1/2) {'/'.join(map(str, p['gc_collections']))}, {fmt(p['gc_cpu_ms'])} ms CPU "
             f"({p['gc_tracked_objects']} objects tracked)"
             for p in result["phases"]
         )
     return "\n".join(lines) + "\n"
 
 
-def _evcore_version() -> str:
-    """Git HEAD, plus a digest of evcore's files when they differ from it (work in progress)."""
-    import hashlib  # noqa: PLC0415
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(  # noqa: S603
-                ["git", *args],  # noqa: S607
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=10,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    evcore = "custom_components/ev_charging_expert/evcore"
-    head = git("rev-parse", "--short", "HEAD") or "?"
-    if not git("status", "--porcelain", "--", evcore):
-        return head
-    digest = hashlib.sha1(usedforsecurity=False)
-    for path in sorted((ROOT / evcore).rglob("*.py")):
-        digest.update(path.read_bytes())
-    return f"{head}+dirty:{digest.hexdigest()[:8]}"
-
-
 def _versions() -> dict[str, Any]:
-    import importlib.metadata  # noqa: PLC0415
-
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "?"
-
     return {
-        "python": f"Python {platform.python_version()}",
-        "cores": os.cpu_count(),
-        "websockets": version("websockets"),
-        "ocpp": version("ocpp"),
-        "evcore": _evcore_version(),
+        **versions("websockets", "ocpp"),
+        "evcore": code_version("custom_components/ev_charging_expert/evcore"),
     }
 
 
@@ -1008,10 +818,10 @@ def main() -> int:
         return 0
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _raise_nofile()
+    raise_nofile()
     quick = args.quick or os.environ.get("BENCH_QUICK") == "1"
     sizes = args.n or ([20] if quick else [100, 1000])
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     info = {
         **_versions(),
         "loadavg_start": os.getloadavg(),
@@ -1023,21 +833,17 @@ def main() -> int:
     }
     print(
         f"reaction: {info['python']}, {info['cores']} cores, load average "
-        f"{' '.join(f'{x:.2f}' for x in info['loadavg_start'])}"
+        f"{loadavg_text(info['loadavg_start'])}"
         + (" (quick: N = 20, increase interval 2 s)" if quick else "")
     )
     print("latencies from set_zones(); p50/p99/max = chargers' receipt of the new lease;")
     print("srv last = server booked the last Accepted; srv CPU = process, loop thr = main thread")
-    print(_header(), flush=True)
+    print(TABLE.header(), flush=True)
     results = [asyncio.run(run_size(n, args, quick=quick, stamp=stamp)) for n in sizes]
     info["loadavg_end"] = os.getloadavg()
     markdown = _markdown(results, info)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = f"-{args.tag}" if args.tag else ""
-    payload = json.dumps({"info": info, "results": results}, indent=2)
-    (RESULTS / f"reaction{suffix}-{stamp}.json").write_text(payload)
-    (RESULTS / f"reaction{suffix}-latest.json").write_text(payload)
-    (RESULTS / f"reaction{suffix}-latest.md").write_text(markdown)
+    save_results(f"reaction{suffix}", stamp, {"info": info, "results": results}, markdown)
     print()
     print(markdown)
     worst = [

@@ -43,7 +43,6 @@ from custom_components.ev_charging_expert.evcore.meters.reading import (
     decode_blocks,
     scaled_value,
 )
-from tools.sim.modbus_meter import encode_value
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 F32, I64, I32, U32, I16, U16 = (
@@ -150,7 +149,7 @@ def test_scaled_values_round_trip(
     fmt: RegisterFormat, order: WordOrder, value: float, scale: float
 ) -> None:
     spec = RegisterSpec(1, fmt, order, scale=scale)
-    registers = encode_value(value * scale, spec)
+    registers = spec.encode(value * scale)
     assert len(registers) == fmt.size
     assert scaled_value(registers, spec) == pytest.approx(value * scale)
 
@@ -176,11 +175,11 @@ def test_not_available_values_decode_to_none() -> None:
 def test_reading_needs_three_plausible_currents() -> None:
     model = BUILTIN_MODELS[PM5320]
     blocks = plan_reads(model)
-    twelve = encode_value(12, RegisterSpec(1))
+    twelve = RegisterSpec(1).encode(12)
     answers = [
-        [*encode_value(10, RegisterSpec(1)), *encode_value(11, RegisterSpec(1)), *twelve],
-        encode_value(7.5, RegisterSpec(1)),  # kW
-        encode_value(99, RegisterSpec(1, I64)),
+        [*RegisterSpec(1).encode(10), *RegisterSpec(1).encode(11), *twelve],
+        RegisterSpec(1).encode(7.5),  # kW
+        RegisterSpec(1, I64).encode(99),
     ]
     reading = build_reading(decode_blocks(blocks, answers), timestamp=T0, monotonic=3.0)
     assert reading.currents_a == (10, 11, 12)

@@ -234,13 +234,6 @@ def test_camel_case_and_decimal_input():
 
 
 # ---------------------------------------------------------------------- against the server
-@pytest.fixture(autouse=True)
-def _loopback_sockets(request: pytest.FixtureRequest) -> None:
-    """The HA test plugin blocks socket creation (pytest-socket); allow it, loopback only."""
-    with contextlib.suppress(pytest.FixtureLookupError):
-        request.getfixturevalue("socket_enabled")
-
-
 async def until(predicate, timeout: float = 5.0) -> None:
     """Wait (briefly, in real time) for the other side of a 127.0.0.1 socket to react."""
     async with asyncio.timeout(timeout):

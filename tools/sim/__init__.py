@@ -1,6 +1,6 @@
 """OCPP 1.6J charge point simulator: single chargers, fleets, and the charging-profile rules."""
 
-from .charger import (
+from .charge_point import (
     CallFailedError,
     Connector,
     Ev,

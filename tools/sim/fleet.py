@@ -6,7 +6,7 @@ import asyncio
 import random
 from typing import TYPE_CHECKING, Any
 
-from .charger import SimulatedChargePoint
+from .charge_point import SimulatedChargePoint
 from .clock import ScaledClock, sleep
 
 if TYPE_CHECKING:

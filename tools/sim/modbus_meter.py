@@ -1,7 +1,8 @@
 """Simulated Modbus power meters: a pymodbus server serving one or more meters (slave ids).
 
 Each simulated meter speaks the register map of a built-in or custom model (the same
-`MeterModel` the poller decodes), so a value set here is what the poller must read back:
+`MeterModel` the poller decodes, encoded by the same codec, `evcore.modbus`), so a value set
+here is what the poller must read back:
 
     sim = MeterSimulator(port=0)                  # or rtu=True for RTU-over-TCP framing
     meter = sim.add_meter(BUILTIN_MODELS[PM5320], slave_id=1)
@@ -20,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-import math
 from typing import TYPE_CHECKING, Any, Self
 
-from pymodbus.client.mixin import ModbusClientMixin
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseSlaveContext
 from pymodbus.exceptions import NoSuchSlaveException
@@ -52,14 +51,6 @@ if TYPE_CHECKING:
 
 DEFAULT_VOLTAGE = 230.0  # V phase-to-neutral, to derive powers from currents
 
-_DATATYPES = {
-    RegisterFormat.FLOAT32: ModbusClientMixin.DATATYPE.FLOAT32,
-    RegisterFormat.INT64: ModbusClientMixin.DATATYPE.INT64,
-    RegisterFormat.INT32: ModbusClientMixin.DATATYPE.INT32,
-    RegisterFormat.UINT32: ModbusClientMixin.DATATYPE.UINT32,
-    RegisterFormat.INT16: ModbusClientMixin.DATATYPE.INT16,
-    RegisterFormat.UINT16: ModbusClientMixin.DATATYPE.UINT16,
-}
 _KIND = {RegisterType.HOLDING: "h", RegisterType.INPUT: "i"}
 _PHASE_CURRENTS = (Quantity.CURRENT_L1, Quantity.CURRENT_L2, Quantity.CURRENT_L3)
 _PHASE_POWERS = (Quantity.POWER_L1, Quantity.POWER_L2, Quantity.POWER_L3)
@@ -70,24 +61,6 @@ class _Keep:
 
 
 KEEP = _Keep()
-
-
-def encode_value(value: float | None, spec: RegisterSpec) -> list[int]:
-    """Registers holding `value` (A, W or Wh) as `spec` describes; None = "not available"."""
-    fmt = RegisterFormat(spec.format)
-    if value is None:
-        if fmt is RegisterFormat.FLOAT32:
-            return [0xFFC0, 0x0000] if spec.word_order.value == "big" else [0x0000, 0xFFC0]
-        raw: float | int = spec.invalid if spec.invalid is not None else 0
-    elif fmt is RegisterFormat.FLOAT32:
-        raw = value / spec.scale
-    else:
-        raw = round(value / spec.scale)
-    if isinstance(raw, float) and math.isnan(raw):  # pragma: no cover - defensive
-        raw = 0.0
-    return ModbusClientMixin.convert_to_registers(
-        raw, _DATATYPES[fmt], word_order=spec.word_order.value
-    )
 
 
 class SimulatedMeter:
@@ -169,7 +142,7 @@ class SimulatedMeter:
 
     def _write_all(self) -> None:
         for quantity, spec in self.model.registers.items():
-            self._write(spec, encode_value(self.values.get(quantity), spec))
+            self._write(spec, spec.encode(self.values.get(quantity)))
 
     def _write(self, spec: RegisterSpec, registers: list[int]) -> None:
         kind = _KIND[RegisterType(spec.register_type)]
@@ -399,8 +372,8 @@ async def start_bench_rig(
     """Build `count` meters polled every `polling_period` and start polling them.
 
     Without `endpoints`, in-process simulators are started (their CPU time then counts in the
-    same process); give the endpoints of `tools/meter_sim.py` processes to measure the poller
-    alone (e.g. `meter_sim.py --port 5020 --slave 1-20`).
+    same process); give the endpoints of `tools/run_meters.py` processes to measure the poller
+    alone (e.g. `run_meters.py --port 5020 --slave 1-20`).
     """
     model = model or BUILTIN_MODELS[PM5320]
     registry = ModelRegistry([] if model.builtin else [model])

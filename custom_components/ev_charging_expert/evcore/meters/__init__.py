@@ -3,13 +3,14 @@
 - `models`: register maps (`MeterModel`, `RegisterSpec`), the four built-in models, read planning.
 - `catalog`: `ModelRegistry` (built-in + custom models) and the JSON import/export of models.
 - `config`: `MeterConfig` (validated on construction).
-- `reading`: `MeterReading` (A, W, Wh) and register decoding (pymodbus' converters).
+- `reading`: `MeterReading` (A, W, Wh) and register decoding (`evcore.modbus`' codec).
 - `transport`: `Gateway`, one shared pymodbus connection per host:port or serial port.
 - `poller`: `Meter` (state, last reading, freshness) and `MeterPool` (polling on the clock).
 """
 
 from __future__ import annotations
 
+from ..modbus import RegisterFormat, WordOrder
 from .catalog import ModelRegistry, dump_models_json, parse_models_json
 from .config import MeterConfig, MeterProtocol, Parity, SerialSettings
 from .models import (
@@ -21,10 +22,8 @@ from .models import (
     MeterModel,
     Numbering,
     Quantity,
-    RegisterFormat,
     RegisterSpec,
     RegisterType,
-    WordOrder,
     make_model,
     plan_reads,
 )

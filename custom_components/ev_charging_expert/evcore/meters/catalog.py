@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 
 from ..errors import ConfigError
+from ..modbus import RegisterFormat, WordOrder
 from .models import (
     BUILTIN_MODELS,
     CURRENTS,
@@ -31,10 +32,8 @@ from .models import (
     MeterModel,
     Numbering,
     Quantity,
-    RegisterFormat,
     RegisterSpec,
     RegisterType,
-    WordOrder,
     make_model,
 )
 

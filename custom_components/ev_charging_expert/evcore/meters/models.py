@@ -18,47 +18,15 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..modbus import RegisterFormat, WordOrder, decode_scaled, encode_scaled
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 MAX_REGISTERS_PER_READ = 125
 """The Modbus limit for one read of holding or input registers (function codes 3 and 4)."""
 MAX_READ_GAP = 16
 """The largest gap of unused registers a model may ask the poller to read through."""
-
-
-class RegisterFormat(StrEnum):
-    """How a value is encoded in consecutive 16-bit registers."""
-
-    FLOAT32 = "float32"
-    INT64 = "int64"
-    INT32 = "int32"
-    UINT32 = "uint32"
-    INT16 = "int16"
-    UINT16 = "uint16"
-
-    @property
-    def size(self) -> int:
-        """Number of 16-bit registers the value takes."""
-        return _FORMAT_SIZES[self]
-
-
-_FORMAT_SIZES = {
-    RegisterFormat.FLOAT32: 2,
-    RegisterFormat.INT64: 4,
-    RegisterFormat.INT32: 2,
-    RegisterFormat.UINT32: 2,
-    RegisterFormat.INT16: 1,
-    RegisterFormat.UINT16: 1,
-}
-
-
-class WordOrder(StrEnum):
-    """Order of the 16-bit words of a multi-register value (bytes are big-endian in a word)."""
-
-    BIG = "big"  # most significant word first (Schneider, and most meters)
-    LITTLE = "little"  # least significant word first
 
 
 class RegisterType(StrEnum):
@@ -127,6 +95,25 @@ class RegisterSpec:
     scale: float = 1.0
     invalid: int | None = None
     """A raw integer the device sends for "not available" (NaN plays that role for floats)."""
+
+    def decode(self, registers: Sequence[int]) -> float | None:
+        """The value in A, W or Wh; None when the device says "not available".
+
+        Raises `CodecError` unless there are exactly as many registers as the format takes.
+        """
+        return decode_scaled(
+            registers,
+            self.format,
+            word_order=self.word_order,
+            scale=self.scale,
+            invalid=self.invalid,
+        )
+
+    def encode(self, value: float | None) -> list[int]:
+        """The registers a device sends for `value` (A, W or Wh; None = "not available")."""
+        return encode_scaled(
+            value, self.format, word_order=self.word_order, scale=self.scale, invalid=self.invalid
+        )
 
 
 @dataclass(frozen=True, slots=True)

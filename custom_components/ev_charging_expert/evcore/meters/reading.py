@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
 from typing import TYPE_CHECKING
 
-from pymodbus.client.mixin import ModbusClientMixin
-from pymodbus.exceptions import ModbusException
-
-from .models import CURRENTS, PHASE_POWERS, Quantity, RegisterFormat
+from ..modbus import CodecError, RegisterFormat
+from .models import CURRENTS, PHASE_POWERS, Quantity
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -19,15 +16,6 @@ if TYPE_CHECKING:
 
 MAX_PLAUSIBLE_CURRENT = 100_000.0
 """A. Anything above is a decoding mistake (wrong format, word order or scale), not a load."""
-
-_DATATYPES = {
-    RegisterFormat.FLOAT32: ModbusClientMixin.DATATYPE.FLOAT32,
-    RegisterFormat.INT64: ModbusClientMixin.DATATYPE.INT64,
-    RegisterFormat.INT32: ModbusClientMixin.DATATYPE.INT32,
-    RegisterFormat.UINT32: ModbusClientMixin.DATATYPE.UINT32,
-    RegisterFormat.INT16: ModbusClientMixin.DATATYPE.INT16,
-    RegisterFormat.UINT16: ModbusClientMixin.DATATYPE.UINT16,
-}
 
 
 class DecodeError(ValueError):
@@ -54,31 +42,12 @@ class MeterReading:
         return self.currents_a[phase - 1]
 
 
-def raw_value(registers: Sequence[int], spec: RegisterSpec) -> int | float:
-    """Decode one value (unscaled) with pymodbus' own conversion helper."""
-    fmt = RegisterFormat(spec.format)
-    if len(registers) != fmt.size:
-        raise DecodeError(f"{fmt} needs {fmt.size} registers, got {len(registers)}")
-    try:
-        value = ModbusClientMixin.convert_from_registers(
-            list(registers), _DATATYPES[fmt], word_order=spec.word_order.value
-        )
-    except ModbusException as err:  # pragma: no cover - sizes are checked above
-        raise DecodeError(str(err)) from err
-    if not isinstance(value, (int, float)):  # pragma: no cover - scalar formats only
-        raise DecodeError(f"cannot decode {fmt}")
-    return value
-
-
 def scaled_value(registers: Sequence[int], spec: RegisterSpec) -> float | None:
     """The value in A, W or Wh; None when the device says "not available"."""
-    raw = raw_value(registers, spec)
-    if isinstance(raw, float):
-        if not math.isfinite(raw):
-            return None
-    elif spec.invalid is not None and raw == spec.invalid:
-        return None
-    return float(raw) * spec.scale
+    try:
+        return spec.decode(registers)
+    except CodecError as err:
+        raise DecodeError(str(err)) from None
 
 
 def decode_blocks(

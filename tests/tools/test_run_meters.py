@@ -1,4 +1,4 @@
-"""tools/meter_sim.py: argument parsing, stdin commands, and a CLI-built simulator polled."""
+"""tools/run_meters.py: argument parsing, stdin commands, and a CLI-built simulator polled."""
 
 from __future__ import annotations
 
@@ -18,37 +18,37 @@ from custom_components.ev_charging_expert.evcore.meters import (
     ModelRegistry,
     Quantity,
 )
-from tools import meter_sim
+from tools import run_meters
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
 def test_parse_slaves_and_currents() -> None:
-    assert meter_sim.parse_slaves("1") == [1]
-    assert meter_sim.parse_slaves("3,1-2,2") == [1, 2, 3]
-    assert meter_sim.parse_currents("40,35,30") == (40, 35, 30)
-    assert meter_sim.parse_currents("16") == (16, 16, 16)
+    assert run_meters.parse_slaves("1") == [1]
+    assert run_meters.parse_slaves("3,1-2,2") == [1, 2, 3]
+    assert run_meters.parse_currents("40,35,30") == (40, 35, 30)
+    assert run_meters.parse_currents("16") == (16, 16, 16)
     for bad in ("0", "5-3", "1-256", "x"):
         with pytest.raises(ValueError, match=r"slave range|invalid literal"):
-            meter_sim.parse_slaves(bad)
+            run_meters.parse_slaves(bad)
     with pytest.raises(ValueError, match="one value or three"):
-        meter_sim.parse_currents("1,2")
+        run_meters.parse_currents("1,2")
 
 
 def test_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = meter_sim.parse_args(
+    args = run_meters.parse_args(
         ["--port", "0", "--model", MTZ, "--slave", "1-3", "--current", "40,35,30", "--rtu"]
     )
     assert args.slaves == [1, 2, 3]
     assert args.model_obj.name == MTZ
     with pytest.raises(SystemExit):
-        meter_sim.parse_args(["--model", "Nope"])
+        run_meters.parse_args(["--model", "Nope"])
     assert "unknown meter model 'Nope'" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text("[{}]")
     with pytest.raises(SystemExit):
-        meter_sim.parse_args(["--models-file", str(bad)])
+        run_meters.parse_args(["--models-file", str(bad)])
     assert "--models-file: models[0]" in capsys.readouterr().err
     good = tmp_path / "good.json"
     registry = ModelRegistry()
@@ -67,15 +67,15 @@ def test_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         )
     )
     good.write_text(registry.export_json())
-    args = meter_sim.parse_args(["--models-file", str(good), "--model", "Mine"])
+    args = run_meters.parse_args(["--models-file", str(good), "--model", "Mine"])
     assert args.model_obj == registry.get("Mine")
 
 
 async def test_cli_simulator_is_polled_and_commands_change_values() -> None:
-    args = meter_sim.parse_args(
+    args = run_meters.parse_args(
         ["--port", "0", "--model", MTZ, "--slave", "1-2", "--current", "40,35,30", "--rtu"]
     )
-    simulator = meter_sim.build_simulator(args)
+    simulator = run_meters.build_simulator(args)
     await simulator.start()
     pool = MeterPool(ManualClock())
     try:
@@ -93,11 +93,11 @@ async def test_cli_simulator_is_polled_and_commands_change_values() -> None:
             )
             for slave in (1, 2)
         ]
-        reply = meter_sim.apply_command(simulator, "current 2 5,6,7")
+        reply = run_meters.apply_command(simulator, "current 2 5,6,7")
         assert reply is not None
         assert reply.startswith("slave 2: 5/6/7 A")
-        assert meter_sim.apply_command(simulator, "energy all 1000") is not None
-        assert meter_sim.apply_command(simulator, "power 1 -2500") is not None
+        assert run_meters.apply_command(simulator, "energy all 1000") is not None
+        assert run_meters.apply_command(simulator, "power 1 -2500") is not None
         pool.start()
         await asyncio.wait_for(pool.wait_idle(), 10)
         first, second = (m.reading for m in meters)
@@ -108,16 +108,16 @@ async def test_cli_simulator_is_polled_and_commands_change_values() -> None:
         assert second.currents_a == (5, 6, 7)
         assert second.total_power_w == pytest.approx(18 * 230)
         assert second.energy_wh == 1000
-        assert meter_sim.apply_command(simulator, "silent 1 on") is not None
+        assert run_meters.apply_command(simulator, "silent 1 on") is not None
         assert simulator.meter(1).silent
-        show = meter_sim.apply_command(simulator, "show")
+        show = run_meters.apply_command(simulator, "show")
         assert show is not None
         assert "(silent)" in show
-        assert meter_sim.apply_command(simulator, "") == ""
-        assert meter_sim.apply_command(simulator, "current 9 1") == "error: 9"
-        assert meter_sim.apply_command(simulator, "bogus 1 1") == "error: unknown command 'bogus'"
-        assert meter_sim.apply_command(simulator, "current 1").startswith("usage")  # type: ignore[union-attr]
-        assert meter_sim.apply_command(simulator, "quit") is None
+        assert run_meters.apply_command(simulator, "") == ""
+        assert run_meters.apply_command(simulator, "current 9 1") == "error: 9"
+        assert run_meters.apply_command(simulator, "bogus 1 1") == "error: unknown command 'bogus'"
+        assert run_meters.apply_command(simulator, "current 1").startswith("usage")  # type: ignore[union-attr]
+        assert run_meters.apply_command(simulator, "quit") is None
         assert all(m.state is MeterState.CONNECTED for m in meters)
         simulator.meter(2).add_energy(500)
         assert simulator.meter(2).values[Quantity.ENERGY_DELIVERED] == 1500

@@ -1,6 +1,6 @@
 """Simulate Modbus power meters (a pymodbus server) for the demo and benches.
 
-    .venv/bin/python tools/meter_sim.py --port 5020 --model "PM5320 / iEM3x5x / PowerTag" \
+    .venv/bin/python tools/run_meters.py --port 5020 --model "PM5320 / iEM3x5x / PowerTag" \
         --slave 1 --current 40,35,30 [--rtu] [--models-file custom.json] [--integrate]
 
 `--slave` takes ids and ranges ("1", "1-20", "1,3,5-7"); every slave starts with the same
@@ -160,7 +160,7 @@ async def read_commands(simulator: MeterSimulator, stop: asyncio.Event) -> None:
             loop.call_soon_threadsafe(lines.put_nowait, line)
         loop.call_soon_threadsafe(lines.put_nowait, "")  # EOF
 
-    threading.Thread(target=reader, name="meter_sim stdin", daemon=True).start()
+    threading.Thread(target=reader, name="run_meters stdin", daemon=True).start()
     while not stop.is_set():
         line = await lines.get()
         if not line:  # EOF: keep serving, stop reading
@@ -190,7 +190,7 @@ async def main_async(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     framing = "RTU over TCP" if args.rtu else "Modbus TCP"
     print(
-        f"meter_sim: {len(simulator.meters)} x {args.model!r} on {simulator.host}:"
+        f"run_meters: {len(simulator.meters)} x {args.model!r} on {simulator.host}:"
         f"{simulator.port} ({framing}), slaves {args.slave}; Ctrl-C to stop",
         flush=True,
     )
@@ -205,7 +205,7 @@ async def main_async(args: argparse.Namespace) -> None:
         for task in tasks:
             task.cancel()
         await simulator.stop()
-        print("meter_sim: stopped", flush=True)
+        print("run_meters: stopped", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

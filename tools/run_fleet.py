@@ -1,6 +1,6 @@
 """Run a fleet of simulated OCPP 1.6J chargers against a central system.
 
-    .venv/bin/python tools/fleet.py --url ws://127.0.0.1:9000/ocpp --count 12 --prefix SIM- \
+    .venv/bin/python tools/run_fleet.py --url ws://127.0.0.1:9000/ocpp --count 12 --prefix SIM- \
         --meter-interval 10 [--speed 1]
 
 Each charger connects to <url>/<prefix><n>, boots, and lives random EV sessions while obeying
