@@ -1,4 +1,4 @@
-"""Load management end to end: a central system, a LoadManager and simulated chargers on loopback.
+"""Load management end to end: a Controller and simulated chargers on loopback.
 
 Imported by test_load_management.py (fixtures: `env`). Everything runs on one `ManualClock`
 shared by the site and the simulators: time moves only when a test advances it.
@@ -49,13 +49,14 @@ from custom_components.ev_charging_expert.evcore.config import (
     validate_assignment,
     validate_zones,
 )
+from custom_components.ev_charging_expert.evcore.controller import Controller
 from custom_components.ev_charging_expert.evcore.keys import ConnectorKey
 from custom_components.ev_charging_expert.evcore.load import (
     Control,
-    LoadManager,
 )
 from custom_components.ev_charging_expert.evcore.load.delivery import DeliverySettings
 from custom_components.ev_charging_expert.evcore.ocpp.v16.smart_charging import round_limit
+from custom_components.ev_charging_expert.evcore.site import MemoryStore
 from tools.sim import Ev, SimulatedChargePoint
 from tools.sim.profiles import ACCEPTED
 
@@ -220,21 +221,21 @@ class Physical:
 class LoadEnv:
     """A site with load management, simulated chargers and the physical invariant."""
 
-    def __init__(self, site: Any, cs: Any, clock: ManualClock, lm: LoadManager) -> None:
-        self.site = site
-        self.cs = cs
+    def __init__(self, controller: Controller, clock: ManualClock) -> None:
+        self.controller = controller
+        self.site = controller.site
         self.clock = clock
-        self.lm = lm
+        self.lm = controller.load
         self.physical = Physical()
         self.sims: dict[str, TestCharger] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.events: list[Any] = []
-        self.unsubscribe = site.subscribe(self.events.append)
+        self.unsubscribe = controller.subscribe(self.events.append)
         self.strict = True
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.cs.port}/ocpp"
+        return f"ws://127.0.0.1:{self.controller.port}/ocpp"
 
     # ------------------------------------------------------------------ configuration
     def set_zones(self, *zones: ZoneConfig) -> None:
@@ -456,16 +457,18 @@ class LoadEnv:
             task = self.tasks[station_id]
             if not task.done():
                 await self.stop_charger(station_id)
-        self.lm.stop()
         self.unsubscribe()
+        await self.controller.stop()
 
 
 @pytest.fixture
-async def env(start_central_system: Any) -> AsyncIterator[LoadEnv]:
-    """A central system with a LoadManager on a ManualClock (T0), no chargers, no zones."""
+async def env() -> AsyncIterator[LoadEnv]:
+    """A Controller (central system, load management, meters) on a ManualClock (T0), on
+    127.0.0.1, with no chargers and no zones."""
     clock = ManualClock(T0)
-    site, cs, _ = await start_central_system(clock=clock)
-    lm = LoadManager(site, settings=LoadSettings())
-    environment = LoadEnv(site, cs, clock, lm)
+    controller = Controller(clock=clock, store=MemoryStore(), load_settings=LoadSettings())
+    await controller.restore()
+    await controller.start(host="127.0.0.1", port=0, ping_interval=None)
+    environment = LoadEnv(controller, clock)
     yield environment
     await environment.close()

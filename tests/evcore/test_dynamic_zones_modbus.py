@@ -101,7 +101,7 @@ async def rig(env: LoadEnv, request: pytest.FixtureRequest) -> AsyncIterator[Rig
     sim = MeterSimulator(rtu=rtu)  # 127.0.0.1, a free port kept across restarts
     sim.add_meter(BUILTIN_MODELS[PM5320], 1)
     await sim.start()
-    pool = MeterPool(env.clock)
+    pool = env.controller.meters  # polled on the controller's clock, wired to the budgets
     config = MeterConfig(
         meter_id="m1",
         name="Garage meter",
@@ -113,20 +113,16 @@ async def rig(env: LoadEnv, request: pytest.FixtureRequest) -> AsyncIterator[Rig
         polling_period=PERIOD,
     )
     meter = pool.add(config)
-    # hub.py: every pool event (reading or state change) goes to the load manager.
-    unsubscribe = pool.subscribe(lambda event: env.lm.meter_updated(event.meter_id))
     try:
         env.set_zones(ZONE)
-        env.lm.set_zone_meters({"d": meter})  # the pool's Meter is the MeterSource (hub.py)
+        env.controller.set_zone_meters({"d": meter})  # the pool's Meter is the MeterSource
         for sid in STATIONS:
             await env.add_charger(sid)
             env.place(sid, "d", {1: Wiring.TRI123})
-        pool.start()
         await asyncio.wait_for(pool.wait_idle(), FAILSAFE)
         await env.settle()
         yield Rig(env, sim, pool, meter)
     finally:
-        unsubscribe()
         await asyncio.wait_for(pool.stop(), FAILSAFE)
         await sim.stop()
 

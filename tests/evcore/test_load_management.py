@@ -351,8 +351,7 @@ async def test_ha_stopped_leases_expire_to_the_base_profile(env):
     before = env.limits()
     assert sum(before.values()) > 60
     bases = dict(env.lm.degraded.per_connector)
-    env.lm.stop()
-    await env.cs.stop()
+    await env.controller.stop()  # Home Assistant stops
     await env.settle()
     # Leases hold for a while...
     await env.advance(60, step=5)
@@ -387,8 +386,7 @@ async def test_ha_stopped_mid_renewal_cycle_no_fall_back_raises_before_the_drops
     # Stop just after S5's renewal, while S6's was 30 s before it.
     while not (env.lm.leases[K("S6", 1)].sent_at + 25 < env.lm.leases[K("S5", 1)].sent_at):
         await env.advance(5)
-    env.lm.stop()
-    await env.cs.stop()
+    await env.controller.stop()  # Home Assistant stops
     await env.advance(200, step=1)  # the invariant is checked at every second
     assert s5.allowed(1) == s6.allowed(1) == 16.0
 

@@ -1,0 +1,349 @@
+"""The composition root of evcore: builds, wires, starts and stops everything.
+
+HA (the coordinator), the tests, the benchmarks and the demo all build the core through this
+class; nobody else wires Site, the central system, load management and the meters together.
+
+- One owner of state: `Site` (stations, sessions) and the load manager (allocation), both
+  owned here. Readers use the views (`zone_views`, `allocation`, `station_load`,
+  `load_view`, `meter_view`); writers call the owners' commands.
+- One event stream: `subscribe(callback, kinds=...)` delivers every `ControllerEvent`.
+- The meter → budget path that safety rule 4 depends on is wired here, once: a meter event
+  (polled Modbus meters, or `external_meter_changed` for readings pushed from outside) makes
+  load management re-check that zone's budget.
+- Injected: the clock, the store, and how to run blocking work (`run_blocking`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .events import AllocationUpdated, ControllerEvent, MeterUpdated
+from .load import LoadManager
+from .meters import MeterPool, MeterState, MeterStateChanged
+from .ocpp.server import DEFAULT_MAX_FRAME, CentralSystem
+from .ocpp.v16 import DEFAULT_TIMEOUT
+from .site import Site, SiteSettings
+from .view import (
+    SUSPENDED_REASONS,
+    AllocationView,
+    LoadView,
+    MeterView,
+    StationLoadView,
+    ZoneView,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    import ssl
+
+    from .charger import Charger
+    from .clock import Clock
+    from .config import LoadSettings, ZoneConfig
+    from .keys import ConnectorKey
+    from .load.delivery import DeliverySettings
+    from .meters import MeterEvent, ModelRegistry
+    from .meters.external import MeterSource
+    from .site import SiteStore
+
+    type RunBlocking = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+_LOGGER = logging.getLogger(__name__)
+
+type Listener = Callable[[ControllerEvent], None]
+
+
+class Controller:
+    """One site: its stations, its OCPP port, its load management and its meters."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        store: SiteStore,
+        settings: SiteSettings | None = None,
+        load_settings: LoadSettings | None = None,
+        delivery: DeliverySettings | None = None,
+        request_timeout: float = DEFAULT_TIMEOUT,
+        meter_models: ModelRegistry | None = None,
+        run_blocking: RunBlocking | None = None,
+    ) -> None:
+        self.clock = clock
+        self.run_blocking: RunBlocking = run_blocking or _to_thread
+        self.site = Site(clock, store, settings or SiteSettings())
+        self.load = LoadManager(
+            self.site, settings=load_settings, delivery=delivery, request_timeout=request_timeout
+        )
+        self.meters = MeterPool(clock, meter_models)
+        self.central_system: CentralSystem | None = None
+        self.request_timeout = request_timeout
+        self._listeners: list[tuple[Listener, tuple[type, ...] | None]] = []
+        self._zone_views: dict[str, ZoneView] = {}
+        self._unsubscribe = [
+            self.site.subscribe(self._emit),
+            self.load.subscribe(self._on_allocation),
+            self.meters.subscribe(self._on_meter_event),
+        ]
+
+    # ------------------------------------------------------------------ lifecycle
+    async def restore(self) -> None:
+        """Load the station registry from the store (before `start`)."""
+        await self.site.load()
+
+    async def start(
+        self,
+        *,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+        ping_interval: float | None = 60,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        """Poll the meters and open the OCPP port; raises OSError when it cannot listen."""
+        self.meters.start()
+        self.central_system = CentralSystem(
+            self.site,
+            host=host,
+            port=port,
+            ssl_context=ssl_context,
+            request_timeout=self.request_timeout,
+            max_frame=max_frame,
+            ping_interval=ping_interval,
+        )
+        try:
+            await self.central_system.start()
+        except BaseException:
+            self.central_system = None
+            raise
+
+    @property
+    def port(self) -> int | None:
+        """The OCPP port actually bound, once started."""
+        return None if self.central_system is None else self.central_system.port
+
+    async def stop(self) -> None:
+        """Close every connection and the port, stop load management and the meters.
+
+        Leases then expire on the chargers, by design. Idempotent.
+        """
+        if self.central_system is not None:
+            central_system, self.central_system = self.central_system, None
+            await central_system.stop()
+        self.load.stop()
+        await self.meters.stop()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+
+    # ------------------------------------------------------------------ the event stream
+    def subscribe(
+        self, callback: Listener, kinds: Iterable[type] | None = None
+    ) -> Callable[[], None]:
+        """Call `callback` with every event (or only those of `kinds`); returns unsubscribe."""
+        entry = (callback, tuple(kinds) if kinds is not None else None)
+        self._listeners.append(entry)
+
+        def unsubscribe() -> None:
+            if entry in self._listeners:
+                self._listeners.remove(entry)
+
+        return unsubscribe
+
+    def _emit(self, event: ControllerEvent) -> None:
+        for callback, kinds in list(self._listeners):
+            if kinds is not None and not isinstance(event, kinds):
+                continue
+            try:
+                callback(event)
+            except Exception:
+                _LOGGER.exception("Event listener failed on %s", event)
+
+    def _on_allocation(self, update: AllocationUpdated) -> None:
+        # Zone status includes EV counts, which the allocator does not compare: a zone whose
+        # totals stayed the same (32 A to one EV, then 16 A to each of two) changed too.
+        previous, self._zone_views = self._zone_views, self._build_zone_views()
+        changed = update.zones | {
+            z
+            for z in previous.keys() | self._zone_views.keys()
+            if previous.get(z) != self._zone_views.get(z)
+        }
+        if changed != update.zones:
+            update = AllocationUpdated(
+                update.connectors,
+                frozenset(changed),
+                update.stations,
+                update.degraded_problems_changed,
+            )
+        self._emit(update)
+
+    # ------------------------------------------------------------------ configuration
+    def set_zones(self, zones: Mapping[str, ZoneConfig]) -> None:
+        """Replace the zone tree (already validated); zones that left lose their status."""
+        self.load.set_zones(zones)
+        self._zone_views = {z: v for z, v in self._zone_views.items() if z in zones}
+
+    def set_load_settings(self, settings: LoadSettings) -> None:
+        """Replace the load-management settings (applied at the next run)."""
+        if settings != self.load.settings:
+            self.load.set_settings(settings)
+
+    def set_zone_meters(self, meters: Mapping[str, MeterSource]) -> None:
+        """Which meter drives which dynamic zone (zone id -> meter)."""
+        self.load.set_zone_meters(meters)
+
+    # ------------------------------------------------------------------ meters
+    def _on_meter_event(self, event: MeterEvent) -> None:
+        self.external_meter_changed(
+            event.meter_id, state_changed=isinstance(event, MeterStateChanged)
+        )
+
+    def external_meter_changed(self, meter_id: str, *, state_changed: bool) -> None:
+        """A meter read (or lost) something: re-check its zone's budget, tell subscribers."""
+        self.load.meter_updated(meter_id)
+        self._emit(MeterUpdated(meter_id, state_changed))
+
+    def meter_view(self, meter_id: str) -> MeterView | None:
+        """State and last reading of a polled (Modbus) meter; None when not in the pool."""
+        meter = self.meters.meters.get(meter_id)
+        if meter is None:
+            return None
+        status = meter.status
+        return MeterView(
+            meter_id,
+            status.state,
+            status.reason,
+            status.last_success,
+            meter.reading if status.state is MeterState.CONNECTED else None,
+        )
+
+    # ------------------------------------------------------------------ chargers
+    def charger(self, station_id: str) -> Charger:
+        """A connected station's charger port (raises ChargerNotConnectedError)."""
+        return self.site.charger(station_id)
+
+    # ------------------------------------------------------------------ views
+    def zone_views(self) -> dict[str, ZoneView]:
+        """Every zone's status at the last allocation run (none before the first run)."""
+        if not self._zone_views and self.load.last is not None:
+            self._zone_views = self._build_zone_views()
+        return self._zone_views
+
+    def zone_view(self, zone_id: str) -> ZoneView | None:
+        """A zone's status at the last allocation run."""
+        return self.zone_views().get(zone_id)
+
+    def _build_zone_views(self) -> dict[str, ZoneView]:
+        state = self.load.state
+        last = state.last
+        if last is None:
+            return {}
+        index = last.snapshot.zone_index
+        charging = [0] * len(index.zones)
+        suspended = [0] * len(index.zones)
+        allocation = last.allocation
+        for connector in last.snapshot.connectors:
+            key = connector.connector_id
+            is_charging = allocation.setpoints.get(key, 0.0) > 0
+            is_suspended = allocation.reasons.get(key) in SUSPENDED_REASONS
+            for z in index.paths[index.position[connector.zone_id]]:
+                charging[z] += is_charging
+                suspended[z] += is_suspended
+        views: dict[str, ZoneView] = {}
+        for i, zone in enumerate(index.zones):
+            config = state.zones.get(zone.zone_id)
+            totals = allocation.zones[zone.zone_id]
+            info = state.budgets.get(zone.zone_id)
+            if config is None:
+                continue  # left the tree since the run
+            views[zone.zone_id] = ZoneView(
+                zone_id=zone.zone_id,
+                name=config.name,
+                parent_id=config.parent_id,
+                max_current=config.max_current,
+                mode=config.mode,
+                degraded_setpoint=config.degraded_setpoint,
+                budget=zone.budget,
+                allocated=totals.allocated,
+                fixed=totals.fixed,
+                charging=charging[i],
+                suspended=suspended[i],
+                degraded=info.degraded if info else False,
+                measured=info.measured if info else None,
+                building=info.building if info else None,
+                degraded_problem=state.degraded.problems.get(zone.zone_id),
+            )
+        return views
+
+    def allocation(self, key: ConnectorKey) -> AllocationView | None:
+        """A connector's share at the last run; None when it was not managed."""
+        state = self.load.state
+        last = state.last
+        if last is None or key not in last.by_key:
+            return None
+        lease = state.leases.get(key)
+        return AllocationView(
+            key=key,
+            setpoint=last.allocation.setpoints.get(key),
+            reason=last.allocation.reasons.get(key),
+            limited_by=last.allocation.limited_by.get(key),
+            held=lease.held if lease else None,
+            sent=lease.sent if lease else None,
+        )
+
+    def station_load(self, station_id: str) -> StationLoadView | None:
+        """What load management knows of a station; None before it was seen."""
+        state = self.load.state
+        control = state.controls.get(station_id)
+        if control is None:
+            return None
+        return StationLoadView(
+            station_id=station_id,
+            control=control.control,
+            degraded_current=state.degraded.station.get(station_id),
+            base_held=control.base.held,
+            base_sent=control.base.sent,
+            base_planned=state.degraded.per_connector.get(station_id),
+        )
+
+    def degraded_current(self, station_id: str) -> float | None:
+        """What a station may draw when it loses us (None: in no zone)."""
+        return self.load.state.degraded.station.get(station_id)
+
+    def degraded_problems(self) -> dict[str, str]:
+        """Per zone: why its stations get 0 A in degraded mode."""
+        return dict(self.load.state.degraded.problems)
+
+    def load_view(self) -> LoadView:
+        """Load management as a whole (diagnostics)."""
+        state = self.load.state
+        last = state.last
+        keys = set(state.leases) | (set(last.allocation.reasons) if last else set())
+        connectors = tuple(
+            view for key in sorted(keys) if (view := self._allocation_or_lease(key)) is not None
+        )
+        stations = tuple(
+            station
+            for sid in sorted(state.controls)
+            if (station := self.station_load(sid)) is not None
+        )
+        return LoadView(
+            runs=self.load.runs,
+            guard_violations=self.load.guard_violations,
+            zones=tuple(self.zone_views().values()),
+            stations=stations,
+            connectors=connectors,
+        )
+
+    def _allocation_or_lease(self, key: ConnectorKey) -> AllocationView | None:
+        view = self.allocation(key)
+        if view is not None:
+            return view
+        lease = self.load.state.leases.get(key)
+        if lease is None:
+            return None
+        return AllocationView(key, None, None, None, lease.held, lease.sent)
+
+
+async def _to_thread(job: Callable[[], Any]) -> Any:
+    return await asyncio.to_thread(job)
