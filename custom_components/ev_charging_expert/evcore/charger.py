@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
     from datetime import datetime
 
+REQUEST_TIMEOUT = 30.0
+"""Seconds a charger has to answer a request, unless the caller says otherwise."""
+
 LEASE_STACK_LEVEL = 1
 """Bases sit at stack level 0, leases above them: a charger needs at least this level."""
 

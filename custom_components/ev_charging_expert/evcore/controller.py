@@ -19,11 +19,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .charger import REQUEST_TIMEOUT
 from .events import AllocationUpdated, ControllerEvent, MeterUpdated
 from .load import LoadManager
 from .meters import MeterPool, MeterState, MeterStateChanged
 from .ocpp.server import DEFAULT_MAX_FRAME, CentralSystem
-from .ocpp.v16 import DEFAULT_TIMEOUT
 from .site import Site, SiteSettings
 from .view import (
     SUSPENDED_REASONS,
@@ -65,7 +65,7 @@ class Controller:
         settings: SiteSettings | None = None,
         load_settings: LoadSettings | None = None,
         delivery: DeliverySettings | None = None,
-        request_timeout: float = DEFAULT_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
         meter_models: ModelRegistry | None = None,
         run_blocking: RunBlocking | None = None,
     ) -> None:
