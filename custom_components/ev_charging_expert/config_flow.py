@@ -46,6 +46,15 @@ from .const import (
     NO_PARENT,
     SUBENTRY_ZONE,
 )
+from .entry_data import (
+    build_ssl_context,
+    meter_subentries,
+    models_from_entry,
+    rename_model_in_meters,
+    zone_from_subentry,
+    zone_meter_ids,
+    zones_from_entry,
+)
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.clock import SystemClock
 from .evcore.config import MAX_CURRENT, ZoneConfig, ZoneMode, validate_zones
@@ -73,15 +82,6 @@ from .evcore.meters.config import (
 from .evcore.meters.external import DEFAULT_MAX_AGE
 from .evcore.meters.models import CURRENTS, MAX_READ_GAP
 from .evcore.model import NewChargerPolicy
-from .hub import (
-    build_ssl_context,
-    meter_subentries,
-    models_from_entry,
-    rename_model_in_meters,
-    zone_from_subentry,
-    zone_meter_ids,
-    zones_from_entry,
-)
 from .power_meters import (
     CONF_CURRENTS,
     CONF_ENERGY,
