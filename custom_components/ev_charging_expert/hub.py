@@ -19,7 +19,6 @@ from homeassistant.helpers import (
     issue_registry as ir,
 )
 from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.helpers.storage import Store
 
 from .const import (
     CONF_SSL_CERTFILE,
@@ -107,6 +106,7 @@ from .power_meters import (
     signal_meter,
     signal_new_meter,
 )
+from .store import HaSiteStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -126,38 +126,7 @@ _LOGGER = logging.getLogger(__name__)
 
 type EvChargingConfigEntry = ConfigEntry[EvChargingHub]
 
-STORAGE_VERSION = 1
-_SAVE_DELAY = 2.0
 _LISTED = 10  # stations named in a repair; the count says the rest
-
-
-class HaSiteStore:
-    """evcore's SiteStore on top of HA's `Store` (atomic JSON in .storage)."""
-
-    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}", atomic_writes=True
-        )
-        self._pending: Callable[[], dict[str, Any]] | None = None
-
-    async def load(self) -> dict[str, Any] | None:
-        """Load the registry."""
-        return await self._store.async_load()
-
-    def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
-        """Save soon; HA flushes pending saves when it stops."""
-        self._pending = data
-        self._store.async_delay_save(data, _SAVE_DELAY)
-
-    async def flush(self) -> None:
-        """Write a pending save now (on unload)."""
-        if self._pending is not None:
-            await self._store.async_save(self._pending())
-            self._pending = None
-
-    async def remove(self) -> None:
-        """Delete the file (entry removed)."""
-        await self._store.async_remove()
 
 
 SUSPENDED_REASONS = frozenset({Reason.SUSPENDED_PRIORITY, Reason.SUSPENDED_NO_CAPACITY})
