@@ -22,19 +22,46 @@ from homeassistant.helpers import config_validation as cv, selector
 import voluptuous as vol
 
 from .const import (
+    CONF_ADDRESS,
+    CONF_BAUDRATE,
+    CONF_CURRENTS,
     CONF_DEGRADED_SETPOINT,
+    CONF_ENERGY,
+    CONF_FORMAT,
     CONF_HEARTBEAT_INTERVAL,
+    CONF_INVALID,
+    CONF_MAX_AGE,
     CONF_MAX_CURRENT,
+    CONF_MAX_GAP,
+    CONF_METER,
+    CONF_METER_KIND,
     CONF_MINIMUM_STANDARD,
     CONF_MODE,
+    CONF_MODEL,
     CONF_NEW_CHARGER_POLICY,
     CONF_NOMINAL_VOLTAGE,
+    CONF_NUMBERING,
     CONF_PARENT,
+    CONF_PARITY,
+    CONF_POLLING_PERIOD,
+    CONF_POWER_TOTAL,
+    CONF_POWERS,
+    CONF_PROTOCOL,
     CONF_REEVALUATION_MINUTES,
+    CONF_REGISTER_TYPE,
+    CONF_REPORTING_ONLY,
     CONF_SAFETY_MARGIN,
+    CONF_SCALE,
+    CONF_SERIAL,
+    CONF_SERIAL_PORT,
     CONF_SHED_PRIORITY,
+    CONF_SLAVE_ID,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
+    CONF_STOPBITS,
+    CONF_TIMEOUT,
+    CONF_VOLTAGE,
+    CONF_WORD_ORDER,
     CONF_ZONE_NAME,
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_HOST,
@@ -43,8 +70,17 @@ from .const import (
     DEFAULT_REEVALUATION_MINUTES,
     DEFAULT_SAFETY_MARGIN,
     DOMAIN,
+    METER_KIND_HA_SENSORS,
+    METER_KIND_MODBUS,
+    NO_METER,
     NO_PARENT,
+    SECTION_CURRENTS,
+    SECTION_POWERS,
+    SECTION_TOTALS,
+    SUBENTRY_METER,
+    SUBENTRY_METER_MODEL,
     SUBENTRY_ZONE,
+    UNASSIGNED,
 )
 from .entry_data import (
     build_ssl_context,
@@ -82,24 +118,7 @@ from .evcore.meters.config import (
 from .evcore.meters.external import DEFAULT_MAX_AGE
 from .evcore.meters.models import CURRENTS, MAX_READ_GAP
 from .evcore.model import NewChargerPolicy
-from .power_meters import (
-    CONF_CURRENTS,
-    CONF_ENERGY,
-    CONF_MAX_AGE,
-    CONF_METER,
-    CONF_METER_KIND,
-    CONF_POWER_TOTAL,
-    CONF_POWERS,
-    CONF_REPORTING_ONLY,
-    CONF_VOLTAGE,
-    METER_KIND_HA_SENSORS,
-    METER_KIND_MODBUS,
-    NO_METER,
-    SUBENTRY_METER,
-    SUBENTRY_METER_MODEL,
-    HaSensorMeterConfig,
-)
-from .select import UNASSIGNED
+from .ha_meters import HaSensorMeterConfig
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -462,21 +481,6 @@ def _zone_meter_error(
 
 
 # ---------------------------------------------------------------------------- power meters
-CONF_PROTOCOL = "protocol"
-CONF_SLAVE_ID = "slave_id"
-CONF_MODEL = "model"
-CONF_POLLING_PERIOD = "polling_period"
-CONF_TIMEOUT = "timeout"
-CONF_SERIAL = "serial"
-CONF_SERIAL_PORT = "serial_port"
-CONF_BAUDRATE = "baudrate"
-CONF_PARITY = "parity"
-CONF_STOPBITS = "stopbits"
-SECTION_CURRENTS = "currents"
-SECTION_POWERS = "powers"
-SECTION_TOTALS = "totals"
-
-
 def _meter_name_error(entry: ConfigEntry, meter_id: str | None, name: str) -> str | None:
     for other_id, other in meter_subentries(entry).items():
         if other_id != meter_id and other.title.strip().casefold() == name.casefold():
@@ -764,16 +768,6 @@ class MeterSubentryFlow(ConfigSubentryFlow):
 
 
 # ---------------------------------------------------------------------------- meter models
-CONF_NUMBERING = "numbering"
-CONF_MAX_GAP = "max_gap"
-CONF_ADDRESS = "address"
-CONF_FORMAT = "format"
-CONF_WORD_ORDER = "word_order"
-CONF_REGISTER_TYPE = "register_type"
-CONF_SCALE = "scale"
-CONF_INVALID = "invalid"
-
-
 def _register_section(quantity: Quantity, register: Mapping[str, Any]) -> section:
     return section(
         vol.Schema(

@@ -11,6 +11,7 @@ from .const import (
     CONF_DEGRADED_SETPOINT,
     CONF_HEARTBEAT_INTERVAL,
     CONF_MAX_CURRENT,
+    CONF_METER,
     CONF_MINIMUM_STANDARD,
     CONF_MODE,
     CONF_NEW_CHARGER_POLICY,
@@ -24,7 +25,10 @@ from .const import (
     DEFAULT_NOMINAL_VOLTAGE,
     DEFAULT_REEVALUATION_MINUTES,
     DEFAULT_SAFETY_MARGIN,
+    NO_METER,
     NO_PARENT,
+    SUBENTRY_METER,
+    SUBENTRY_METER_MODEL,
     SUBENTRY_ZONE,
 )
 from .evcore.allocation.model import MinimumStandard, ShedPriority
@@ -34,7 +38,6 @@ from .evcore.meters import ModelRegistry
 from .evcore.meters.catalog import model_from_data
 from .evcore.model import NewChargerPolicy
 from .evcore.site import SiteSettings
-from .power_meters import CONF_METER, NO_METER, SUBENTRY_METER, SUBENTRY_METER_MODEL
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry, ConfigSubentry

@@ -21,6 +21,8 @@ from homeassistant.helpers import (
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .const import (
+    CONF_METER_KIND,
+    CONF_REPORTING_ONLY,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
     DOMAIN,
@@ -28,13 +30,22 @@ from .const import (
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     ISSUE_DEGRADED_ZERO,
+    ISSUE_METER_INVALID,
     ISSUE_ORPHAN_ZONE,
     ISSUE_PENDING_CHARGER,
     ISSUE_UNASSIGNED,
     ISSUE_UNCONTROLLABLE,
+    ISSUE_ZONE_WITHOUT_METER,
+    METER_BASE_ENTITIES,
+    METER_DISPLAY_INTERVAL,
+    METER_KIND_HA_SENSORS,
+    SUSPENDED_REASONS,
     connector_device_id,
+    meter_device_id,
     signal_connector,
+    signal_meter,
     signal_new_connector,
+    signal_new_meter,
     signal_new_station,
     signal_new_zone,
     signal_station,
@@ -51,7 +62,6 @@ from .entry_data import (
     zone_meter_ids,
     zones_from_entry,
 )
-from .evcore.allocation.model import Phases, Reason
 from .evcore.clock import SystemClock
 from .evcore.config import (
     ZoneConfig,
@@ -90,22 +100,7 @@ from .evcore.meters import (
 from .evcore.model import BootInfo, Registration
 from .evcore.ocpp.server import CentralSystem
 from .evcore.site import Site
-from .power_meters import (
-    CONF_METER_KIND,
-    CONF_REPORTING_ONLY,
-    ISSUE_METER_INVALID,
-    ISSUE_ZONE_WITHOUT_METER,
-    METER_BASE_ENTITIES,
-    METER_DISPLAY_INTERVAL,
-    METER_KIND_HA_SENSORS,
-    HaSensorMeter,
-    HaSensorMeterConfig,
-    HubClock,
-    MeterView,
-    meter_device_id,
-    signal_meter,
-    signal_new_meter,
-)
+from .ha_meters import HaSensorMeter, HaSensorMeterConfig, HubClock, MeterView
 from .store import HaSiteStore
 
 if TYPE_CHECKING:
@@ -115,6 +110,7 @@ if TYPE_CHECKING:
         HomeAssistant,
     )
 
+    from .evcore.allocation.model import Phases, Reason
     from .evcore.clock import Cancelable
     from .evcore.meters.external import (
         MeterSource,
@@ -127,9 +123,6 @@ _LOGGER = logging.getLogger(__name__)
 type EvChargingConfigEntry = ConfigEntry[EvChargingHub]
 
 _LISTED = 10  # stations named in a repair; the count says the rest
-
-
-SUSPENDED_REASONS = frozenset({Reason.SUSPENDED_PRIORITY, Reason.SUSPENDED_NO_CAPACITY})
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .const import signal_new_zone
+from .const import UNASSIGNED, signal_new_zone
 from .entity import EvChargingEntity, setup_platform_entities
 from .evcore.allocation.phases import Wiring
 from .evcore.config import terminal_zones
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 0
-
-UNASSIGNED = "unassigned"
 
 ZONE = SelectEntityDescription(
     key="zone", translation_key="zone", entity_category=EntityCategory.CONFIG

@@ -22,7 +22,7 @@ from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .const import DOMAIN
+from .const import DOMAIN, meter_device_id, signal_meter, signal_new_meter
 from .entity import (
     EvChargingEntity,
     EvChargingZoneEntity,
@@ -33,7 +33,6 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
-from .power_meters import meter_device_id, signal_meter, signal_new_meter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,8 +43,8 @@ if TYPE_CHECKING:
     from homeassistant.helpers.typing import StateType
 
     from .evcore.meters import MeterReading
+    from .ha_meters import MeterView
     from .hub import EvChargingConfigEntry, EvChargingHub, ZoneStatus
-    from .power_meters import MeterView
 
 PARALLEL_UPDATES = 0
 

@@ -36,11 +36,11 @@ from custom_components.ev_charging_expert.const import (
     CONF_ZONE_NAME,
     DOMAIN,
     NO_PARENT,
+    SUBENTRY_METER,
     SUBENTRY_ZONE,
 )
 from custom_components.ev_charging_expert.evcore.clock import ManualClock
 from custom_components.ev_charging_expert.evcore.meters import BUILTIN_MODELS, PM5320
-from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
 from tools.sim.modbus_meter import MeterSimulator
 
 if TYPE_CHECKING:

@@ -20,9 +20,12 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_device,
 )
 
-from custom_components.ev_charging_expert.const import DOMAIN
+from custom_components.ev_charging_expert.const import (
+    DOMAIN,
+    METER_DISPLAY_INTERVAL,
+    SUBENTRY_METER,
+)
 from custom_components.ev_charging_expert.evcore.meters import MTZ, PM5320
-from custom_components.ev_charging_expert.power_meters import METER_DISPLAY_INTERVAL, SUBENTRY_METER
 
 from .conftest import (
     START,

@@ -11,9 +11,8 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
 import pytest
 
-from custom_components.ev_charging_expert.const import DOMAIN
+from custom_components.ev_charging_expert.const import DOMAIN, SUBENTRY_METER_MODEL
 from custom_components.ev_charging_expert.evcore.meters import ModelRegistry
-from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER_MODEL
 
 from .conftest import (
     entity_id,

@@ -9,7 +9,7 @@ from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
-from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
+from custom_components.ev_charging_expert.const import SUBENTRY_METER
 
 from .conftest import START, entity_id, meter_subentry
 

@@ -18,9 +18,9 @@ from custom_components.ev_charging_expert.const import (
     CONF_ZONE_NAME,
     DOMAIN,
     NO_PARENT,
+    SUBENTRY_METER,
     SUBENTRY_ZONE,
 )
-from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
 
 from .conftest import meter_subentry, start_subentry_flow, submit, zone_subentry
 

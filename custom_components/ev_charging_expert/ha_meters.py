@@ -1,11 +1,11 @@
-"""Power meters in Home Assistant: their subentry keys, signals, and HA-sensor meters."""
+"""Power meters made of Home Assistant sensor entities, and what a meter's entities show."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import (
     ATTR_UNIT_OF_MEASUREMENT,
@@ -28,7 +28,18 @@ from homeassistant.util.unit_conversion import (
 )
 
 from .const import (
-    DOMAIN,
+    CONF_CURRENTS,
+    CONF_ENERGY,
+    CONF_MAX_AGE,
+    CONF_METER_KIND,
+    CONF_POWER_TOTAL,
+    CONF_POWERS,
+    CONF_VOLTAGE,
+    MAX_MAX_AGE,
+    MAX_VOLTAGE,
+    METER_KIND_HA_SENSORS,
+    MIN_MAX_AGE,
+    MIN_VOLTAGE,
 )
 from .evcore.errors import ConfigError
 from .evcore.meters import (
@@ -57,54 +68,6 @@ if TYPE_CHECKING:
     from .evcore.site import Site
 
 _LOGGER = logging.getLogger(__name__)
-
-
-SUBENTRY_METER: Final = "meter"
-SUBENTRY_METER_MODEL: Final = "meter_model"
-CONF_METER: Final = "meter_id"  # in a zone's data: the meter that drives it
-NO_METER: Final = "none"
-CONF_METER_KIND: Final = "kind"
-METER_KIND_MODBUS: Final = "modbus"
-METER_KIND_HA_SENSORS: Final = "ha_sensors"
-CONF_REPORTING_ONLY: Final = "reporting_only"
-# HA-sensor meters.
-CONF_CURRENTS: Final = ("current_l1", "current_l2", "current_l3")
-CONF_POWERS: Final = ("power_l1", "power_l2", "power_l3")
-CONF_VOLTAGE: Final = "voltage"
-CONF_POWER_TOTAL: Final = "power_total"
-CONF_ENERGY: Final = "energy"
-CONF_MAX_AGE: Final = "max_age"
-MIN_MAX_AGE: Final = 1.0
-MAX_MAX_AGE: Final = 3600.0
-MIN_VOLTAGE: Final = 100.0
-MAX_VOLTAGE: Final = 300.0
-
-ISSUE_ZONE_WITHOUT_METER: Final = "zone_without_meter"
-ISSUE_METER_INVALID: Final = "meter_invalid"
-
-METER_DISPLAY_INTERVAL: Final = 5.0
-"""s. Meters are polled every 0.5 s for load management; their entities show at most one new
-value per meter this often (state changes at once), so the recorder is not flooded."""
-
-# Entities every meter has; "power" and "energy" exist only when the meter reports them.
-METER_BASE_ENTITIES: Final = frozenset(
-    {"current_l1", "current_l2", "current_l3", "connection", "last_read"}
-)
-
-
-def signal_meter(entry_id: str, meter_id: str) -> str:
-    """Dispatcher signal: a meter's reading or state changed."""
-    return f"{DOMAIN}_{entry_id}_meter_{meter_id}"
-
-
-def signal_new_meter(entry_id: str) -> str:
-    """Dispatcher signal: a meter needs (more) entities."""
-    return f"{DOMAIN}_{entry_id}_new_meter"
-
-
-def meter_device_id(meter_id: str) -> tuple[str, str]:
-    """Device registry identifier of a meter (its subentry id)."""
-    return (DOMAIN, f"meter_{meter_id}")
 
 
 @dataclass(frozen=True, slots=True)
