@@ -1,0 +1,47 @@
+"""Form helpers shared by the config, options and subentry flows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.helpers import selector
+import voluptuous as vol
+
+from ..evcore.config import MAX_CURRENT
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def translated_select(options: list[str], key: str) -> selector.SelectSelector:
+    """A dropdown whose options are translated (`selector.<key>.options`)."""
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=options, translation_key=key, mode=selector.SelectSelectorMode.DROPDOWN
+        )
+    )
+
+
+def plain_select(options: list[str]) -> selector.SelectSelector:
+    """A dropdown of values shown as they are (names, numbers)."""
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(options=options, mode=selector.SelectSelectorMode.DROPDOWN)
+    )
+
+
+def amps(maximum: float = MAX_CURRENT) -> selector.NumberSelector:
+    """A current (A) typed in a box."""
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=0,
+            max=maximum,
+            step=0.1,
+            unit_of_measurement="A",
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    )
+
+
+def suggested(key: str, values: Mapping[str, Any]) -> vol.Optional:
+    """An optional field pre-filled with its value (an empty field stays empty on submit)."""
+    return vol.Optional(key, description={"suggested_value": values.get(key)})
