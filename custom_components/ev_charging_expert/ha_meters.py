@@ -109,6 +109,17 @@ class HubClock:
         return self._site.clock.call_later(seconds, callback)
 
 
+class HaSensorMeterConfigError(ConfigError):
+    """What is wrong with an HA-sensor meter: a message, and the flow's error key for it."""
+
+    def __init__(
+        self, message: str, key: str, placeholders: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.placeholders = dict(placeholders) if placeholders else None
+
+
 @dataclass(frozen=True, slots=True)
 class HaSensorMeterConfig:
     """A meter made of Home Assistant sensors; valid once built.
@@ -127,30 +138,36 @@ class HaSensorMeterConfig:
 
     def __post_init__(self) -> None:
         if not self.name.strip():
-            raise ConfigError("name is required")
+            raise HaSensorMeterConfigError("name is required", "name_required")
         if self.currents is not None and self.powers is not None:
-            raise ConfigError(
-                "give either the three current sensors or the three power sensors, not both"
+            raise HaSensorMeterConfigError(
+                "give either the three current sensors or the three power sensors, not both",
+                "currents_and_powers",
             )
         required = self.required
         if not required:
-            raise ConfigError(
+            raise HaSensorMeterConfigError(
                 "give the three current sensors (A), or the three power sensors (W) and the "
-                "nominal voltage"
+                "nominal voltage",
+                "sensors_missing",
             )
         if len(set(required)) != len(required):
-            raise ConfigError("each phase needs its own sensor")
+            raise HaSensorMeterConfigError("each phase needs its own sensor", "same_sensor")
         if self.powers is not None and not (
             math.isfinite(self.voltage) and MIN_VOLTAGE <= self.voltage <= MAX_VOLTAGE
         ):
-            raise ConfigError(
+            raise HaSensorMeterConfigError(
                 f"nominal voltage must be between {MIN_VOLTAGE:g} and {MAX_VOLTAGE:g} V "
-                f"(got {self.voltage:g})"
+                f"(got {self.voltage:g})",
+                "voltage_out_of_range",
+                {"min": f"{MIN_VOLTAGE:g}", "max": f"{MAX_VOLTAGE:g}"},
             )
         if not (math.isfinite(self.max_age) and MIN_MAX_AGE <= self.max_age <= MAX_MAX_AGE):
-            raise ConfigError(
+            raise HaSensorMeterConfigError(
                 f"max age must be between {MIN_MAX_AGE:g} and {MAX_MAX_AGE:g} s "
-                f"(got {self.max_age:g})"
+                f"(got {self.max_age:g})",
+                "max_age_out_of_range",
+                {"min": f"{MIN_MAX_AGE:g}", "max": f"{MAX_MAX_AGE:g}"},
             )
 
     @property
@@ -172,9 +189,11 @@ class HaSensorMeterConfig:
             given = [str(data.get(key) or "") for key in keys]
             missing = [f"L{i + 1}" for i, entity in enumerate(given) if not entity]
             if 0 < len(missing) < len(given):
-                raise ConfigError(
+                raise HaSensorMeterConfigError(
                     f"{label} sensors: L1, L2 and L3 are all required (missing "
-                    f"{', '.join(missing)})"
+                    f"{', '.join(missing)})",
+                    f"{label}s_incomplete",
+                    {"missing": ", ".join(missing)},
                 )
             phases[label] = None if missing else (given[0], given[1], given[2])
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.helpers import selector
@@ -11,6 +12,29 @@ from ..evcore.config import MAX_CURRENT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class FormError:
+    """Why a form was refused: a key of the flow's `error` translations, shown on a field.
+
+    Placeholders carry only values the message needs (a zone's name, a number), never an
+    exception's text: the message itself is translated.
+    """
+
+    key: str
+    field: str = "base"
+    placeholders: Mapping[str, str] | None = None
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """The form's `errors`."""
+        return {self.field: self.key}
+
+    @property
+    def description_placeholders(self) -> dict[str, str] | None:
+        """The form's `description_placeholders`."""
+        return dict(self.placeholders) if self.placeholders else None
 
 
 def translated_select(options: list[str], key: str) -> selector.SelectSelector:

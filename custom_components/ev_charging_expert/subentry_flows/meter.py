@@ -54,8 +54,8 @@ from ..evcore.meters.config import (
     DEFAULT_TIMEOUT,
 )
 from ..evcore.meters.external import DEFAULT_MAX_AGE
-from ..ha_meters import HaSensorMeterConfig
-from .common import plain_select, suggested, translated_select
+from ..ha_meters import HaSensorMeterConfig, HaSensorMeterConfigError
+from .common import FormError, plain_select, suggested, translated_select
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -63,27 +63,32 @@ if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
 
 
-def _meter_name_error(entry: ConfigEntry, meter_id: str | None, name: str) -> str | None:
+def _name_error(entry: ConfigEntry, meter_id: str | None, name: str) -> FormError | None:
+    """A meter needs a name no other meter has (it names the meter's device)."""
+    name = name.strip().casefold()
+    if not name:
+        return FormError("name_required", "name")
     for other_id, other in meter_subentries(entry).items():
-        if other_id != meter_id and other.title.strip().casefold() == name.casefold():
-            return f"a power meter called {other.title!r} already exists"
+        if other_id != meter_id and other.title.strip().casefold() == name:
+            return FormError("name_taken", "name")
     return None
 
 
-def _reporting_only_error(entry: ConfigEntry, meter_id: str | None, name: str) -> str | None:
+def _reporting_only_error(entry: ConfigEntry, meter_id: str | None) -> FormError | None:
     zone_id = next((z for z, m in zone_meter_ids(entry).items() if m == meter_id), None)
     if meter_id is None or zone_id is None:
         return None
-    return (
-        f"power meter {name!r} drives zone {entry.subentries[zone_id].title!r}: choose another "
-        "meter for the zone before making this one reporting only"
+    return FormError(
+        "meter_drives_zone", CONF_REPORTING_ONLY, {"zone": entry.subentries[zone_id].title}
     )
 
 
-def _pool_error(entry: ConfigEntry, meter_id: str | None, config: MeterConfig) -> str | None:
+def _pool_error(entry: ConfigEntry, meter_id: str | None, config: MeterConfig) -> FormError | None:
     """Whether the meter's model exists and it can share its gateway with the other meters."""
     registry, _ = models_from_entry(entry)
-    # Never started: nothing connects, it only checks the model and the gateway sharing.
+    if config.model not in registry:
+        return FormError("unknown_model", CONF_MODEL)
+    # Never started: nothing connects, it only checks the gateway sharing.
     pool = MeterPool(SystemClock(), registry)
     for other_id, other in meter_subentries(entry).items():
         if other_id == meter_id or other.data.get(CONF_METER_KIND) == METER_KIND_HA_SENSORS:
@@ -94,8 +99,10 @@ def _pool_error(entry: ConfigEntry, meter_id: str | None, config: MeterConfig) -
             continue  # the hub reports that one
     try:
         pool.add(config)
-    except ConfigError as err:
-        return str(err)
+    except ConfigError:
+        # A slave id taken on that gateway, or a gateway used with other framing or line
+        # settings: evcore words it, the form says it in the user's language.
+        return FormError("gateway_conflict")
     return None
 
 
@@ -285,34 +292,29 @@ class MeterSubentryFlow(ConfigSubentryFlow):
         entry = self._get_entry()
         meter_id = self._meter_id
         values = _modbus_values(self._stored())
-        errors: dict[str, str] = {}
-        placeholders = {"error": ""}
+        error: FormError | None = None
         if user_input is not None:
-            try:
-                config = _modbus_config(meter_id, user_input)
-            except ConfigError as err:
-                error: str | None = str(err)
-            else:
-                error = (
-                    _meter_name_error(entry, meter_id, config.name)
-                    or (
-                        _reporting_only_error(entry, meter_id, config.name)
-                        if config.reporting_only
-                        else None
-                    )
-                    or _pool_error(entry, meter_id, config)
-                )
-                if error is None:
-                    return self._finish({CONF_METER_KIND: METER_KIND_MODBUS, **config.to_dict()})
-            errors["base"] = "invalid_meter"
-            placeholders["error"] = error or ""
+            error = _name_error(entry, meter_id, str(user_input.get("name", "")))
+            if error is None:
+                try:
+                    config = _modbus_config(meter_id, user_input)
+                except ConfigError:
+                    error = FormError("invalid_meter")
+                else:
+                    error = (
+                        _reporting_only_error(entry, meter_id) if config.reporting_only else None
+                    ) or _pool_error(entry, meter_id, config)
+                    if error is None:
+                        return self._finish(
+                            {CONF_METER_KIND: METER_KIND_MODBUS, **config.to_dict()}
+                        )
             values = _modbus_values(user_input)
         registry, _ = models_from_entry(entry)
         return self.async_show_form(
             step_id=METER_KIND_MODBUS,
             data_schema=_modbus_schema(values, registry.names()),
-            errors=errors,
-            description_placeholders=placeholders,
+            errors=error.errors if error else {},
+            description_placeholders=error.description_placeholders if error else None,
         )
 
     async def async_step_ha_sensors(
@@ -322,24 +324,23 @@ class MeterSubentryFlow(ConfigSubentryFlow):
         entry = self._get_entry()
         meter_id = self._meter_id
         values: dict[str, Any] = dict(self._stored())
-        errors: dict[str, str] = {}
-        placeholders = {"error": ""}
+        error: FormError | None = None
         if user_input is not None:
             values = _ha_sensors_values(user_input)
-            try:
-                config = HaSensorMeterConfig.from_dict(values)
-            except ConfigError as err:
-                error: str | None = str(err)
-            else:
-                error = _meter_name_error(entry, meter_id, config.name)
-                if error is None:
+            error = _name_error(entry, meter_id, values["name"])
+            if error is None:
+                try:
+                    config = HaSensorMeterConfig.from_dict(values)
+                except HaSensorMeterConfigError as err:
+                    error = FormError(err.key, placeholders=err.placeholders)
+                except ConfigError:
+                    error = FormError("invalid_meter")
+                else:
                     return self._finish(config.to_dict())
-            errors["base"] = "invalid_meter"
-            placeholders["error"] = error or ""
         voltage = float(entry.options.get(CONF_NOMINAL_VOLTAGE, DEFAULT_NOMINAL_VOLTAGE))
         return self.async_show_form(
             step_id=METER_KIND_HA_SENSORS,
             data_schema=_ha_sensors_schema(values, voltage),
-            errors=errors,
-            description_placeholders=placeholders,
+            errors=error.errors if error else {},
+            description_placeholders=error.description_placeholders if error else None,
         )

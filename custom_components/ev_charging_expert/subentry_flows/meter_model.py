@@ -29,10 +29,14 @@ from ..evcore.meters import (
 )
 from ..evcore.meters.catalog import model_from_data, model_to_data
 from ..evcore.meters.models import CURRENTS, MAX_READ_GAP
-from .common import plain_select, suggested, translated_select
+from .common import FormError, plain_select, suggested, translated_select
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from homeassistant.config_entries import ConfigEntry
+
+    from ..evcore.meters import MeterModel
 
 
 def _register_section(quantity: Quantity, register: Mapping[str, Any]) -> section:
@@ -105,6 +109,25 @@ def _model_data(user_input: Mapping[str, Any], notes: str | None) -> dict[str, A
     return data
 
 
+def _checked_model(
+    entry: ConfigEntry, old_name: str | None, data: Mapping[str, Any]
+) -> MeterModel | FormError:
+    """The model the form describes, when it is valid and its name free (its old one is)."""
+    try:
+        model = model_from_data(data)
+    except ConfigError:
+        return FormError("invalid_model")
+    registry, _ = models_from_entry(entry)
+    if old_name is not None and old_name in registry.custom:
+        registry.remove(old_name)
+    try:
+        registry.add(model)
+    except ConfigError:
+        # Valid, it was just built: only its name can clash, with a built-in or custom model.
+        return FormError("name_taken", "name")
+    return model
+
+
 class MeterModelSubentryFlow(ConfigSubentryFlow):
     """Add or change a custom meter model (a register map)."""
 
@@ -125,20 +148,13 @@ class MeterModelSubentryFlow(ConfigSubentryFlow):
         entry = self._get_entry()
         model_id = self._reconfigure_subentry_id if self.source == SOURCE_RECONFIGURE else None
         data: Mapping[str, Any] = entry.subentries[model_id].data if model_id else {}
-        errors: dict[str, str] = {}
-        placeholders = {"error": ""}
+        error: FormError | None = None
         if user_input is not None:
             data = _model_data(user_input, data.get("notes"))
-            registry, _ = models_from_entry(entry)
             old_name = entry.subentries[model_id].title if model_id else None
-            try:
-                model = model_from_data(data)
-                if old_name is not None and old_name in registry.custom:
-                    registry.remove(old_name)
-                registry.add(model)
-            except ConfigError as err:
-                errors["base"] = "invalid_model"
-                placeholders["error"] = str(err)
+            model = _checked_model(entry, old_name, data)
+            if isinstance(model, FormError):
+                error = model
             else:
                 stored = model_to_data(model)
                 if model_id is None:
@@ -151,6 +167,5 @@ class MeterModelSubentryFlow(ConfigSubentryFlow):
         return self.async_show_form(
             step_id="model",
             data_schema=_model_schema(data),
-            errors=errors,
-            description_placeholders=placeholders,
+            errors=error.errors if error else {},
         )

@@ -26,9 +26,9 @@ from ..entry_data import (
     zone_meter_ids,
     zones_from_entry,
 )
-from ..evcore.config import ZoneConfig, ZoneMode, validate_zones
+from ..evcore.config import MAX_ZONE_DEPTH, ZoneConfig, ZoneMode, validate_zones
 from ..evcore.errors import ConfigError
-from .common import amps, translated_select
+from .common import FormError, amps, translated_select
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -52,8 +52,7 @@ class ZoneSubentryFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         entry = self._get_entry()
         current = entry.subentries[zone_id].data if zone_id else {}
-        errors: dict[str, str] = {}
-        placeholders = {"error": ""}
+        error: FormError | None = None
         if user_input is not None:
             data = {
                 CONF_ZONE_NAME: str(user_input[CONF_ZONE_NAME]).strip(),
@@ -71,37 +70,39 @@ class ZoneSubentryFlow(ConfigSubentryFlow):
                 return self.async_update_and_abort(
                     entry, entry.subentries[zone_id], title=data[CONF_ZONE_NAME], data=data
                 )
-            errors["base"] = "invalid_zone"
-            placeholders["error"] = error
             current = data
         return self.async_show_form(
             step_id=step_id,
             data_schema=self._schema(entry, zone_id, current),
-            errors=errors,
-            description_placeholders=placeholders,
+            errors=error.errors if error else {},
+            description_placeholders=error.description_placeholders if error else None,
         )
 
-    def _check(self, entry: ConfigEntry, zone_id: str | None, data: dict[str, Any]) -> str | None:
+    def _check(
+        self, entry: ConfigEntry, zone_id: str | None, data: dict[str, Any]
+    ) -> FormError | None:
         """Validate the whole tree with this zone added or changed; None when it is fine."""
-        if data[CONF_ZONE_NAME].casefold() == UNASSIGNED:
-            return f"{UNASSIGNED!r} is reserved for stations that are in no zone"
+        name = data[CONF_ZONE_NAME].casefold()
+        if name == UNASSIGNED:
+            return FormError("name_reserved", CONF_ZONE_NAME)
         zones, _ = zones_from_entry(entry)
+        if any(z.name.strip().casefold() == name for z in zones.values() if z.zone_id != zone_id):
+            return FormError("name_taken", CONF_ZONE_NAME)
+        if data[CONF_DEGRADED_SETPOINT] > data[CONF_MAX_CURRENT]:
+            return FormError("degraded_above_max", CONF_DEGRADED_SETPOINT)
         key = zone_id or "__new__"
         zones[key] = zone_from_subentry(key, data)
         try:
             validate_zones(zones.values())
-        except ConfigError as err:
-            return str(err)
+        except ConfigError:
+            # What is left: a sub-zone above its parent, or a tree too deep.
+            return FormError("invalid_zone", placeholders={"max_depth": str(MAX_ZONE_DEPTH)})
         parent = zones[key].parent_id
         if parent is not None:
             hub = getattr(entry, "runtime_data", None)
             stations = hub.site.stations.values() if hub is not None else ()
-            holding = sorted(s.station_id for s in stations if s.config.zone_id == parent)
-            if holding:
-                return (
-                    f"zone {zones[parent].name!r} holds stations ({', '.join(holding[:5])}); "
-                    "stations go in zones without sub-zones: move them first"
-                )
+            if any(s.config.zone_id == parent for s in stations):
+                return FormError("parent_holds_stations", CONF_PARENT)
         return _zone_meter_error(entry, zone_id, zones[key], data.get(CONF_METER))
 
     def _schema(self, entry: ConfigEntry, zone_id: str | None, current: Any) -> vol.Schema:
@@ -168,30 +169,24 @@ def _zone_meter_field(
 
 def _zone_meter_error(
     entry: ConfigEntry, zone_id: str | None, zone: ZoneConfig, meter_id: str | None
-) -> str | None:
+) -> FormError | None:
     """Zone <-> meter rules; None when they hold.
 
     A dynamic zone needs a meter, a static zone takes none, a reporting-only meter drives no
     zone, and one meter drives at most one zone (its measurement holds one zone's load).
     """
     if zone.mode is ZoneMode.STATIC:
-        return (
-            "a static zone has a fixed budget and takes no power meter: choose none, or make "
-            "the zone dynamic"
-            if meter_id
-            else None
-        )
+        return FormError("static_zone_with_meter", CONF_METER) if meter_id else None
     meter = meter_subentries(entry).get(meter_id) if meter_id else None
     if meter is None:
-        return "a dynamic zone needs a power meter: add one (Power meter), then choose it here"
+        return FormError("dynamic_zone_without_meter", CONF_METER)
     if meter.data.get(CONF_REPORTING_ONLY):
-        return f"power meter {meter.title!r} is for reporting only and cannot drive a zone"
+        return FormError("meter_reporting_only", CONF_METER)
     other = next(
         (z for z, m in zone_meter_ids(entry).items() if m == meter_id and z != zone_id), None
     )
     if other is not None:
-        return (
-            f"power meter {meter.title!r} already drives zone "
-            f"{entry.subentries[other].title!r}: one meter drives at most one zone"
+        return FormError(
+            "meter_drives_other_zone", CONF_METER, {"zone": entry.subentries[other].title}
         )
     return None
