@@ -12,7 +12,9 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from .const import (
     DOMAIN,
     connector_device_id,
+    meter_device_id,
     signal_connector,
+    signal_meter,
     signal_new_connector,
     signal_new_station,
     signal_new_zone,
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
 
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .evcore.config import StationConfig
     from .evcore.model import ConnectorState, StationState
+    from .ha_meters import MeterView
     from .hub import EvChargingConfigEntry, EvChargingHub
 
 
@@ -127,6 +131,24 @@ class EvChargingEntity(Entity):
         self.async_write_ha_state()
 
 
+class EvChargingSettingEntity(EvChargingEntity):
+    """A setting kept in the station's configuration on our side, not in the charger.
+
+    It can be changed while the charger is offline; load management applies it at once.
+    """
+
+    _available_when_offline = True
+
+    @property
+    def setting_connector(self) -> int:
+        """The connector the setting is about; 0 (OCPP's whole station) for a station's."""
+        return self.connector_id or 0
+
+    def configure(self, config: StationConfig) -> None:
+        """Store the station's new configuration."""
+        self.hub.site.configure_station(self.station_id, config)
+
+
 class EvChargingZoneEntity(Entity):
     """An entity of a zone (switchboard); the zone's device belongs to its subentry."""
 
@@ -156,6 +178,41 @@ class EvChargingZoneEntity(Entity):
             async_dispatcher_connect(
                 self.hass,
                 signal_zone(self.hub.entry.entry_id, self.zone_id),
+                self.async_write_ha_state,
+            )
+        )
+
+
+class EvChargingMeterEntity(Entity):
+    """An entity of a power meter; the meter's device belongs to its subentry."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, hub: EvChargingHub, meter_id: str, description: EntityDescription) -> None:
+        self.hub = hub
+        self.meter_id = meter_id
+        self.entity_description = description
+        self._attr_unique_id = f"meter_{meter_id}_{description.key}"
+        name, model = hub.meter_device(meter_id)
+        self._attr_device_info = DeviceInfo(
+            identifiers={meter_device_id(meter_id)},
+            name=name,
+            model=model,
+            via_device=(DOMAIN, hub.entry.entry_id),
+        )
+
+    @property
+    def meter_view(self) -> MeterView | None:
+        """What the meter's entities show; None when the meter is not configured."""
+        return self.hub.meter_view(self.meter_id)
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the meter's signal."""
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_meter(self.hub.entry.entry_id, self.meter_id),
                 self.async_write_ha_state,
             )
         )
