@@ -416,6 +416,24 @@ def modbus_meter_data(port: int, *, slave_id: int = 1, **overrides: Any) -> dict
     return data
 
 
+def modbus_form(port: int, **overrides: Any) -> dict[str, Any]:
+    """What the user enters in the Modbus meter form."""
+    form: dict[str, Any] = {
+        "name": "Main meter",
+        "model": PM5320,
+        "protocol": "tcp",
+        "host": "127.0.0.1",
+        "port": port,
+        "slave_id": 1,
+        "polling_period": 0.5,
+        "timeout": 1.0,
+        "reporting_only": False,
+        "serial": {"baudrate": "19200", "parity": "E", "stopbits": "1"},
+    }
+    form.update(overrides)
+    return {k: v for k, v in form.items() if v is not None}
+
+
 async def meters_idle(hass: HomeAssistant, hub: EvChargingHub) -> None:
     """Let the polls in flight finish (loopback round trips only) and HA settle."""
     async with asyncio.timeout(10):

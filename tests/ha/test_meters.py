@@ -32,6 +32,7 @@ from .conftest import (
     entity_id,
     meter_subentry,
     meters_idle,
+    modbus_form,
     modbus_meter_data,
     start_subentry_flow,
     submit,
@@ -52,24 +53,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("manual_hub_clock")
 
 METER = "grid"  # subentry id of the meter the fixtures configure
-
-
-def modbus_form(port: int, **overrides: Any) -> dict[str, Any]:
-    """What the user enters in the Modbus meter form."""
-    form: dict[str, Any] = {
-        "name": "Main meter",
-        "model": PM5320,
-        "protocol": "tcp",
-        "host": "127.0.0.1",
-        "port": port,
-        "slave_id": 1,
-        "polling_period": 0.5,
-        "timeout": 1.0,
-        "reporting_only": False,
-        "serial": {"baudrate": "19200", "parity": "E", "stopbits": "1"},
-    }
-    form.update(overrides)
-    return {k: v for k, v in form.items() if v is not None}
 
 
 async def start_meter_flow(

@@ -22,6 +22,7 @@ from .conftest import (
     entity_id,
     meter_subentry,
     meters_idle,
+    modbus_form,
     modbus_meter_data,
     start_subentry_flow,
     submit,
@@ -333,19 +334,7 @@ async def test_a_model_deleted_while_its_meter_form_is_open_is_refused(
     hass.config_entries.async_remove_subentry(init_integration, MODEL)
     await hass.async_block_till_done()
 
-    form = {
-        "name": "Grid",
-        "model": SDM,
-        "protocol": "tcp",
-        "host": "127.0.0.1",
-        "port": 1,
-        "slave_id": 1,
-        "polling_period": 0.5,
-        "timeout": 1.0,
-        "reporting_only": False,
-        "serial": {"baudrate": "19200", "parity": "E", "stopbits": "1"},
-    }
-    result = await submit(hass, flow, form)
+    result = await submit(hass, flow, modbus_form(1, name="Grid", model=SDM))
 
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"model": "unknown_model"}

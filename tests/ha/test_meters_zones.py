@@ -22,7 +22,7 @@ from custom_components.ev_charging_expert.const import (
     SUBENTRY_ZONE,
 )
 
-from .conftest import meter_subentry, start_subentry_flow, submit, zone_subentry
+from .conftest import meter_subentry, modbus_form, start_subentry_flow, submit, zone_subentry
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigSubentryDataWithId
@@ -208,19 +208,9 @@ async def test_a_meter_driving_a_zone_cannot_become_reporting_only(
         (init_integration.entry_id, SUBENTRY_METER),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": REPORTING},
     )
-    form = {
-        "name": "Solar",
-        "model": "MTZ",
-        "protocol": "tcp",
-        "host": "127.0.0.1",
-        "port": 1,
-        "slave_id": 1,
-        "polling_period": 0.5,
-        "timeout": 1.0,
-        "reporting_only": True,
-        "serial": {"baudrate": "19200", "parity": "E", "stopbits": "1"},
-    }
-    result = await submit(hass, flow, form)
+    result = await submit(
+        hass, flow, modbus_form(1, name="Solar", model="MTZ", reporting_only=True)
+    )
 
     assert result["errors"] == {"reporting_only": "meter_drives_zone"}
     assert result["description_placeholders"] == {"zone": "Main"}
