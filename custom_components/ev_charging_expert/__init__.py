@@ -11,8 +11,9 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 
 from .const import DOMAIN
-from .hub import EvChargingHub, HaSiteStore
+from .hub import EvChargingHub
 from .services import async_setup_services
+from .store import HaSiteStore
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant

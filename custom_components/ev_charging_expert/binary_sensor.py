@@ -11,13 +11,13 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.const import EntityCategory
 
+from .const import SUSPENDED_REASONS
 from .entity import (
     EvChargingEntity,
     EvChargingZoneEntity,
     setup_platform_entities,
     setup_zone_entities,
 )
-from .hub import SUSPENDED_REASONS
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant

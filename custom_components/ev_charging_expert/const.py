@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from .evcore.allocation.model import Reason
+
 DOMAIN: Final = "ev_charging_expert"
 
 CONF_NEW_CHARGER_POLICY: Final = "new_charger_policy"
@@ -76,6 +78,11 @@ ISSUE_UNCONTROLLABLE: Final = "uncontrollable_charger"
 ISSUE_ORPHAN_ZONE: Final = "orphan_zone"
 ISSUE_DEGRADED_ZERO: Final = "degraded_zero"
 
+# A station in no zone: the zone select's option, a name no zone may take.
+UNASSIGNED: Final = "unassigned"
+# The allocation reasons that count an EV as suspended (held at 0 A for others).
+SUSPENDED_REASONS: Final = frozenset({Reason.SUSPENDED_PRIORITY, Reason.SUSPENDED_NO_CAPACITY})
+
 
 def signal_zone(entry_id: str, zone_id: str) -> str:
     """Dispatcher signal: a zone's budget or allocation changed."""
@@ -90,3 +97,78 @@ def signal_new_zone(entry_id: str) -> str:
 def zone_device_id(zone_id: str) -> tuple[str, str]:
     """Device registry identifier of a zone (its subentry id)."""
     return (DOMAIN, f"zone_{zone_id}")
+
+
+# Power meters.
+SUBENTRY_METER: Final = "meter"
+SUBENTRY_METER_MODEL: Final = "meter_model"
+CONF_METER: Final = "meter_id"  # in a zone's data: the meter that drives it
+NO_METER: Final = "none"
+CONF_METER_KIND: Final = "kind"
+METER_KIND_MODBUS: Final = "modbus"
+METER_KIND_HA_SENSORS: Final = "ha_sensors"
+CONF_REPORTING_ONLY: Final = "reporting_only"
+# HA-sensor meters.
+CONF_CURRENTS: Final = ("current_l1", "current_l2", "current_l3")
+CONF_POWERS: Final = ("power_l1", "power_l2", "power_l3")
+CONF_VOLTAGE: Final = "voltage"
+CONF_POWER_TOTAL: Final = "power_total"
+CONF_ENERGY: Final = "energy"
+CONF_MAX_AGE: Final = "max_age"
+MIN_MAX_AGE: Final = 1.0
+MAX_MAX_AGE: Final = 3600.0
+MIN_VOLTAGE: Final = 100.0
+MAX_VOLTAGE: Final = 300.0
+
+ISSUE_ZONE_WITHOUT_METER: Final = "zone_without_meter"
+ISSUE_METER_INVALID: Final = "meter_invalid"
+
+METER_DISPLAY_INTERVAL: Final = 5.0
+"""s. Meters are polled every 0.5 s for load management; their entities show at most one new
+value per meter this often (state changes at once), so the recorder is not flooded."""
+
+# Entities every meter has; "power" and "energy" exist only when the meter reports them.
+METER_BASE_ENTITIES: Final = frozenset(
+    {"current_l1", "current_l2", "current_l3", "connection", "last_read"}
+)
+
+
+def signal_meter(entry_id: str, meter_id: str) -> str:
+    """Dispatcher signal: a meter's reading or state changed."""
+    return f"{DOMAIN}_{entry_id}_meter_{meter_id}"
+
+
+def signal_new_meter(entry_id: str) -> str:
+    """Dispatcher signal: a meter needs (more) entities."""
+    return f"{DOMAIN}_{entry_id}_new_meter"
+
+
+def meter_device_id(meter_id: str) -> tuple[str, str]:
+    """Device registry identifier of a meter (its subentry id)."""
+    return (DOMAIN, f"meter_{meter_id}")
+
+
+# Meter subentries: Modbus fields, and the sections of the HA-sensor form.
+CONF_PROTOCOL: Final = "protocol"
+CONF_SLAVE_ID: Final = "slave_id"
+CONF_MODEL: Final = "model"
+CONF_POLLING_PERIOD: Final = "polling_period"
+CONF_TIMEOUT: Final = "timeout"
+CONF_SERIAL: Final = "serial"
+CONF_SERIAL_PORT: Final = "serial_port"
+CONF_BAUDRATE: Final = "baudrate"
+CONF_PARITY: Final = "parity"
+CONF_STOPBITS: Final = "stopbits"
+SECTION_CURRENTS: Final = "currents"
+SECTION_POWERS: Final = "powers"
+SECTION_TOTALS: Final = "totals"
+
+# Meter model subentries: one section per quantity, with these fields.
+CONF_NUMBERING: Final = "numbering"
+CONF_MAX_GAP: Final = "max_gap"
+CONF_ADDRESS: Final = "address"
+CONF_FORMAT: Final = "format"
+CONF_WORD_ORDER: Final = "word_order"
+CONF_REGISTER_TYPE: Final = "register_type"
+CONF_SCALE: Final = "scale"
+CONF_INVALID: Final = "invalid"

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.diagnostics import async_redact_data
 
-from .const import DOMAIN
+from .const import DOMAIN, meter_device_id
 from .evcore.meters.catalog import model_to_data
-from .power_meters import meter_device_id
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant

@@ -12,7 +12,9 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from .const import (
     DOMAIN,
     connector_device_id,
+    meter_device_id,
     signal_connector,
+    signal_meter,
     signal_new_connector,
     signal_new_station,
     signal_new_zone,
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
 
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .evcore.config import StationConfig
     from .evcore.model import ConnectorState, StationState
+    from .ha_meters import MeterView
     from .hub import EvChargingConfigEntry, EvChargingHub
 
 
@@ -127,22 +131,74 @@ class EvChargingEntity(Entity):
         self.async_write_ha_state()
 
 
-class EvChargingZoneEntity(Entity):
-    """An entity of a zone (switchboard); the zone's device belongs to its subentry."""
+class EvChargingSettingEntity(EvChargingEntity):
+    """A setting kept in the station's configuration on our side, not in the charger.
+
+    It can be changed while the charger is offline; load management applies it at once.
+    """
+
+    _available_when_offline = True
+
+    @property
+    def setting_connector(self) -> int:
+        """The connector the setting is about; 0 (OCPP's whole station) for a station's."""
+        return self.connector_id or 0
+
+    def configure(self, config: StationConfig) -> None:
+        """Store the station's new configuration."""
+        self.hub.site.configure_station(self.station_id, config)
+
+
+class EvChargingSubentryEntity(Entity):
+    """An entity of a zone or a power meter: its device belongs to the subentry, below the hub.
+
+    Pushed: the hub sends one dispatcher signal per zone and per meter.
+    """
 
     _attr_has_entity_name = True
     _attr_should_poll = False
 
-    def __init__(self, hub: EvChargingHub, zone_id: str, description: EntityDescription) -> None:
+    def __init__(
+        self,
+        hub: EvChargingHub,
+        description: EntityDescription,
+        device_id: tuple[str, str],
+        *,
+        name: str,
+        model: str,
+        signal: str,
+    ) -> None:
         self.hub = hub
-        self.zone_id = zone_id
         self.entity_description = description
-        self._attr_unique_id = f"zone_{zone_id}_{description.key}"
+        self._signal = signal
+        # The device id's identifier (zone_<id>, meter_<id>) is also the unique id's prefix.
+        self._attr_unique_id = f"{device_id[1]}_{description.key}"
         self._attr_device_info = DeviceInfo(
-            identifiers={zone_device_id(zone_id)},
+            identifiers={device_id},
+            name=name,
+            model=model,
+            via_device=(DOMAIN, hub.entry.entry_id),
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the zone's or meter's signal."""
+        self.async_on_remove(
+            async_dispatcher_connect(self.hass, self._signal, self.async_write_ha_state)
+        )
+
+
+class EvChargingZoneEntity(EvChargingSubentryEntity):
+    """An entity of a zone (switchboard)."""
+
+    def __init__(self, hub: EvChargingHub, zone_id: str, description: EntityDescription) -> None:
+        self.zone_id = zone_id
+        super().__init__(
+            hub,
+            description,
+            zone_device_id(zone_id),
             name=hub.zones[zone_id].name,
             model="Zone",
-            via_device=(DOMAIN, hub.entry.entry_id),
+            signal=signal_zone(hub.entry.entry_id, zone_id),
         )
 
     @property
@@ -150,15 +206,26 @@ class EvChargingZoneEntity(Entity):
         """A deleted zone's entities go away with its subentry; until then, unavailable."""
         return self.zone_id in self.hub.zones
 
-    async def async_added_to_hass(self) -> None:
-        """Follow the zone's signal."""
-        self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass,
-                signal_zone(self.hub.entry.entry_id, self.zone_id),
-                self.async_write_ha_state,
-            )
+
+class EvChargingMeterEntity(EvChargingSubentryEntity):
+    """An entity of a power meter."""
+
+    def __init__(self, hub: EvChargingHub, meter_id: str, description: EntityDescription) -> None:
+        self.meter_id = meter_id
+        name, model = hub.meter_device(meter_id)
+        super().__init__(
+            hub,
+            description,
+            meter_device_id(meter_id),
+            name=name,
+            model=model,
+            signal=signal_meter(hub.entry.entry_id, meter_id),
         )
+
+    @property
+    def meter_view(self) -> MeterView | None:
+        """What the meter's entities show; None when the meter is not configured."""
+        return self.hub.meter_view(self.meter_id)
 
 
 def setup_zone_entities(

@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import asdict, dataclass
 from functools import partial
 import logging
-import ssl
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
@@ -14,48 +13,39 @@ from homeassistant.const import (
     CONF_HOST,
     CONF_PORT,
 )
-from homeassistant.core import callback
 from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
     issue_registry as ir,
 )
 from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.helpers.storage import Store
 
 from .const import (
-    CONF_DEGRADED_SETPOINT,
-    CONF_HEARTBEAT_INTERVAL,
-    CONF_MAX_CURRENT,
-    CONF_MINIMUM_STANDARD,
-    CONF_MODE,
-    CONF_NEW_CHARGER_POLICY,
-    CONF_NOMINAL_VOLTAGE,
-    CONF_PARENT,
-    CONF_REEVALUATION_MINUTES,
-    CONF_SAFETY_MARGIN,
-    CONF_SHED_PRIORITY,
+    CONF_METER_KIND,
+    CONF_REPORTING_ONLY,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
-    CONF_ZONE_NAME,
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_NOMINAL_VOLTAGE,
-    DEFAULT_REEVALUATION_MINUTES,
-    DEFAULT_SAFETY_MARGIN,
     DOMAIN,
     EVENT_CARD_PRESENTED,
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     ISSUE_DEGRADED_ZERO,
+    ISSUE_METER_INVALID,
     ISSUE_ORPHAN_ZONE,
     ISSUE_PENDING_CHARGER,
     ISSUE_UNASSIGNED,
     ISSUE_UNCONTROLLABLE,
-    NO_PARENT,
-    SUBENTRY_ZONE,
+    ISSUE_ZONE_WITHOUT_METER,
+    METER_BASE_ENTITIES,
+    METER_DISPLAY_INTERVAL,
+    METER_KIND_HA_SENSORS,
+    SUSPENDED_REASONS,
     connector_device_id,
+    meter_device_id,
     signal_connector,
+    signal_meter,
     signal_new_connector,
+    signal_new_meter,
     signal_new_station,
     signal_new_zone,
     signal_station,
@@ -63,11 +53,18 @@ from .const import (
     station_device_id,
     zone_device_id,
 )
-from .evcore.allocation.model import MinimumStandard, Phases, Reason, ShedPriority
+from .entry_data import (
+    build_ssl_context,
+    load_settings,
+    meter_subentries,
+    models_from_entry,
+    site_settings,
+    zone_meter_ids,
+    zones_from_entry,
+)
 from .evcore.charger import TriggerMessage
 from .evcore.clock import SystemClock
 from .evcore.config import (
-    LoadSettings,
     ZoneConfig,
     ZoneMode,
     terminal_zones,
@@ -103,30 +100,11 @@ from .evcore.meters import (
     ModelRegistry,
     Quantity,
 )
-from .evcore.meters.catalog import model_from_data
-from .evcore.model import BootInfo, NewChargerPolicy, Registration
+from .evcore.model import BootInfo, Registration
 from .evcore.ocpp.server import CentralSystem
-from .evcore.site import Site, SiteSettings
-from .power_meters import (
-    CONF_METER,
-    CONF_METER_KIND,
-    CONF_REPORTING_ONLY,
-    ISSUE_METER_INVALID,
-    ISSUE_ZONE_WITHOUT_METER,
-    METER_BASE_ENTITIES,
-    METER_DISPLAY_INTERVAL,
-    METER_KIND_HA_SENSORS,
-    NO_METER,
-    SUBENTRY_METER,
-    SUBENTRY_METER_MODEL,
-    HaSensorMeter,
-    HaSensorMeterConfig,
-    HubClock,
-    MeterView,
-    meter_device_id,
-    signal_meter,
-    signal_new_meter,
-)
+from .evcore.site import Site
+from .ha_meters import HaSensorMeter, HaSensorMeterConfig, HubClock, MeterView
+from .store import HaSiteStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -135,6 +113,7 @@ if TYPE_CHECKING:
         HomeAssistant,
     )
 
+    from .evcore.allocation.model import Phases, Reason
     from .evcore.charger import Charger
     from .evcore.clock import Cancelable
     from .evcore.meters.external import (
@@ -146,41 +125,7 @@ _LOGGER = logging.getLogger(__name__)
 
 type EvChargingConfigEntry = ConfigEntry[EvChargingHub]
 
-STORAGE_VERSION = 1
-_SAVE_DELAY = 2.0
 _LISTED = 10  # stations named in a repair; the count says the rest
-
-
-class HaSiteStore:
-    """evcore's SiteStore on top of HA's `Store` (atomic JSON in .storage)."""
-
-    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}", atomic_writes=True
-        )
-        self._pending: Callable[[], dict[str, Any]] | None = None
-
-    async def load(self) -> dict[str, Any] | None:
-        """Load the registry."""
-        return await self._store.async_load()
-
-    def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
-        """Save soon; HA flushes pending saves when it stops."""
-        self._pending = data
-        self._store.async_delay_save(data, _SAVE_DELAY)
-
-    async def flush(self) -> None:
-        """Write a pending save now (on unload)."""
-        if self._pending is not None:
-            await self._store.async_save(self._pending())
-            self._pending = None
-
-    async def remove(self) -> None:
-        """Delete the file (entry removed)."""
-        await self._store.async_remove()
-
-
-SUSPENDED_REASONS = frozenset({Reason.SUSPENDED_PRIORITY, Reason.SUSPENDED_NO_CAPACITY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +139,6 @@ class ZoneStatus:
     suspended: int
 
 
-def build_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
-    """Server TLS context (OCPP security profile 2); blocking, run it in the executor."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(certfile, keyfile)
-    return context
-
-
 class EvChargingHub:
     """One per config entry: the site, its central system and their HA bindings."""
 
@@ -208,15 +146,7 @@ class EvChargingHub:
         self.hass = hass
         self.entry = entry
         self.store = HaSiteStore(hass, entry.entry_id)
-        settings = SiteSettings(
-            new_charger_policy=NewChargerPolicy(
-                entry.data.get(CONF_NEW_CHARGER_POLICY, NewChargerPolicy.ACCEPT)
-            ),
-            heartbeat_interval=int(
-                entry.data.get(CONF_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL)
-            ),
-        )
-        self.site = Site(SystemClock(), self.store, settings)
+        self.site = Site(SystemClock(), self.store, site_settings(entry))
         self.load = LoadManager(self.site, settings=load_settings(entry))
         self.zones: dict[str, ZoneConfig] = {}
         self._known_zones: set[str] = set()
@@ -900,110 +830,6 @@ class EvChargingHub:
             translation_placeholders={"station_id": station_id},
             data={"station_id": station_id},
         )
-
-
-def load_settings(entry: ConfigEntry) -> LoadSettings:
-    """Site load-management settings from the entry's options."""
-    options = entry.options
-    return LoadSettings(
-        minimum_standard=MinimumStandard(
-            options.get(CONF_MINIMUM_STANDARD, MinimumStandard.IEC_61851)
-        ),
-        shed_priority=ShedPriority(options.get(CONF_SHED_PRIORITY, ShedPriority.ENERGY)),
-        reevaluation_period=60.0
-        * float(options.get(CONF_REEVALUATION_MINUTES, DEFAULT_REEVALUATION_MINUTES)),
-        nominal_voltage=float(options.get(CONF_NOMINAL_VOLTAGE, DEFAULT_NOMINAL_VOLTAGE)),
-        safety_margin=float(options.get(CONF_SAFETY_MARGIN, DEFAULT_SAFETY_MARGIN)),
-    )
-
-
-def zone_from_subentry(zone_id: str, data: Any) -> ZoneConfig:
-    """A zone from its subentry data."""
-    parent = data.get(CONF_PARENT)
-    return ZoneConfig(
-        zone_id=zone_id,
-        name=str(data[CONF_ZONE_NAME]),
-        max_current=float(data[CONF_MAX_CURRENT]),
-        parent_id=None if parent in (None, "", NO_PARENT) else str(parent),
-        mode=ZoneMode(data.get(CONF_MODE, ZoneMode.STATIC)),
-        degraded_setpoint=float(data.get(CONF_DEGRADED_SETPOINT, 0.0)),
-    )
-
-
-def zones_from_entry(entry: ConfigEntry) -> tuple[dict[str, ZoneConfig], list[str]]:
-    """The zones of the entry, minus those cut off from the tree (their names returned).
-
-    A zone whose parent (or an ancestor's parent) was deleted is left out with all its
-    sub-zones: it is no longer known what limits it, so it gets no current.
-    """
-    zones = {
-        sid: zone_from_subentry(sid, sub.data)
-        for sid, sub in entry.subentries.items()
-        if sub.subentry_type == SUBENTRY_ZONE
-    }
-    orphans: list[str] = []
-    valid: dict[str, ZoneConfig] = {}
-    for zone in zones.values():
-        node: ZoneConfig | None = zone
-        seen: set[str] = set()
-        while node is not None and node.parent_id is not None and node.zone_id not in seen:
-            seen.add(node.zone_id)
-            node = zones.get(node.parent_id)
-        if node is None or (node.parent_id is not None):
-            orphans.append(zone.name)
-        else:
-            valid[zone.zone_id] = zone
-    return valid, orphans
-
-
-def meter_subentries(entry: ConfigEntry) -> dict[str, ConfigSubentry]:
-    """The entry's meters (subentries), by id."""
-    return {
-        sid: sub for sid, sub in entry.subentries.items() if sub.subentry_type == SUBENTRY_METER
-    }
-
-
-def model_subentries(entry: ConfigEntry) -> dict[str, ConfigSubentry]:
-    """The entry's custom meter models (subentries), by id."""
-    return {
-        sid: sub
-        for sid, sub in entry.subentries.items()
-        if sub.subentry_type == SUBENTRY_METER_MODEL
-    }
-
-
-def models_from_entry(entry: ConfigEntry) -> tuple[ModelRegistry, list[tuple[str, str]]]:
-    """Built-in plus the entry's custom models; and the (title, error) of unusable ones."""
-    registry = ModelRegistry()
-    broken: list[tuple[str, str]] = []
-    for subentry in model_subentries(entry).values():
-        try:
-            registry.add(model_from_data(subentry.data))
-        except ConfigError as err:
-            broken.append((subentry.title, str(err)))
-    return registry, broken
-
-
-@callback
-def rename_model_in_meters(hass: HomeAssistant, entry: ConfigEntry, old: str, new: str) -> None:
-    """Point the meters that use model `old` at its new name."""
-    if old == new:
-        return
-    for subentry in meter_subentries(entry).values():
-        if subentry.data.get("model") == old:
-            hass.config_entries.async_update_subentry(
-                entry, subentry, data={**subentry.data, "model": new}
-            )
-
-
-def zone_meter_ids(entry: ConfigEntry) -> dict[str, str]:
-    """Zone id -> the id of the meter its data names (the meter may no longer exist)."""
-    return {
-        sid: str(sub.data[CONF_METER])
-        for sid, sub in entry.subentries.items()
-        if sub.subentry_type == SUBENTRY_ZONE
-        and sub.data.get(CONF_METER) not in (None, "", NO_METER)
-    }
 
 
 async def _trigger_boot(charger: Charger) -> None:

@@ -1,9 +1,9 @@
-"""Numbers: a connector's rating (installer) and its current limit (user cap)."""
+"""Numbers: a connector's rating (installer) and current limit (user cap); degraded mode."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from homeassistant.components.number import (
     NumberDeviceClass,
@@ -13,7 +13,7 @@ from homeassistant.components.number import (
 )
 from homeassistant.const import EntityCategory, UnitOfElectricCurrent
 
-from .entity import EvChargingEntity, setup_platform_entities
+from .entity import EvChargingSettingEntity, setup_platform_entities
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from .evcore.config import ConnectorConfig
+    from .evcore.config import StationConfig
     from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 0
@@ -30,15 +30,35 @@ MAX_RATING = 500.0  # A: covers DC chargers; a bigger value is a typo
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConnectorNumberDescription(NumberEntityDescription):
-    """A number stored in the connector's configuration."""
+class SettingNumberDescription(NumberEntityDescription):
+    """A number of the station's configuration; `int` is the setting's connector."""
 
-    value_fn: Callable[[ConnectorConfig], float | None]
-    field: str
+    value_fn: Callable[[StationConfig, int], float | None]
+    set_fn: Callable[[StationConfig, int, float], StationConfig]
+    max_fn: Callable[[StationConfig, int], float] | None = None
+    """The maximum when it depends on the configuration (else `native_max_value`)."""
 
 
-NUMBERS = (
-    ConnectorNumberDescription(
+def _limit(config: StationConfig, connector: int) -> float:
+    settings = config.connector(connector)
+    return settings.rating if settings.user_limit is None else settings.user_limit
+
+
+def _set_rating(config: StationConfig, connector: int, rating: float) -> StationConfig:
+    limit = config.connector(connector).user_limit
+    # A limit at or above the rating is no limit.
+    if (limit or 0.0) >= rating:
+        limit = None
+    return config.with_connector(connector, rating=float(rating), user_limit=limit)
+
+
+def _set_limit(config: StationConfig, connector: int, limit: float) -> StationConfig:
+    rating = config.connector(connector).rating
+    return config.with_connector(connector, user_limit=None if limit >= rating else float(limit))
+
+
+CONNECTOR_NUMBERS = (
+    SettingNumberDescription(
         key="rating",
         translation_key="rating",
         device_class=NumberDeviceClass.CURRENT,
@@ -48,10 +68,10 @@ NUMBERS = (
         native_max_value=MAX_RATING,
         native_step=1,
         mode=NumberMode.BOX,
-        value_fn=lambda c: c.rating,
-        field="rating",
+        value_fn=lambda config, connector: config.connector(connector).rating,
+        set_fn=_set_rating,
     ),
-    ConnectorNumberDescription(
+    SettingNumberDescription(
         key="current_limit",
         translation_key="current_limit",
         device_class=NumberDeviceClass.CURRENT,
@@ -60,21 +80,17 @@ NUMBERS = (
         native_max_value=MAX_RATING,
         native_step=0.5,
         mode=NumberMode.SLIDER,
-        value_fn=lambda c: c.rating if c.user_limit is None else c.user_limit,
-        field="user_limit",
+        value_fn=_limit,
+        set_fn=_set_limit,
+        # A limit above the rating means nothing: the rating caps the slider.
+        max_fn=lambda config, connector: config.connector(connector).rating,
     ),
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class StationNumberDescription(NumberEntityDescription):
-    """An optional number of the station's configuration (cleared at 0)."""
-
-    field: str
-
-
+# Degraded mode: 0 clears the setting (the computed value applies).
 STATION_NUMBERS = (
-    StationNumberDescription(
+    SettingNumberDescription(
         key="minimum_override",
         translation_key="minimum_override",
         device_class=NumberDeviceClass.CURRENT,
@@ -84,9 +100,10 @@ STATION_NUMBERS = (
         native_max_value=MAX_RATING,
         native_step=0.5,
         mode=NumberMode.BOX,
-        field="minimum_override",
+        value_fn=lambda config, _: config.minimum_override or 0.0,
+        set_fn=lambda config, _, value: replace(config, minimum_override=value or None),
     ),
-    StationNumberDescription(
+    SettingNumberDescription(
         key="degraded_override",
         translation_key="degraded_override",
         device_class=NumberDeviceClass.CURRENT,
@@ -96,7 +113,8 @@ STATION_NUMBERS = (
         native_max_value=MAX_RATING,
         native_step=0.5,
         mode=NumberMode.BOX,
-        field="degraded_override",
+        value_fn=lambda config, _: config.degraded_override or 0.0,
+        set_fn=lambda config, _, value: replace(config, degraded_override=value or None),
     ),
 )
 
@@ -106,15 +124,15 @@ async def async_setup_entry(
     entry: EvChargingConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Rating and current limit per connector."""
+    """Degraded-mode settings per station; rating and current limit per connector."""
+
+    def station_entities(hub: EvChargingHub, station_id: str) -> list[NumberEntity]:
+        return [SettingNumber(hub, station_id, None, d) for d in STATION_NUMBERS]
 
     def connector_entities(
         hub: EvChargingHub, station_id: str, connector_id: int
     ) -> list[NumberEntity]:
-        return [ConnectorNumber(hub, station_id, connector_id, d) for d in NUMBERS]
-
-    def station_entities(hub: EvChargingHub, station_id: str) -> list[NumberEntity]:
-        return [StationNumber(hub, station_id, None, d) for d in STATION_NUMBERS]
+        return [SettingNumber(hub, station_id, connector_id, d) for d in CONNECTOR_NUMBERS]
 
     setup_platform_entities(
         entry,
@@ -124,57 +142,26 @@ async def async_setup_entry(
     )
 
 
-class ConnectorNumber(EvChargingEntity, NumberEntity):
-    """A connector setting; changing it re-runs the allocation."""
+class SettingNumber(EvChargingSettingEntity, NumberEntity):
+    """A number setting; changing it re-runs the allocation."""
 
-    entity_description: ConnectorNumberDescription
-    _available_when_offline = True
-
-    @property
-    def _config(self) -> ConnectorConfig:
-        assert self.connector_id is not None  # noqa: S101
-        return self.station.config.connector(self.connector_id)
+    entity_description: SettingNumberDescription
 
     @property
     def native_max_value(self) -> float:
-        """A limit above the rating means nothing: the rating caps the slider."""
-        if self.entity_description.key == "current_limit":
-            return self._config.rating
-        return MAX_RATING
+        """The description's maximum, or the one the configuration sets."""
+        max_fn = self.entity_description.max_fn
+        if max_fn is None:
+            return super().native_max_value
+        return max_fn(self.station.config, self.setting_connector)
 
     @property
     def native_value(self) -> float | None:
         """The stored value."""
-        return self.entity_description.value_fn(self._config)
+        return self.entity_description.value_fn(self.station.config, self.setting_connector)
 
     async def async_set_native_value(self, value: float) -> None:
         """Store it; HA has already checked it against min and max."""
-        assert self.connector_id is not None  # noqa: S101
-        changes: dict[str, Any] = {self.entity_description.field: float(value)}
-        limit = value if self.entity_description.key == "current_limit" else None
-        rating = value if self.entity_description.key == "rating" else self._config.rating
-        if (limit if limit is not None else self._config.user_limit or 0.0) >= rating:
-            changes["user_limit"] = None  # a limit at or above the rating is no limit
-        self.hub.site.configure_station(
-            self.station_id, self.station.config.with_connector(self.connector_id, **changes)
-        )
-
-
-class StationNumber(EvChargingEntity, NumberEntity):
-    """A degraded-mode setting of the station; 0 clears it (the computed value applies)."""
-
-    entity_description: StationNumberDescription
-    _available_when_offline = True
-
-    @property
-    def native_value(self) -> float:
-        """The stored value (0 when unset)."""
-        value = getattr(self.station.config, self.entity_description.field)
-        return 0.0 if value is None else float(value)
-
-    async def async_set_native_value(self, value: float) -> None:
-        """Store it; the degraded currents are computed again at once."""
-        self.hub.site.configure_station(
-            self.station_id,
-            replace(self.station.config, **{self.entity_description.field: value or None}),
+        self.configure(
+            self.entity_description.set_fn(self.station.config, self.setting_connector, value)
         )

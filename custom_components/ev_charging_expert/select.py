@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
@@ -10,29 +10,70 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .const import signal_new_zone
-from .entity import EvChargingEntity, setup_platform_entities
+from .const import UNASSIGNED, signal_new_zone
+from .entity import EvChargingSettingEntity, setup_platform_entities
 from .evcore.allocation.phases import Wiring
 from .evcore.config import terminal_zones
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .evcore.config import StationConfig, ZoneConfig
     from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 0
 
-UNASSIGNED = "unassigned"
+type Zones = Mapping[str, ZoneConfig]
 
-ZONE = SelectEntityDescription(
-    key="zone", translation_key="zone", entity_category=EntityCategory.CONFIG
+
+@dataclass(frozen=True, kw_only=True)
+class SettingSelectDescription(SelectEntityDescription):
+    """A choice in the station's configuration; `int` is the setting's connector."""
+
+    current_fn: Callable[[StationConfig, int, Zones], str]
+    set_fn: Callable[[StationConfig, int, Zones, str], StationConfig]
+    options_fn: Callable[[Zones], list[str]] | None = None
+    """Options that follow the zones (else the description's `options`)."""
+
+
+def _zone_options(zones: Zones) -> list[str]:
+    """Unassigned, then every zone without sub-zones, by name."""
+    return [UNASSIGNED, *sorted(zones[z].name for z in terminal_zones(zones))]
+
+
+def _zone_option(config: StationConfig, zones: Zones) -> str:
+    """The zone's name; unassigned when none or when its zone is gone."""
+    zone = zones.get(config.zone_id or "")
+    return zone.name if zone is not None else UNASSIGNED
+
+
+def _with_zone(config: StationConfig, zones: Zones, option: str) -> StationConfig:
+    zone_id = next((z.zone_id for z in zones.values() if z.name == option), None)
+    return replace(config, zone_id=zone_id)
+
+
+# Which zone (switchboard without sub-zones) the station is wired to.
+ZONE = SettingSelectDescription(
+    key="zone",
+    translation_key="zone",
+    entity_category=EntityCategory.CONFIG,
+    options_fn=_zone_options,
+    current_fn=lambda config, _, zones: _zone_option(config, zones),
+    set_fn=lambda config, _, zones, option: _with_zone(config, zones, option),
 )
-WIRING = SelectEntityDescription(
+# How the connector's phases are wired to the grid's (phase rotation); TRI123 until set.
+WIRING = SettingSelectDescription(
     key="wiring",
     translation_key="wiring",
     entity_category=EntityCategory.CONFIG,
     options=[w.value for w in Wiring],
+    current_fn=lambda config, connector, _: config.connector(connector).wiring.value,
+    set_fn=lambda config, connector, _, option: config.with_connector(
+        connector, wiring=Wiring(option)
+    ),
 )
 
 
@@ -44,12 +85,12 @@ async def async_setup_entry(
     """A zone select per station, a wiring select per connector."""
 
     def station_entities(hub: EvChargingHub, station_id: str) -> list[SelectEntity]:
-        return [ZoneSelect(hub, station_id, None, ZONE)]
+        return [SettingSelect(hub, station_id, None, ZONE)]
 
     def connector_entities(
         hub: EvChargingHub, station_id: str, connector_id: int
     ) -> list[SelectEntity]:
-        return [WiringSelect(hub, station_id, connector_id, WIRING)]
+        return [SettingSelect(hub, station_id, connector_id, WIRING)]
 
     setup_platform_entities(
         entry,
@@ -59,61 +100,42 @@ async def async_setup_entry(
     )
 
 
-class ZoneSelect(EvChargingEntity, SelectEntity):
-    """Which zone (switchboard without sub-zones) the station is wired to."""
+class SettingSelect(EvChargingSettingEntity, SelectEntity):
+    """A choice setting; changing it re-runs the allocation."""
 
-    # Assigning a station is configuration: it works while the charger is offline too.
-    _available_when_offline = True
+    entity_description: SettingSelectDescription
 
     @property
     def options(self) -> list[str]:
-        """Unassigned, then every zone without sub-zones, by name."""
-        zones = self.hub.zones
-        names = sorted(zones[z].name for z in terminal_zones(zones))
-        return [UNASSIGNED, *names]
+        """The description's options, or those the zones give."""
+        options_fn = self.entity_description.options_fn
+        return super().options if options_fn is None else options_fn(self.hub.zones)
 
     @property
-    def current_option(self) -> str | None:
-        """The zone's name; unassigned when none or when its zone is gone."""
-        zone = self.hub.zones.get(self.station.config.zone_id or "")
-        return zone.name if zone is not None else UNASSIGNED
+    def current_option(self) -> str:
+        """From the station's configuration."""
+        return self.entity_description.current_fn(
+            self.station.config, self.setting_connector, self.hub.zones
+        )
 
     async def async_select_option(self, option: str) -> None:
-        """Move the station; the allocation follows at once."""
-        zone_id = next((z.zone_id for z in self.hub.zones.values() if z.name == option), None)
-        self.hub.site.configure_station(
-            self.station_id, replace(self.station.config, zone_id=zone_id)
+        """Store the choice."""
+        self.configure(
+            self.entity_description.set_fn(
+                self.station.config, self.setting_connector, self.hub.zones, option
+            )
         )
 
     async def async_added_to_hass(self) -> None:
-        """Also refresh when zones are added (new options)."""
+        """Options that follow the zones also refresh when zones are added."""
         await super().async_added_to_hass()
-        self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass, signal_new_zone(self.hub.entry.entry_id), self._zone_added
+        if self.entity_description.options_fn is not None:
+            self.async_on_remove(
+                async_dispatcher_connect(
+                    self.hass, signal_new_zone(self.hub.entry.entry_id), self._zone_added
+                )
             )
-        )
 
     @callback
     def _zone_added(self, _zone_id: str) -> None:
         self.async_write_ha_state()
-
-
-class WiringSelect(EvChargingEntity, SelectEntity):
-    """How the connector's phases are wired to the grid's (phase rotation)."""
-
-    _available_when_offline = True
-
-    @property
-    def current_option(self) -> str:
-        """The configured wiring (TRI123 until set)."""
-        assert self.connector_id is not None  # noqa: S101
-        return self.station.config.connector(self.connector_id).wiring.value
-
-    async def async_select_option(self, option: str) -> None:
-        """Change the wiring."""
-        assert self.connector_id is not None  # noqa: S101
-        self.hub.site.configure_station(
-            self.station_id,
-            self.station.config.with_connector(self.connector_id, wiring=Wiring(option)),
-        )

@@ -19,12 +19,12 @@ from homeassistant.const import (
     UnitOfTime,
 )
 from homeassistant.core import callback
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .const import DOMAIN
+from .const import signal_new_meter
 from .entity import (
     EvChargingEntity,
+    EvChargingMeterEntity,
     EvChargingZoneEntity,
     setup_platform_entities,
     setup_zone_entities,
@@ -33,7 +33,6 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
-from .power_meters import meter_device_id, signal_meter, signal_new_meter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,9 +42,10 @@ if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
     from homeassistant.helpers.typing import StateType
 
+    from .evcore.config import ZoneConfig
     from .evcore.meters import MeterReading
+    from .ha_meters import MeterView
     from .hub import EvChargingConfigEntry, EvChargingHub, ZoneStatus
-    from .power_meters import MeterView
 
 PARALLEL_UPDATES = 0
 
@@ -310,19 +310,40 @@ ZONE_SENSORS: tuple[ZoneSensorDescription, ...] = (
         value_fn=lambda z: z.suspended,
     ),
 )
-ZONE_MAX = SensorEntityDescription(
-    key="max_current",
-    translation_key="zone_max_current",
-    device_class=SensorDeviceClass.CURRENT,
-    native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
-ZONE_DEGRADED_SETPOINT = SensorEntityDescription(
-    key="degraded_setpoint",
-    translation_key="zone_degraded_setpoint",
-    device_class=SensorDeviceClass.CURRENT,
-    native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-    entity_category=EntityCategory.DIAGNOSTIC,
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZoneConfigSensorDescription(SensorEntityDescription):
+    """A zone sensor: from the zone's configuration."""
+
+    value_fn: Callable[[ZoneConfig], StateType]
+
+
+ZONE_CONFIG_SENSORS: tuple[ZoneConfigSensorDescription, ...] = (
+    ZoneConfigSensorDescription(
+        key="max_current",
+        translation_key="zone_max_current",
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda zone: zone.max_current,
+    ),
+    ZoneConfigSensorDescription(
+        key="mode",
+        translation_key="zone_mode",
+        device_class=SensorDeviceClass.ENUM,
+        options=[m.value for m in ZoneMode],
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda zone: zone.mode.value,
+    ),
+    ZoneConfigSensorDescription(
+        key="degraded_setpoint",
+        translation_key="zone_degraded_setpoint",
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda zone: zone.degraded_setpoint,
+    ),
 )
 STATION_DEGRADED = SensorEntityDescription(
     key="degraded_current",
@@ -330,13 +351,6 @@ STATION_DEGRADED = SensorEntityDescription(
     device_class=SensorDeviceClass.CURRENT,
     native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
     suggested_display_precision=1,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
-ZONE_MODE = SensorEntityDescription(
-    key="mode",
-    translation_key="zone_mode",
-    device_class=SensorDeviceClass.ENUM,
-    options=[m.value for m in ZoneMode],
     entity_category=EntityCategory.DIAGNOSTIC,
 )
 
@@ -436,9 +450,7 @@ async def async_setup_entry(
     def zone_entities(hub: EvChargingHub, zone_id: str) -> list[SensorEntity]:
         return [
             *(ZoneSensor(hub, zone_id, d) for d in ZONE_SENSORS),
-            ZoneConfigSensor(hub, zone_id, ZONE_MAX),
-            ZoneConfigSensor(hub, zone_id, ZONE_MODE),
-            ZoneConfigSensor(hub, zone_id, ZONE_DEGRADED_SETPOINT),
+            *(ZoneConfigSensor(hub, zone_id, d) for d in ZONE_CONFIG_SENSORS),
         ]
 
     setup_platform_entities(
@@ -530,47 +542,26 @@ class ZoneSensor(EvChargingZoneEntity, SensorEntity):
 
 
 class ZoneConfigSensor(EvChargingZoneEntity, SensorEntity):
-    """The zone's configured max current or mode."""
+    """A zone's configured value."""
+
+    entity_description: ZoneConfigSensorDescription
 
     @property
     def native_value(self) -> StateType:
         """From the zone's configuration."""
         zone = self.hub.zones.get(self.zone_id)
-        if zone is None:
-            return None
-        if self.entity_description.key == "mode":
-            return zone.mode.value
-        if self.entity_description.key == "degraded_setpoint":
-            return zone.degraded_setpoint
-        return zone.max_current
+        return None if zone is None else self.entity_description.value_fn(zone)
 
 
-class MeterSensor(SensorEntity):
+class MeterSensor(EvChargingMeterEntity, SensorEntity):
     """A power meter's value or connection state; pushed by the hub."""
 
-    _attr_has_entity_name = True
-    _attr_should_poll = False
     entity_description: MeterSensorDescription
-
-    def __init__(
-        self, hub: EvChargingHub, meter_id: str, description: MeterSensorDescription
-    ) -> None:
-        self.hub = hub
-        self.meter_id = meter_id
-        self.entity_description = description
-        self._attr_unique_id = f"meter_{meter_id}_{description.key}"
-        name, model = hub.meter_device(meter_id)
-        self._attr_device_info = DeviceInfo(
-            identifiers={meter_device_id(meter_id)},
-            name=name,
-            model=model,
-            via_device=(DOMAIN, hub.entry.entry_id),
-        )
 
     @property
     def available(self) -> bool:
         """Values only while the meter has a reading; its connection state always."""
-        view = self.hub.meter_view(self.meter_id)
+        view = self.meter_view
         if view is None:
             return False
         return not self.entity_description.needs_reading or view.reading is not None
@@ -578,7 +569,7 @@ class MeterSensor(SensorEntity):
     @property
     def native_value(self) -> StateType | datetime:
         """From the meter's view."""
-        view = self.hub.meter_view(self.meter_id)
+        view = self.meter_view
         return None if view is None else self.entity_description.value_fn(view)
 
     @property
@@ -586,18 +577,8 @@ class MeterSensor(SensorEntity):
         """Why the meter is not connected (connection sensor only)."""
         if self.entity_description.key != "connection":
             return None
-        view = self.hub.meter_view(self.meter_id)
+        view = self.meter_view
         return {"reason": view.reason if view else None}
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the meter's signal."""
-        self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass,
-                signal_meter(self.hub.entry.entry_id, self.meter_id),
-                self.async_write_ha_state,
-            )
-        )
 
 
 class DegradedCurrentSensor(EvChargingEntity, SensorEntity):

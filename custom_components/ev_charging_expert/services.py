@@ -27,13 +27,12 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
-from .const import DOMAIN
+from .const import DOMAIN, SUBENTRY_METER_MODEL
+from .entry_data import model_subentries, models_from_entry, rename_model_in_meters
 from .evcore.charger import TriggerMessage
 from .evcore.errors import ConfigError
 from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
-from .hub import model_subentries, models_from_entry, rename_model_in_meters
-from .power_meters import SUBENTRY_METER_MODEL
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -1,33 +1,63 @@
-"""Switches: availability (Operative / Inoperative) of a station and of each connector."""
+"""Switches: a station's and its connectors' availability; on/off settings (VIP, DC, pause)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.const import EntityCategory
 
-from .entity import EvChargingEntity, setup_platform_entities
+from .entity import EvChargingEntity, EvChargingSettingEntity, setup_platform_entities
 from .evcore.model import ConnectorStatus
 from .helpers import call_charger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .evcore.config import StationConfig
     from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 1
 
+
+@dataclass(frozen=True, kw_only=True)
+class SettingSwitchDescription(SwitchEntityDescription):
+    """An on/off setting of the station's configuration; `int` is the setting's connector."""
+
+    is_on_fn: Callable[[StationConfig, int], bool]
+    set_fn: Callable[[StationConfig, int, bool], StationConfig]
+
+
 AVAILABILITY = SwitchEntityDescription(
     key="availability", translation_key="availability", entity_category=EntityCategory.CONFIG
 )
-VIP = SwitchEntityDescription(
-    key="vip", translation_key="vip", entity_category=EntityCategory.CONFIG
+# A VIP station is served first, up to its maximum.
+VIP = SettingSwitchDescription(
+    key="vip",
+    translation_key="vip",
+    entity_category=EntityCategory.CONFIG,
+    is_on_fn=lambda config, _: config.vip,
+    set_fn=lambda config, _, on: replace(config, vip=on),
 )
-PAUSE = SwitchEntityDescription(key="pause", translation_key="pause")
-DC = SwitchEntityDescription(key="dc", translation_key="dc", entity_category=EntityCategory.CONFIG)
+# On: load management gives this connector no current (its EV waits).
+PAUSE = SettingSwitchDescription(
+    key="pause",
+    translation_key="pause",
+    is_on_fn=lambda config, connector: config.connector(connector).paused,
+    set_fn=lambda config, connector, on: config.with_connector(connector, paused=on),
+)
+# A DC station has no degraded mode: offline, it is counted at its last setpoint.
+DC = SettingSwitchDescription(
+    key="dc",
+    translation_key="dc",
+    entity_category=EntityCategory.CONFIG,
+    is_on_fn=lambda config, _: config.dc,
+    set_fn=lambda config, _, on: replace(config, dc=on),
+)
 
 
 async def async_setup_entry(
@@ -40,8 +70,8 @@ async def async_setup_entry(
     def station_entities(hub: EvChargingHub, station_id: str) -> list[SwitchEntity]:
         return [
             AvailabilitySwitch(hub, station_id, None, AVAILABILITY),
-            VipSwitch(hub, station_id, None, VIP),
-            DcSwitch(hub, station_id, None, DC),
+            SettingSwitch(hub, station_id, None, VIP),
+            SettingSwitch(hub, station_id, None, DC),
         ]
 
     def connector_entities(
@@ -49,7 +79,7 @@ async def async_setup_entry(
     ) -> list[SwitchEntity]:
         return [
             AvailabilitySwitch(hub, station_id, connector_id, AVAILABILITY),
-            PauseSwitch(hub, station_id, connector_id, PAUSE),
+            SettingSwitch(hub, station_id, connector_id, PAUSE),
         ]
 
     setup_platform_entities(
@@ -92,71 +122,25 @@ class AvailabilitySwitch(EvChargingEntity, SwitchEntity):
         )
 
 
-class VipSwitch(EvChargingEntity, SwitchEntity):
-    """A VIP station is served first, up to its maximum."""
+class SettingSwitch(EvChargingSettingEntity, SwitchEntity):
+    """A setting that is on or off."""
 
-    _available_when_offline = True
-
-    @property
-    def is_on(self) -> bool:
-        """Whether the station is VIP."""
-        return self.station.config.vip
-
-    async def async_turn_on(self, **kwargs: Any) -> None:
-        """Make it VIP."""
-        self._set(vip=True)
-
-    async def async_turn_off(self, **kwargs: Any) -> None:
-        """Make it ordinary."""
-        self._set(vip=False)
-
-    def _set(self, *, vip: bool) -> None:
-        self.hub.site.configure_station(self.station_id, replace(self.station.config, vip=vip))
-
-
-class PauseSwitch(EvChargingEntity, SwitchEntity):
-    """On: load management gives this connector no current (its EV waits)."""
-
-    _available_when_offline = True
+    entity_description: SettingSwitchDescription
 
     @property
     def is_on(self) -> bool:
-        """Whether the connector is paused."""
-        assert self.connector_id is not None  # noqa: S101
-        return self.station.config.connector(self.connector_id).paused
+        """From the station's configuration."""
+        return self.entity_description.is_on_fn(self.station.config, self.setting_connector)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
-        """Pause."""
-        self._set(paused=True)
+        """Turn the setting on."""
+        self._set(on=True)
 
     async def async_turn_off(self, **kwargs: Any) -> None:
-        """Resume."""
-        self._set(paused=False)
+        """Turn the setting off."""
+        self._set(on=False)
 
-    def _set(self, *, paused: bool) -> None:
-        assert self.connector_id is not None  # noqa: S101
-        self.hub.site.configure_station(
-            self.station_id, self.station.config.with_connector(self.connector_id, paused=paused)
+    def _set(self, *, on: bool) -> None:
+        self.configure(
+            self.entity_description.set_fn(self.station.config, self.setting_connector, on)
         )
-
-
-class DcSwitch(EvChargingEntity, SwitchEntity):
-    """A DC station has no degraded mode: offline, it is counted at its last setpoint."""
-
-    _available_when_offline = True
-
-    @property
-    def is_on(self) -> bool:
-        """Whether the station is DC."""
-        return self.station.config.dc
-
-    async def async_turn_on(self, **kwargs: Any) -> None:
-        """Mark it DC."""
-        self._set(dc=True)
-
-    async def async_turn_off(self, **kwargs: Any) -> None:
-        """Mark it AC."""
-        self._set(dc=False)
-
-    def _set(self, *, dc: bool) -> None:
-        self.hub.site.configure_station(self.station_id, replace(self.station.config, dc=dc))

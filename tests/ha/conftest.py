@@ -36,11 +36,11 @@ from custom_components.ev_charging_expert.const import (
     CONF_ZONE_NAME,
     DOMAIN,
     NO_PARENT,
+    SUBENTRY_METER,
     SUBENTRY_ZONE,
 )
 from custom_components.ev_charging_expert.evcore.clock import ManualClock
 from custom_components.ev_charging_expert.evcore.meters import BUILTIN_MODELS, PM5320
-from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
 from tools.sim.modbus_meter import MeterSimulator
 
 if TYPE_CHECKING:
@@ -414,6 +414,24 @@ def modbus_meter_data(port: int, *, slave_id: int = 1, **overrides: Any) -> dict
     }
     data.update(overrides)
     return data
+
+
+def modbus_form(port: int, **overrides: Any) -> dict[str, Any]:
+    """What the user enters in the Modbus meter form."""
+    form: dict[str, Any] = {
+        "name": "Main meter",
+        "model": PM5320,
+        "protocol": "tcp",
+        "host": "127.0.0.1",
+        "port": port,
+        "slave_id": 1,
+        "polling_period": 0.5,
+        "timeout": 1.0,
+        "reporting_only": False,
+        "serial": {"baudrate": "19200", "parity": "E", "stopbits": "1"},
+    }
+    form.update(overrides)
+    return {k: v for k, v in form.items() if v is not None}
 
 
 async def meters_idle(hass: HomeAssistant, hub: EvChargingHub) -> None:

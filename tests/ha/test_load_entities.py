@@ -305,6 +305,12 @@ async def test_rating_caps_the_current_limit(
     await set_number(hass, "CP1_1_rating", 20)
     assert hass.states.get(limit).state == "20.0"
 
+    # Nor is a limit the rating is lowered to (or below).
+    await set_number(hass, "CP1_1_current_limit", 10)
+    await set_number(hass, "CP1_1_rating", 10)
+    assert hub.site.stations["CP1"].config.connector(1).user_limit is None
+    assert hass.states.get(limit).state == "10.0"
+
 
 async def test_vip_and_pause_switches(
     hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger

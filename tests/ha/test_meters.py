@@ -20,15 +20,19 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_device,
 )
 
-from custom_components.ev_charging_expert.const import DOMAIN
+from custom_components.ev_charging_expert.const import (
+    DOMAIN,
+    METER_DISPLAY_INTERVAL,
+    SUBENTRY_METER,
+)
 from custom_components.ev_charging_expert.evcore.meters import MTZ, PM5320
-from custom_components.ev_charging_expert.power_meters import METER_DISPLAY_INTERVAL, SUBENTRY_METER
 
 from .conftest import (
     START,
     entity_id,
     meter_subentry,
     meters_idle,
+    modbus_form,
     modbus_meter_data,
     start_subentry_flow,
     submit,
@@ -49,24 +53,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("manual_hub_clock")
 
 METER = "grid"  # subentry id of the meter the fixtures configure
-
-
-def modbus_form(port: int, **overrides: Any) -> dict[str, Any]:
-    """What the user enters in the Modbus meter form."""
-    form: dict[str, Any] = {
-        "name": "Main meter",
-        "model": PM5320,
-        "protocol": "tcp",
-        "host": "127.0.0.1",
-        "port": port,
-        "slave_id": 1,
-        "polling_period": 0.5,
-        "timeout": 1.0,
-        "reporting_only": False,
-        "serial": {"baudrate": "19200", "parity": "E", "stopbits": "1"},
-    }
-    form.update(overrides)
-    return {k: v for k, v in form.items() if v is not None}
 
 
 async def start_meter_flow(
@@ -149,17 +135,14 @@ async def test_modbus_meter_flow_creates_a_device_showing_the_simulator_values( 
 
 @pytest.mark.parametrize("zone_subentries", [[]])
 @pytest.mark.parametrize(
-    ("changes", "error"),
+    ("changes", "errors"),
     [
-        ({"port": 70000}, "port must be an integer between 1 and 65535 (got 70000)"),
-        ({"slave_id": 0}, "slave id must be an integer between 1 and 255 (got 0)"),
-        ({"host": None}, "host: an IP address or host name is required for TCP"),
-        ({"polling_period": 0}, "polling period must be between 0.1 and 3600 s (got 0.0)"),
-        (
-            {"protocol": "rtu"},
-            "serial port: a device path is required (e.g. /dev/ttyUSB0)",
-        ),
-        ({"name": "  "}, "name is required"),
+        ({"port": 70000}, {"base": "invalid_meter"}),
+        ({"slave_id": 0}, {"base": "invalid_meter"}),
+        ({"host": None}, {"base": "invalid_meter"}),
+        ({"polling_period": 0}, {"base": "invalid_meter"}),
+        ({"protocol": "rtu"}, {"base": "invalid_meter"}),
+        ({"name": "  "}, {"name": "name_required"}),
     ],
     ids=["port", "slave_id", "host", "polling_period", "serial_port", "name"],
 )
@@ -169,7 +152,7 @@ async def test_invalid_modbus_meter_is_refused_with_the_reason(  # noqa: PLR0917
     hub: EvChargingHub,
     meter_simulator: MeterSimulator,
     changes: dict[str, Any],
-    error: str,
+    errors: dict[str, str],
 ) -> None:
     menu = await start_meter_flow(hass, init_integration)
     form = await submit(hass, menu, {"next_step_id": "modbus"})
@@ -178,8 +161,8 @@ async def test_invalid_modbus_meter_is_refused_with_the_reason(  # noqa: PLR0917
     result = await submit(hass, form, {k: v for k, v in entered.items() if v is not None})
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_meter"}
-    assert result["description_placeholders"] == {"error": error}
+    assert result["errors"] == errors
+    assert result["description_placeholders"] is None
     assert hub.meter_ids() == []
     # Corrected, the same flow goes through.
     result = await submit(hass, result, modbus_form(meter_simulator.port))
@@ -197,15 +180,9 @@ async def test_second_meter_on_a_gateway_needs_its_own_slave_id_and_name(
     form = await submit(hass, menu, {"next_step_id": "modbus"})
 
     same_slave = await submit(hass, form, modbus_form(meter_simulator.port, name="Sub"))
-    assert same_slave["errors"] == {"base": "invalid_meter"}
-    assert same_slave["description_placeholders"]["error"] == (
-        f"meter 'Sub': slave id 1 on 127.0.0.1:{meter_simulator.port} is already used by meter "
-        "'Grid'"
-    )
+    assert same_slave["errors"] == {"base": "gateway_conflict"}
     same_name = await submit(hass, form, modbus_form(meter_simulator.port, name="grid", slave_id=2))
-    assert same_name["description_placeholders"]["error"] == (
-        "a power meter called 'Grid' already exists"
-    )
+    assert same_name["errors"] == {"name": "name_taken"}
     result = await submit(hass, form, modbus_form(meter_simulator.port, name="Sub", slave_id=2))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     # One connection for both meters.

@@ -11,14 +11,18 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
 import pytest
 
-from custom_components.ev_charging_expert.const import DOMAIN
+from custom_components.ev_charging_expert.const import (
+    DOMAIN,
+    SUBENTRY_METER,
+    SUBENTRY_METER_MODEL,
+)
 from custom_components.ev_charging_expert.evcore.meters import ModelRegistry
-from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER_MODEL
 
 from .conftest import (
     entity_id,
     meter_subentry,
     meters_idle,
+    modbus_form,
     modbus_meter_data,
     start_subentry_flow,
     submit,
@@ -200,11 +204,11 @@ async def test_model_flow_creates_a_model_a_meter_can_use(
 
 
 @pytest.mark.parametrize(
-    ("form", "error"),
+    ("form", "errors"),
     [
         (
             model_form("Mine", current_l1=register(1), current_l3=register(5)),
-            "meter model 'Mine': the current L2 register is required",
+            {"base": "invalid_model"},
         ),
         (
             model_form(
@@ -214,16 +218,13 @@ async def test_model_flow_creates_a_model_a_meter_can_use(
                 current_l3=register(5),
                 energy_delivered=register(0, format="int64"),
             ),
-            (
-                "meter model 'Mine': active energy delivered: address 0 is out of range (1-65533 "
-                "for int64)"
-            ),
+            {"base": "invalid_model"},
         ),
         (
             model_form(
                 "mtz", current_l1=register(1), current_l2=register(3), current_l3=register(5)
             ),
-            "'mtz' is the name of a built-in model",
+            {"name": "name_taken"},
         ),
         (
             model_form(
@@ -232,7 +233,7 @@ async def test_model_flow_creates_a_model_a_meter_can_use(
                 current_l2=register(3),
                 current_l3=register(5),
             ),
-            "meter model 'Mine': current L1: the scale factor must be a finite, non-zero number",
+            {"base": "invalid_model"},
         ),
     ],
     ids=["missing_current", "address_range", "builtin_name", "zero_scale"],
@@ -242,15 +243,14 @@ async def test_invalid_model_is_refused_naming_the_field(
     init_integration: MockConfigEntry,
     hub: EvChargingHub,
     form: dict[str, Any],
-    error: str,
+    errors: dict[str, str],
 ) -> None:
     flow = await start_model_flow(hass, init_integration)
 
     result = await submit(hass, flow, form)
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_model"}
-    assert result["description_placeholders"] == {"error": error}
+    assert result["errors"] == errors
     assert hub.meter_models.custom == {}
 
 
@@ -316,6 +316,28 @@ async def test_deleting_a_model_in_use_makes_its_meters_unusable_with_a_repair(
 
 
 # ---------------------------------------------------------------------------- import / export
+
+
+@pytest.mark.parametrize(
+    "zone_subentries",
+    [
+        [
+            meter_subentry(MODEL, SDM, SDM_DATA, subentry_type=SUBENTRY_METER_MODEL),
+            meter_subentry(METER, "Grid", modbus_meter_data(1, model=SDM)),
+        ]
+    ],
+)
+async def test_a_model_deleted_while_its_meter_form_is_open_is_refused(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    flow = await start_subentry_flow(hass, init_integration, SUBENTRY_METER, METER)
+    hass.config_entries.async_remove_subentry(init_integration, MODEL)
+    await hass.async_block_till_done()
+
+    result = await submit(hass, flow, modbus_form(1, name="Grid", model=SDM))
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"model": "unknown_model"}
 
 
 def other_model(name: str) -> dict[str, Any]:

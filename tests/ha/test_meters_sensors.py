@@ -9,7 +9,7 @@ from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
-from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
+from custom_components.ev_charging_expert.const import SUBENTRY_METER
 
 from .conftest import START, entity_id, meter_subentry
 
@@ -317,48 +317,51 @@ async def test_sensor_meter_flow_creates_a_meter_that_applies_live(
 
 @pytest.mark.parametrize("zone_subentries", [[]])
 @pytest.mark.parametrize(
-    ("form", "error"),
+    ("form", "errors", "placeholders"),
     [
-        (
-            sensor_form(),
-            (
-                "give the three current sensors (A), or the three power sensors (W) "
-                "and the nominal voltage"
-            ),
-        ),
+        (sensor_form(), {"base": "sensors_missing"}, None),
         (
             sensor_form(currents=PHASES[:2]),
-            "current sensors: L1, L2 and L3 are all required (missing L3)",
+            {"base": "currents_incomplete"},
+            {"missing": "L3"},
         ),
         (
             sensor_form(currents=PHASES, powers=PHASES),
-            "give either the three current sensors or the three power sensors, not both",
+            {"base": "currents_and_powers"},
+            None,
         ),
         (
             sensor_form(currents=("sensor.l1", "sensor.l1", "sensor.l3")),
-            "each phase needs its own sensor",
+            {"base": "same_sensor"},
+            None,
         ),
         (
             sensor_form(powers=PHASES, voltage=50),
-            "nominal voltage must be between 100 and 300 V (got 50)",
+            {"base": "voltage_out_of_range"},
+            {"min": "100", "max": "300"},
         ),
-        (sensor_form(currents=PHASES, max_age=0), "max age must be between 1 and 3600 s (got 0)"),
-        (sensor_form("", currents=PHASES), "name is required"),
+        (
+            sensor_form(currents=PHASES, max_age=0),
+            {"base": "max_age_out_of_range"},
+            {"min": "1", "max": "3600"},
+        ),
+        (sensor_form("", currents=PHASES), {"name": "name_required"}, None),
     ],
     ids=["nothing", "two_phases", "both", "same_sensor", "voltage", "max_age", "name"],
 )
-async def test_invalid_sensor_meter_is_refused_with_the_reason(
+async def test_invalid_sensor_meter_is_refused_with_the_reason(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     hub: EvChargingHub,
     form: dict[str, Any],
-    error: str,
+    errors: dict[str, str],
+    placeholders: dict[str, str] | None,
 ) -> None:
     flow = await start_sensor_flow(hass, init_integration)
 
     result = await hass.config_entries.subentries.async_configure(flow["flow_id"], form)
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_meter"}
-    assert result["description_placeholders"] == {"error": error}
+    assert result["errors"] == errors
+    assert result["description_placeholders"] == placeholders
     assert hub.meter_ids() == []

@@ -18,11 +18,11 @@ from custom_components.ev_charging_expert.const import (
     CONF_ZONE_NAME,
     DOMAIN,
     NO_PARENT,
+    SUBENTRY_METER,
     SUBENTRY_ZONE,
 )
-from custom_components.ev_charging_expert.power_meters import SUBENTRY_METER
 
-from .conftest import meter_subentry, start_subentry_flow, submit, zone_subentry
+from .conftest import meter_subentry, modbus_form, start_subentry_flow, submit, zone_subentry
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigSubentryDataWithId
@@ -151,17 +151,8 @@ async def test_a_dynamic_zone_with_a_meter_is_created_and_the_load_manager_told(
 @pytest.mark.parametrize(
     ("form", "error"),
     [
-        (
-            zone_form("Garage"),
-            "a dynamic zone needs a power meter: add one (Power meter), then choose it here",
-        ),
-        (
-            zone_form("Garage", mode="static", meter=SUB),
-            (
-                "a static zone has a fixed budget and takes no power meter: choose none, or make "
-                "the zone dynamic"
-            ),
-        ),
+        (zone_form("Garage"), "dynamic_zone_without_meter"),
+        (zone_form("Garage", mode="static", meter=SUB), "static_zone_with_meter"),
     ],
     ids=["dynamic_without_meter", "static_with_meter"],
 )
@@ -177,8 +168,7 @@ async def test_zone_and_meter_must_agree(
     result = await submit(hass, flow, form)
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_zone"}
-    assert result["description_placeholders"] == {"error": error}
+    assert result["errors"] == {"meter_id": error}
     assert set(hub.zones) == {MAIN}
 
 
@@ -196,10 +186,8 @@ async def test_one_meter_never_drives_two_zones(
 
     result = await submit(hass, second, zone_form("Office", meter=SUB))
 
-    assert result["errors"] == {"base": "invalid_zone"}
-    assert result["description_placeholders"] == {
-        "error": "power meter 'Sub' already drives zone 'Garage': one meter drives at most one zone"
-    }
+    assert result["errors"] == {"meter_id": "meter_drives_other_zone"}
+    assert result["description_placeholders"] == {"zone": "Garage"}
     assert sorted(z.name for z in hub.zones.values()) == ["Garage", "Main"]
 
 
@@ -220,25 +208,12 @@ async def test_a_meter_driving_a_zone_cannot_become_reporting_only(
         (init_integration.entry_id, SUBENTRY_METER),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": REPORTING},
     )
-    form = {
-        "name": "Solar",
-        "model": "MTZ",
-        "protocol": "tcp",
-        "host": "127.0.0.1",
-        "port": 1,
-        "slave_id": 1,
-        "polling_period": 0.5,
-        "timeout": 1.0,
-        "reporting_only": True,
-        "serial": {"baudrate": "19200", "parity": "E", "stopbits": "1"},
-    }
-    result = await submit(hass, flow, form)
+    result = await submit(
+        hass, flow, modbus_form(1, name="Solar", model="MTZ", reporting_only=True)
+    )
 
-    assert result["errors"] == {"base": "invalid_meter"}
-    assert result["description_placeholders"] == {
-        "error": "power meter 'Solar' drives zone 'Main': choose another meter for the zone "
-        "before making this one reporting only"
-    }
+    assert result["errors"] == {"reporting_only": "meter_drives_zone"}
+    assert result["description_placeholders"] == {"zone": "Main"}
 
 
 # ---------------------------------------------------------------------------- losing the meter

@@ -168,32 +168,38 @@ THREE_LEVELS: list[ConfigSubentryDataWithId] = [
 
 @pytest.mark.parametrize("zone_subentries", [THREE_LEVELS])
 @pytest.mark.parametrize(
-    ("form", "error"),
+    ("form", "errors"),
     [
-        (zone_form("gARAGE", 10), "two zones are called 'gARAGE'"),
-        (zone_form("Shed", 50, MAIN), "sub-zone 'Shed' (50 A) exceeds its parent 'Main' (40 A)"),
+        (zone_form("gARAGE", 10), {"name": "name_taken"}),
+        (zone_form("Shed", 50, MAIN), {"base": "invalid_zone"}),
         (
             zone_form("Shed", 20, mode="dynamic", degraded_setpoint=25),
-            "zone 'Shed': the degraded setpoint (25 A) exceeds its max current (20 A)",
+            {"degraded_setpoint": "degraded_above_max"},
         ),
-        (zone_form("Shelf", 10, BAY), "zone 'Shelf' is more than 3 levels deep"),
+        (zone_form("Shelf", 10, BAY), {"base": "invalid_zone"}),
+        (zone_form("Unassigned", 10), {"name": "name_reserved"}),
     ],
-    ids=["duplicate_name", "sub_zone_above_parent", "degraded_above_max", "too_deep"],
+    ids=[
+        "duplicate_name",
+        "sub_zone_above_parent",
+        "degraded_above_max",
+        "too_deep",
+        "reserved_name",
+    ],
 )
-async def test_invalid_zone_is_refused_with_the_reason(
+async def test_invalid_zone_is_refused_with_the_reason_key(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     hub: EvChargingHub,
     form: dict[str, Any],
-    error: str,
+    errors: dict[str, str],
 ) -> None:
     flow = await start_zone_flow(hass, init_integration)
 
     result = await submit(hass, flow, form)
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_zone"}
-    assert result["description_placeholders"] == {"error": error}
+    assert result["errors"] == errors
     assert len(init_integration.subentries) == 3
     assert set(hub.zones) == {MAIN, GARAGE, BAY}
 
@@ -214,11 +220,7 @@ async def test_sub_zone_of_a_zone_that_holds_stations_is_refused(
     result = await submit(hass, flow, zone_form("Garage", 32, MAIN))
 
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_zone"}
-    assert result["description_placeholders"] == {
-        "error": "zone 'Main' holds stations (CP9); stations go in zones without sub-zones: "
-        "move them first"
-    }
+    assert result["errors"] == {"parent_id": "parent_holds_stations"}
     assert set(hub.zones) == {MAIN}
 
 
@@ -280,7 +282,7 @@ async def test_reconfigure_offers_no_parent_below_the_zone_itself(
 
     # Neither Garage itself nor its sub-zone Bay: that would make a cycle.
     assert parent_options(flow) == [NO_PARENT, MAIN, OFFICE]
-    assert flow["description_placeholders"] == {"error": ""}
+    assert flow["description_placeholders"] is None
 
     result = await submit(hass, flow, zone_form("Car park", 25, OFFICE))
 
@@ -305,9 +307,7 @@ async def test_reconfigure_refuses_a_max_below_a_sub_zone(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
     assert result["errors"] == {"base": "invalid_zone"}
-    assert result["description_placeholders"] == {
-        "error": "sub-zone 'Garage' (32 A) exceeds its parent 'Main' (30 A)"
-    }
+    assert result["description_placeholders"] == {"max_depth": "3"}
     assert hub.zones[MAIN].max_current == 40.0
 
 

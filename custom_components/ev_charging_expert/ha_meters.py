@@ -1,11 +1,11 @@
-"""Power meters in Home Assistant: their subentry keys, signals, and HA-sensor meters."""
+"""Power meters made of Home Assistant sensor entities, and what a meter's entities show."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import (
     ATTR_UNIT_OF_MEASUREMENT,
@@ -28,7 +28,18 @@ from homeassistant.util.unit_conversion import (
 )
 
 from .const import (
-    DOMAIN,
+    CONF_CURRENTS,
+    CONF_ENERGY,
+    CONF_MAX_AGE,
+    CONF_METER_KIND,
+    CONF_POWER_TOTAL,
+    CONF_POWERS,
+    CONF_VOLTAGE,
+    MAX_MAX_AGE,
+    MAX_VOLTAGE,
+    METER_KIND_HA_SENSORS,
+    MIN_MAX_AGE,
+    MIN_VOLTAGE,
 )
 from .evcore.errors import ConfigError
 from .evcore.meters import (
@@ -57,54 +68,6 @@ if TYPE_CHECKING:
     from .evcore.site import Site
 
 _LOGGER = logging.getLogger(__name__)
-
-
-SUBENTRY_METER: Final = "meter"
-SUBENTRY_METER_MODEL: Final = "meter_model"
-CONF_METER: Final = "meter_id"  # in a zone's data: the meter that drives it
-NO_METER: Final = "none"
-CONF_METER_KIND: Final = "kind"
-METER_KIND_MODBUS: Final = "modbus"
-METER_KIND_HA_SENSORS: Final = "ha_sensors"
-CONF_REPORTING_ONLY: Final = "reporting_only"
-# HA-sensor meters.
-CONF_CURRENTS: Final = ("current_l1", "current_l2", "current_l3")
-CONF_POWERS: Final = ("power_l1", "power_l2", "power_l3")
-CONF_VOLTAGE: Final = "voltage"
-CONF_POWER_TOTAL: Final = "power_total"
-CONF_ENERGY: Final = "energy"
-CONF_MAX_AGE: Final = "max_age"
-MIN_MAX_AGE: Final = 1.0
-MAX_MAX_AGE: Final = 3600.0
-MIN_VOLTAGE: Final = 100.0
-MAX_VOLTAGE: Final = 300.0
-
-ISSUE_ZONE_WITHOUT_METER: Final = "zone_without_meter"
-ISSUE_METER_INVALID: Final = "meter_invalid"
-
-METER_DISPLAY_INTERVAL: Final = 5.0
-"""s. Meters are polled every 0.5 s for load management; their entities show at most one new
-value per meter this often (state changes at once), so the recorder is not flooded."""
-
-# Entities every meter has; "power" and "energy" exist only when the meter reports them.
-METER_BASE_ENTITIES: Final = frozenset(
-    {"current_l1", "current_l2", "current_l3", "connection", "last_read"}
-)
-
-
-def signal_meter(entry_id: str, meter_id: str) -> str:
-    """Dispatcher signal: a meter's reading or state changed."""
-    return f"{DOMAIN}_{entry_id}_meter_{meter_id}"
-
-
-def signal_new_meter(entry_id: str) -> str:
-    """Dispatcher signal: a meter needs (more) entities."""
-    return f"{DOMAIN}_{entry_id}_new_meter"
-
-
-def meter_device_id(meter_id: str) -> tuple[str, str]:
-    """Device registry identifier of a meter (its subentry id)."""
-    return (DOMAIN, f"meter_{meter_id}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +109,17 @@ class HubClock:
         return self._site.clock.call_later(seconds, callback)
 
 
+class HaSensorMeterConfigError(ConfigError):
+    """What is wrong with an HA-sensor meter: a message, and the flow's error key for it."""
+
+    def __init__(
+        self, message: str, key: str, placeholders: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.placeholders = dict(placeholders) if placeholders else None
+
+
 @dataclass(frozen=True, slots=True)
 class HaSensorMeterConfig:
     """A meter made of Home Assistant sensors; valid once built.
@@ -164,30 +138,36 @@ class HaSensorMeterConfig:
 
     def __post_init__(self) -> None:
         if not self.name.strip():
-            raise ConfigError("name is required")
+            raise HaSensorMeterConfigError("name is required", "name_required")
         if self.currents is not None and self.powers is not None:
-            raise ConfigError(
-                "give either the three current sensors or the three power sensors, not both"
+            raise HaSensorMeterConfigError(
+                "give either the three current sensors or the three power sensors, not both",
+                "currents_and_powers",
             )
         required = self.required
         if not required:
-            raise ConfigError(
+            raise HaSensorMeterConfigError(
                 "give the three current sensors (A), or the three power sensors (W) and the "
-                "nominal voltage"
+                "nominal voltage",
+                "sensors_missing",
             )
         if len(set(required)) != len(required):
-            raise ConfigError("each phase needs its own sensor")
+            raise HaSensorMeterConfigError("each phase needs its own sensor", "same_sensor")
         if self.powers is not None and not (
             math.isfinite(self.voltage) and MIN_VOLTAGE <= self.voltage <= MAX_VOLTAGE
         ):
-            raise ConfigError(
+            raise HaSensorMeterConfigError(
                 f"nominal voltage must be between {MIN_VOLTAGE:g} and {MAX_VOLTAGE:g} V "
-                f"(got {self.voltage:g})"
+                f"(got {self.voltage:g})",
+                "voltage_out_of_range",
+                {"min": f"{MIN_VOLTAGE:g}", "max": f"{MAX_VOLTAGE:g}"},
             )
         if not (math.isfinite(self.max_age) and MIN_MAX_AGE <= self.max_age <= MAX_MAX_AGE):
-            raise ConfigError(
+            raise HaSensorMeterConfigError(
                 f"max age must be between {MIN_MAX_AGE:g} and {MAX_MAX_AGE:g} s "
-                f"(got {self.max_age:g})"
+                f"(got {self.max_age:g})",
+                "max_age_out_of_range",
+                {"min": f"{MIN_MAX_AGE:g}", "max": f"{MAX_MAX_AGE:g}"},
             )
 
     @property
@@ -209,9 +189,11 @@ class HaSensorMeterConfig:
             given = [str(data.get(key) or "") for key in keys]
             missing = [f"L{i + 1}" for i, entity in enumerate(given) if not entity]
             if 0 < len(missing) < len(given):
-                raise ConfigError(
+                raise HaSensorMeterConfigError(
                     f"{label} sensors: L1, L2 and L3 are all required (missing "
-                    f"{', '.join(missing)})"
+                    f"{', '.join(missing)})",
+                    f"{label}s_incomplete",
+                    {"missing": ", ".join(missing)},
                 )
             phases[label] = None if missing else (given[0], given[1], given[2])
         try:

@@ -1,0 +1,1 @@
+"""Subentry flows: zones, power meters and custom meter models."""
