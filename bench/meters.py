@@ -8,11 +8,11 @@ Two measurements, all on loopback (127.0.0.1), every meter a real Modbus TCP ser
      simulator  `bench/meters.py --sim 1 1`: one MeterSimulator (PM5320 register map, slave 1).
                 It changes its currents on a stdin command and prints the CLOCK_MONOTONIC
                 instant just after the new registers are in place (t0).
-     server     this process: evcore `CentralSystem` + `Site(SystemClock(), MemoryStore())` +
-                `LoadManager` (bench/reaction.py's `Server`, whose zone is made dynamic here)
-                + a `MeterPool` polling the simulator every 0.5 s. One dynamic zone driven by
-                that meter (`LoadManager.set_zone_meters`); every pool event goes to
-                `lm.meter_updated(meter_id)`, as hub.py does.
+     server     this process: evcore's `Controller` (bench/reaction.py's `Server`, whose zone
+                is made dynamic here); its `MeterPool` (`controller.meters`) polls the
+                simulator every 0.5 s. One dynamic zone driven by that meter
+                (`Controller.set_zone_meters`); the Controller hands every meter event to
+                load management (`LoadManager.meter_updated`), as in production.
      chargers   bench/reaction.py's client process (N raw OCPP 1.6 websocket clients, which
                 timestamp each SetChargingProfile at receipt with CLOCK_MONOTONIC).
 
@@ -286,23 +286,21 @@ class MeterServer(Server):
         self.max_current = n * HIGH_A + BUILDING_A + SAFETY_MARGIN_A + SLACK_A
         self.readings: list[tuple[float, float, float, float]] = []
         """(event monotonic, event process CPU, poll start monotonic, L1 A) of each reading."""
-        self.checks: list[tuple[float, float]] = []
-        """(start, duration) of every LoadManager._check_budgets call."""
+        self._checks_seen = 0
 
     def building_for(self, per_ev: float) -> float:
         """The building load that leaves exactly `per_ev` A for each of the N EVs."""
         return self.max_current - SAFETY_MARGIN_A - self.n * per_ev
 
     async def start(self) -> None:
-        """Server, load manager, then the meter pool wired to it."""
+        """The controller, then its meter pool's meter, driving the zone."""
         from custom_components.ev_charging_expert.evcore.meters import (  # noqa: PLC0415
             MeterConfig,
-            MeterPool,
             MeterReadingReceived,
         )
 
         await super().start()  # calls self.set_zone(): the dynamic zone
-        self.pool = MeterPool(self.site.clock)
+        self.pool = self.controller.meters  # polling already (Controller.start)
         self.meter = self.pool.add(
             MeterConfig(
                 meter_id="grid",
@@ -315,31 +313,22 @@ class MeterServer(Server):
                 timeout=METER_TIMEOUT_S,
             )
         )
-        lm = self.lm
-        original_check = lm._check_budgets  # noqa: SLF001
-
-        def check_budgets(zone_ids: set[str]) -> None:
-            start = time.perf_counter()
-            original_check(zone_ids)
-            self.checks.append((time.monotonic(), time.perf_counter() - start))
-
-        lm._check_budgets = check_budgets  # type: ignore[method-assign]  # noqa: SLF001
+        checks = self.probe.checks
 
         def on_event(event: Any) -> None:
+            # The Controller's own listener came first and checked the zone's budget (the
+            # probe has the check): the reading arrived when that check started.
+            now, cpu = time.monotonic(), time.process_time()
+            if len(checks) > self._checks_seen:
+                check = checks[-1]
+                now, cpu = check.started, cpu - check.cpu
+            self._checks_seen = len(checks)
             if isinstance(event, MeterReadingReceived):
-                self.readings.append(
-                    (
-                        time.monotonic(),
-                        time.process_time(),
-                        event.reading.monotonic,
-                        event.reading.currents_a[0],
-                    )
-                )
-            lm.meter_updated(event.meter_id)  # as hub.py: every meter event
+                reading = event.reading
+                self.readings.append((now, cpu, reading.monotonic, reading.currents_a[0]))
 
         self.pool.subscribe(on_event)
-        lm.set_zone_meters({ZONE_ID: self.meter})
-        self.pool.start()
+        self.controller.set_zone_meters({ZONE_ID: self.meter})
 
     def set_zone(self, amps: float) -> None:
         """The dynamic zone (its max is fixed; the meter moves its budget)."""
@@ -348,7 +337,7 @@ class MeterServer(Server):
             ZoneMode,
         )
 
-        self.lm.set_zones(
+        self.controller.set_zones(
             {
                 ZONE_ID: ZoneConfig(
                     ZONE_ID,
@@ -371,21 +360,16 @@ class MeterServer(Server):
                 raise TimeoutError(f"meter never read {amps} A (last {reading})")
             await asyncio.sleep(0.02)
 
-    async def stop(self) -> None:
-        """Stop polling, then the rest."""
-        await self.pool.stop()
-        await super().stop()
-
 
 async def idle_sample(server: MeterServer, client: ClientProcess, seconds: float) -> dict[str, Any]:
     """Steady state, nothing changes: what polling + the zone's checks cost the server."""
-    checks0 = len(server.checks)
+    checks0 = len(server.probe.checks)
     runs0 = len(server.probe.idle_runs)
     readings0 = len(server.readings)
     cpu0, client0, t0 = time.process_time(), client.cpu_seconds(), time.monotonic()
     await asyncio.sleep(seconds)
     wall = time.monotonic() - t0
-    checks = [d for _, d in server.checks[checks0:]]
+    checks = [c.duration for c in server.probe.checks[checks0:]]
     return {
         "seconds": wall,
         "server_cpu_share": (time.process_time() - cpu0) / wall,
@@ -399,12 +383,13 @@ async def idle_sample(server: MeterServer, client: ClientProcess, seconds: float
 
 
 def budget_check_cost(server: MeterServer, repeat: int = 30) -> dict[str, Any]:
-    """Time the O(N) part of a meter check (`LoadManager._budgets`) without and with EV samples.
+    """Time the O(N) part of a meter check (`LoadManager.current_budgets`), without and with EV
+    samples.
 
     The chargers of this bench send no MeterValues, so every connector's EV draw is 0 at
     once. With samples (three phases per connector, as a charging EV reports), `_ev_draw`
-    reads them; they are put in for the measurement only and removed after. `_budgets` is a
-    pure computation: nothing is sent.
+    reads them; they are put in for the measurement only and removed after.
+    `current_budgets` is a pure computation: nothing is stored or sent.
     """
     from custom_components.ev_charging_expert.evcore.model import (  # noqa: PLC0415
         Measurement,
@@ -419,7 +404,7 @@ def budget_check_cost(server: MeterServer, repeat: int = 30) -> dict[str, Any]:
     def timed() -> float:
         start = time.perf_counter()
         for _ in range(repeat):
-            lm._budgets(last.snapshot, last.station_of)  # noqa: SLF001
+            lm.current_budgets()
         return (time.perf_counter() - start) / repeat
 
     without = timed()
@@ -471,7 +456,7 @@ async def trial(
     await asyncio.sleep(target - now)
     load_before = os.getloadavg()
     readings0 = len(server.readings)
-    checks0 = len(server.checks)
+    checks0 = len(server.probe.checks)
     client_cpu0 = client.cpu_seconds()
     threads0 = thread_cpu_seconds()
     window = server.probe.open(f"step {index}", _is_low, profile=False)
@@ -495,7 +480,8 @@ async def trial(
     )
     prior = max((r[2] for r in server.readings[:readings0]), default=None)
     first_run = window.runs[0] if window.runs else None
-    checks = [d for s, d in server.checks[checks0:] if s <= (window.t_end or float("inf"))]
+    t_end = window.t_end or float("inf")
+    checks = [c.duration for c in server.probe.checks[checks0:] if c.started + c.duration <= t_end]
     cpu = (window.cpu_end - window.cpu0) if window.cpu_end is not None else None
     out = {
         "trial": index,
@@ -546,9 +532,7 @@ async def trial(
     return out
 
 
-async def run_size(  # noqa: PLR0915 - one straight scenario
-    n: int, trials: int, args: argparse.Namespace
-) -> dict[str, Any]:
+async def run_size(n: int, trials: int, args: argparse.Namespace) -> dict[str, Any]:
     """Simulator + server + chargers for N; `trials` building steps."""
     sim = child("--sim", "1", "1")
     out: dict[str, Any] = {"n": n, "trials": []}
@@ -565,7 +549,7 @@ async def run_size(  # noqa: PLR0915 - one straight scenario
         out["increase_interval_s"] = server.lm.delivery.increase_interval
         await server.wait_reading(server.building_for(HIGH_A) - SLACK_A)
         cpu_start = time.process_time()
-        client = ClientProcess(server.cs.port, n)
+        client = ClientProcess(server.port, n)
         connect = await client.read(timeout=600)
         out["connect"] = connect
         if connect["connected"] != n:
@@ -574,8 +558,6 @@ async def run_size(  # noqa: PLR0915 - one straight scenario
         out["setup_server_cpu_s"] = time.process_time() - cpu_start
         out["budget"] = list(server.lm.budgets[ZONE_ID].budget)
         await server.wait_quiet(client)
-        if args.cheap_tick:
-            _cheap_meter_tick(server.lm)
         if args.gc_freeze:
             gc.collect()
             gc.freeze()  # experiment: the steady state's objects are never scanned again
@@ -602,30 +584,6 @@ async def run_size(  # noqa: PLR0915 - one straight scenario
         sim.close()
     out["summary"] = _summary(out["trials"])
     return out
-
-
-def _cheap_meter_tick(lm: Any) -> None:
-    """Experiment (bench only): the 0.5 s staleness tick looks at validity only, O(zones).
-
-    evcore's tick runs the whole `_check_budgets` (an O(N) pass over every connector's EV
-    draw), which the reading events already do at the polling rate. What only the tick can
-    notice is a reading going stale without any event; this version asks for a run exactly
-    when a zone's "no valid reading" state differs from the last run's.
-    """
-    clock = lm._site.clock  # noqa: SLF001
-
-    def meter_tick() -> None:
-        lm._meter_timer = None  # noqa: SLF001
-        if lm.last is not None and not lm._stopped:  # noqa: SLF001
-            now = clock.monotonic()
-            for zone_id, meter in lm.zone_meters.items():
-                info = lm.budgets.get(zone_id)
-                if info is None or info.degraded != (meter.valid_reading(now) is None):
-                    lm.request_run()
-                    break
-        lm._arm_meter_timer()  # noqa: SLF001
-
-    lm._meter_tick = meter_tick  # noqa: SLF001
 
 
 def _summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
@@ -750,7 +708,6 @@ def _markdown(info: dict[str, Any], sizes: list[dict[str, Any]], cpu: list[dict[
             f"at end {loadavg_text(info['loadavg_end'])}"
             + ("; quick" if info["quick"] else "")
             + ("; gc.freeze() at steady state" if info["gc_freeze"] else "")
-            + ("; cheap meter tick (experiment)" if info["cheap_tick"] else "")
             + ")"
         ),
         "",
@@ -794,7 +751,7 @@ def _markdown(info: dict[str, Any], sizes: list[dict[str, Any]], cpu: list[dict[
             cost = size.get("budget_check_cost") or {}
             if cost:
                 lines.append(
-                    f"- N={size['n']}: one `_budgets` pass over {cost['connectors']} connectors "
+                    f"- N={size['n']}: one budgets pass over {cost['connectors']} connectors "
                     f"{cost['budgets_ms_no_ev_samples']:.3f} ms without EV samples, "
                     f"{cost['budgets_ms_with_ev_samples']:.3f} ms with 3 samples each"
                 )
@@ -864,12 +821,6 @@ def main() -> int:
         action="store_true",
         help="experiment: gc.freeze() at steady state (full collections skip those objects)",
     )
-    parser.add_argument(
-        "--cheap-tick",
-        action="store_true",
-        help="experiment: the load manager's 0.5 s meter tick checks validity only, not the "
-        "O(N) budget pass (monkeypatched on the instance, evcore unchanged)",
-    )
     parser.add_argument("--skip-cpu", action="store_true", help="reaction only")
     parser.add_argument("--skip-reaction", action="store_true", help="polling CPU only")
     parser.add_argument("--profile", action="store_true", help="cProfile the poller process")
@@ -909,7 +860,6 @@ def main() -> int:
         "period_s": PERIOD_S,
         "sizes": args.sizes,
         "gc_freeze": args.gc_freeze,
-        "cheap_tick": args.cheap_tick,
     }
     print(
         f"meters: {info['python']}, {info['cores']} cores, load average "

@@ -2,8 +2,9 @@
 
 Servers, each in its own process, measured in the same run:
 
-  ours     (a) CentralSystem + Site (evcore, MemoryStore, SystemClock) in a bare asyncio loop
-  ours_lm  (a') the same plus evcore's LoadManager (default settings, no zones); opt-in
+  ours     (a) evcore's Controller (Site, central system, load manager with default settings
+           and no zones, an empty meter pool; MemoryStore, SystemClock) in a bare asyncio
+           loop: the core as production builds it (before the Controller, "ours_lm")
   ha       (b) the whole integration inside a running Home Assistant (`python -m homeassistant`)
   floor    (c) a minimal server on the `ocpp` library's v16 ChargePoint that only acknowledges
 
@@ -21,7 +22,7 @@ window) and round trip send -> CallResult (p50, p99).
 
     .venv/bin/python bench/ocpp_ingest.py                 # N = 100, 500, 1000; ~10 min
     .venv/bin/python bench/ocpp_ingest.py --quick         # CI smoke: N = 50, a few seconds each
-    .venv/bin/python bench/ocpp_ingest.py --targets floor,ours,ours_lm,ha --repeat 2
+    .venv/bin/python bench/ocpp_ingest.py --targets floor,ours,ha --repeat 2
     .venv/bin/python bench/ocpp_ingest.py --n 1000 --targets ours,ha --profile ours,ha
 
 Results: a table on stdout, JSON and Markdown in bench/results/ (git-ignored); server logs in
@@ -88,11 +89,10 @@ from bench.harness.report import (  # noqa: E402
     utc_stamp,
 )
 
-TARGETS = ("floor", "ours", "ours_lm", "ha")
+TARGETS = ("floor", "ours", "ha")
 DEFAULT_TARGETS = ("floor", "ours", "ha")
 TARGET_LABELS = {
-    "ours": "(a) ours, bare asyncio",
-    "ours_lm": "(a') ours + LoadManager, bare",
+    "ours": "(a) ours: Controller, bare asyncio",
     "ha": "(b) integration in HA",
     "floor": "(c) floor: ocpp lib, ack only",
 }
@@ -466,38 +466,31 @@ async def load_main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- servers
-async def serve_ours(port_file: Path, *, load_manager: bool = False) -> None:
-    """(a): our central system and site in a bare asyncio loop (+ the LoadManager: a')."""
+async def serve_ours(port_file: Path) -> None:
+    """(a): evcore's Controller in a bare asyncio loop, as production builds the core."""
     from custom_components.ev_charging_expert.evcore.clock import SystemClock  # noqa: PLC0415
+    from custom_components.ev_charging_expert.evcore.controller import (  # noqa: PLC0415
+        Controller,
+    )
     from custom_components.ev_charging_expert.evcore.model import (  # noqa: PLC0415
         NewChargerPolicy,
     )
-    from custom_components.ev_charging_expert.evcore.ocpp.server import (  # noqa: PLC0415
-        CentralSystem,
-    )
     from custom_components.ev_charging_expert.evcore.site import (  # noqa: PLC0415
         MemoryStore,
-        Site,
         SiteSettings,
     )
 
-    site = Site(
-        SystemClock(),
-        MemoryStore(),
-        SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT, heartbeat_interval=300),
+    # Default load settings, no zones, no meters: what a fresh install has.
+    controller = Controller(
+        clock=SystemClock(),
+        store=MemoryStore(),
+        settings=SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT, heartbeat_interval=300),
     )
-    await site.load()
-    if load_manager:
-        from custom_components.ev_charging_expert.evcore.loadmanager import (  # noqa: PLC0415
-            LoadManager,
-        )
-
-        LoadManager(site)  # default settings, no zones: what a fresh install has
-    central = CentralSystem(site, host=HOST, port=0)
-    await central.start()
-    port_file.write_text(str(central.port))  # noqa: ASYNC240  # once, before any load
+    await controller.restore()
+    await controller.start(host=HOST, port=0)
+    port_file.write_text(str(controller.port))  # noqa: ASYNC240  # once, before any load
     await _wait_for_stop()
-    await central.stop()
+    await controller.stop()
 
 
 def _floor_charge_point() -> type:
@@ -859,11 +852,12 @@ PROFILE_WATCH = (
     ("websockets: recv", "Connection.recv"),
     ("websockets: send", "Connection.send"),
     ("ours: ChargePointV16.route_message", "ChargePointV16.route_message"),
-    ("ours: Site.on_frame (clock.now)", "Site.on_frame"),
+    ("ours: Site.frame_received (clock.now)", "Site.frame_received"),
     ("ours: ChargePointV16.on_meter_values", "ChargePointV16.on_meter_values"),
     ("ours: parse_meter_values", "parse_meter_values"),
-    ("ours: Site.on_meter_values", "Site.on_meter_values"),
+    ("ours: Site.measurements", "Site.measurements"),
     ("ours: Site._emit (listeners)", "Site._emit"),
+    ("ours: LoadManager._on_site_event", "LoadManager._on_site_event"),
     ("HA glue: EvChargingHub._on_site_event", "EvChargingHub._on_site_event"),
     ("HA glue: EvChargingHub._ensure_entities", "EvChargingHub._ensure_entities"),
     ("HA: async_dispatcher_send", "async_dispatcher_send"),
@@ -945,7 +939,8 @@ def _parse_main(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--targets",
         default=",".join(DEFAULT_TARGETS),
-        help="comma-separated, from floor,ours,ours_lm,ha (ours_lm: ours + evcore's LoadManager)",
+        help="comma-separated, from floor,ours,ha (ours: evcore's Controller, load manager "
+        "included; it replaces the former ours_lm)",
     )
     parser.add_argument("--period", type=float, default=None, help="MeterValues period T (s)")
     parser.add_argument("--duration", type=float, default=None, help="paced window (s)")
@@ -981,7 +976,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     targets = [t for t in args.targets.split(",") if t]
     unknown = set(targets) - set(TARGETS)
     if unknown:
-        raise SystemExit(f"unknown targets: {sorted(unknown)}")
+        hint = " (ours_lm is gone: ours now includes the load manager)" * ("ours_lm" in unknown)
+        raise SystemExit(f"unknown targets: {sorted(unknown)}{hint}")
     return Settings(
         counts=counts,
         targets=[t for t in TARGETS if t in targets],
@@ -1083,7 +1079,7 @@ def _internal(argv: list[str]) -> int:
         if target == "floor":
             asyncio.run(serve_floor(port_file))
         else:
-            asyncio.run(serve_ours(port_file, load_manager=target == "ours_lm"))
+            asyncio.run(serve_ours(port_file))
         return 0
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)

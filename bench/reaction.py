@@ -2,9 +2,10 @@
 
 Two processes on loopback (127.0.0.1):
 
-  server   this process: evcore `CentralSystem` + `Site(SystemClock(), MemoryStore())` +
-           `LoadManager`, in a bare asyncio loop. The N stations are pre-registered (accepted,
-           one 32 A three-phase connector, all in one zone), as if configured earlier.
+  server   this process: evcore's `Controller` (Site, central system, load manager, meter
+           pool, as production builds them) on `SystemClock()` and a `MemoryStore`, in a bare
+           asyncio loop. The N stations are pre-registered (accepted, one 32 A three-phase
+           connector, all in one zone), as if configured earlier.
   chargers a child process (`bench/reaction.py --client`): N raw websocket clients
            (websockets.asyncio.client, subprotocol ocpp1.6, no compression), one connector
            each. Each sends BootNotification, answers the server's GetConfiguration
@@ -31,15 +32,15 @@ Measured from the monotonic instant just before `set_zones()`:
                        process on Linux, so the two processes' timestamps compare directly.
                        The charger answers Accepted right after (no other work in between).
   server confirmed     the server-side moment the last Accepted answer was booked
-                       (delivery.record_answer), i.e. when the load manager *knows* every
-                       charger holds the new value.
+                       (`record_answer`), i.e. when the load manager *knows* every charger
+                       holds the new value.
   server CPU           process CPU (all threads: the event loop plus the ocpp library's
                        schema-validation thread pool) from set_zones() to that moment; the
                        main thread's share; load-manager runs in the window, their total time.
 
-Instrumentation (this process only, evcore files unchanged): `loadmanager.record_answer` is
-wrapped to timestamp confirmations, and the LoadManager instance's `_run` / `_send` are wrapped
-to count runs and sends.
+Instrumentation: evcore's observation hook (`LoadManager.observe`, evcore/load/observe.py)
+reports every run (start, duration, full run or re-plan, sends) and every booked answer;
+nothing in evcore is patched.
 
     .venv/bin/python bench/reaction.py                 # N = 100 and 1000
     .venv/bin/python bench/reaction.py --quick         # smoke: N = 20, no "raise 2"
@@ -104,6 +105,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from websockets.asyncio.client import ClientConnection
+
+    from custom_components.ev_charging_expert.evcore.keys import ConnectorKey
+    from custom_components.ev_charging_expert.evcore.load import LoadManager
+    from custom_components.ev_charging_expert.evcore.load.delivery import Send
+    from custom_components.ev_charging_expert.evcore.load.observe import (
+        AnswerBooked,
+        BudgetsChecked,
+        RunObserved,
+    )
 
 _LOGGER = logging.getLogger("reaction")
 
@@ -271,14 +281,13 @@ class Window:
 
     name: str
     want: Callable[[float], bool]
-    keys: frozenset[str]
-    lease_key: dict[int, str]
+    keys: frozenset[ConnectorKey]
     t0: float
     cpu0: float
     main_cpu0: float
     runs: list[tuple[float, float, int, bool]] = field(default_factory=list)
     """(start, duration, sends issued, full run?) of every load-manager run in the window."""
-    confirmed: dict[str, float] = field(default_factory=dict)
+    confirmed: dict[ConnectorKey, float] = field(default_factory=dict)
     t_end: float | None = None
     cpu_end: float | None = None
     main_cpu_end: float | None = None
@@ -291,68 +300,54 @@ class Window:
 
 
 class Probe:
-    """Bench-only instrumentation of one LoadManager (evcore code is not changed)."""
+    """What the bench measures of one LoadManager, through its observation hook.
 
-    def __init__(self, lm: Any) -> None:
-        from custom_components.ev_charging_expert.evcore import (  # noqa: PLC0415
-            loadmanager as module,
-        )
+    A `LoadObserver` (evcore/load/observe.py) by its four methods rather than a subclass: the
+    charger process runs this file too and never imports evcore (nor, through the integration's
+    package, Home Assistant).
+    """
 
-        loadmanager: Any = module  # patched below: record_answer is its import from delivery
+    def __init__(self, lm: LoadManager) -> None:
         self.lm = lm
         self.window: Window | None = None
         self.idle_runs: list[tuple[float, bool]] = []
         """(duration, full run?) of the runs outside a measurement window (setup)."""
-        self._sends_in_run = 0
-        original_answer = loadmanager.record_answer
-        original_run = lm._run  # noqa: SLF001
-        original_send = lm._send  # noqa: SLF001
-
-        def record_answer(lease: Any, *, accepted: bool | None, now: float) -> None:
-            original_answer(lease, accepted=accepted, now=now)
-            window = self.window
-            if window is None or window.t_end is not None or lease.sent is not None:
-                return
-            if lease.held is None or not window.want(lease.held):
-                return
-            key = window.lease_key.get(id(lease))
-            if key is None or key in window.confirmed:
-                return
-            window.confirmed[key] = time.monotonic()
-            if len(window.confirmed) == len(window.keys):
-                self._finish(window)
-
-        def run() -> None:
-            self._sends_in_run = 0
-            full_runs = lm.runs
-            start = time.monotonic()
-            original_run()
-            window = self.window
-            if window is None:
-                self.idle_runs.append((time.monotonic() - start, lm.runs != full_runs))
-                return
-            # lm.runs counts full runs (snapshot + allocate + plan); a delivery-only re-plan
-            # after an answer, where the load manager has one, does not increment it.
-            full = lm.runs != full_runs
-            entry = (start, time.monotonic() - start, self._sends_in_run, full)
-            if window.t_end is None:
-                window.runs.append(entry)
-            else:  # runs the last answers still cause, after the last confirmation
-                window.tail_runs.append(entry)
-                window.cpu_tail_end = time.process_time()
-
-        def send(*args: Any, **kwargs: Any) -> None:
-            self._sends_in_run += 1
-            original_send(*args, **kwargs)
-
-        loadmanager.record_answer = record_answer
-        lm._run = run  # noqa: SLF001
-        lm._send = send  # noqa: SLF001
-        self._restore: Callable[[], None] = lambda: setattr(
-            loadmanager, "record_answer", original_answer
-        )
+        self.checks: list[BudgetsChecked] = []
+        """Every budget check a meter reading made."""
+        lm.observe(self)
         self._gc_start = 0.0
         gc.callbacks.append(self._on_gc)
+
+    def answer_booked(self, answer: AnswerBooked) -> None:
+        window = self.window
+        if window is None or window.t_end is not None:
+            return
+        if answer.held is None or not window.want(answer.held):
+            return
+        key = answer.key
+        if key not in window.keys or key in window.confirmed:
+            return  # a base (connector 0), or confirmed already
+        window.confirmed[key] = answer.at
+        if len(window.confirmed) == len(window.keys):
+            self._finish(window)
+
+    def run_finished(self, run: RunObserved) -> None:
+        window = self.window
+        if window is None:
+            self.idle_runs.append((run.duration, run.full))
+            return
+        entry = (run.started, run.duration, run.sends, run.full)
+        if window.t_end is None:
+            window.runs.append(entry)
+        else:  # runs the last answers still cause, after the last confirmation
+            window.tail_runs.append(entry)
+            window.cpu_tail_end = time.process_time()
+
+    def budgets_checked(self, check: BudgetsChecked) -> None:
+        self.checks.append(check)
+
+    def limit_sent(self, send: Send) -> None:
+        """Not needed: a run reports how many setpoints it sent."""
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         window = self.window
@@ -364,8 +359,8 @@ class Probe:
             window.gc_pauses.append((info["generation"], time.thread_time() - self._gc_start))
 
     def close(self) -> None:
-        """Put the module's record_answer back; stop watching the garbage collector."""
-        self._restore()
+        """Stop observing the load manager and the garbage collector."""
+        self.lm.observe(None)
         gc.callbacks.remove(self._on_gc)
 
     def _finish(self, window: Window) -> None:
@@ -384,7 +379,6 @@ class Probe:
             name=name,
             want=want,
             keys=keys,
-            lease_key={id(lease): key for key, lease in leases.items()},
             t0=0.0,
             cpu0=0.0,
             main_cpu0=0.0,
@@ -423,7 +417,7 @@ def _coalescing_store(data: dict[str, Any]) -> Any:
 
 
 class Server:
-    """CentralSystem + Site + LoadManager for N pre-registered stations in one zone."""
+    """evcore's Controller for N pre-registered stations in one zone."""
 
     def __init__(
         self,
@@ -447,18 +441,14 @@ class Server:
             ConnectorConfig,
             StationConfig,
         )
-        from custom_components.ev_charging_expert.evcore.delivery import (  # noqa: PLC0415
+        from custom_components.ev_charging_expert.evcore.controller import (  # noqa: PLC0415
+            Controller,
+        )
+        from custom_components.ev_charging_expert.evcore.load.delivery import (  # noqa: PLC0415
             DeliverySettings,
-        )
-        from custom_components.ev_charging_expert.evcore.loadmanager import (  # noqa: PLC0415
-            LoadManager,
-        )
-        from custom_components.ev_charging_expert.evcore.ocpp.server import (  # noqa: PLC0415
-            CentralSystem,
         )
         from custom_components.ev_charging_expert.evcore.site import (  # noqa: PLC0415
             MemoryStore,
-            Site,
             SiteSettings,
         )
 
@@ -476,16 +466,28 @@ class Server:
 
         # The ocpp library validates every payload in the default thread pool unless told not to.
         ocpp.messages.ASYNC_VALIDATION = not self.sync_validation
-        self.site = Site(SystemClock(), self.store, SiteSettings(heartbeat_interval=3600))
-        await self.site.load()
-        self.cs = CentralSystem(self.site, host=HOST, port=0)
-        await self.cs.start()
         delivery = DeliverySettings()
         if self.increase_interval is not None:
             delivery = DeliverySettings(increase_interval=self.increase_interval)
-        self.lm = LoadManager(self.site, delivery=delivery)
+        self.controller = Controller(
+            clock=SystemClock(),
+            store=self.store,
+            settings=SiteSettings(heartbeat_interval=3600),
+            delivery=delivery,
+        )
+        self.site = self.controller.site
+        self.lm = self.controller.load
         self.probe = Probe(self.lm)
+        await self.controller.restore()
+        await self.controller.start(host=HOST, port=0)
         self.set_zone(self.n * HIGH_A)
+
+    @property
+    def port(self) -> int:
+        """The OCPP port the chargers connect to."""
+        port = self.controller.port
+        assert port is not None  # noqa: S101  # started
+        return port
 
     def set_zone(self, amps: float) -> None:
         """Replace the zone tree with one zone of `amps` per phase."""
@@ -493,7 +495,7 @@ class Server:
             ZoneConfig,
         )
 
-        self.lm.set_zones({ZONE_ID: ZoneConfig(ZONE_ID, "Bench zone", amps)})
+        self.controller.set_zones({ZONE_ID: ZoneConfig(ZONE_ID, "Bench zone", amps)})
 
     def holding(self, want: Callable[[float], bool]) -> int:
         """Connectors whose confirmed lease satisfies `want`, with nothing in flight."""
@@ -528,10 +530,9 @@ class Server:
         return max((lease.last_increase for lease in self.lm.leases.values()), default=-1e9)
 
     async def stop(self) -> None:
-        """Stop the load manager and the server."""
-        self.lm.stop()
+        """Stop observing, then the controller (connections, port, load manager, meters)."""
         self.probe.close()
-        await self.cs.stop()
+        await self.controller.stop()
 
 
 def _is_low(amps: float) -> bool:
@@ -642,7 +643,7 @@ async def run_size(n: int, args: argparse.Namespace, *, quick: bool, stamp: str)
     await server.start()
     cpu_start = time.process_time()
     interval = server.lm.delivery.increase_interval
-    client = ClientProcess(server.cs.port, n)
+    client = ClientProcess(server.port, n)
     out: dict[str, Any] = {
         "n": n,
         "increase_interval_s": interval,

@@ -22,6 +22,7 @@ from ..model import Registration
 from .control import TARGET_EPSILON, UNANSWERED, UNCONTROLLED, Control, answer_of, mark_rejected
 from .degraded import fallback_capacity, zone_path
 from .delivery import LeaseState, Send, record_answer, record_sent
+from .observe import AnswerBooked
 from .snapshot import ratings
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ..site import Site
     from .control import ChargerControl, LoadState
     from .leases import LeaseSender
+    from .observe import LoadObserver
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ RELEASE_TIMEOUT = 10.0  # s to wait for a station being removed to take 0 A
 
 class BaseKeeper:
     """Keeps every controlled station's base at its degraded current, safely."""
+
+    observer: LoadObserver | None = None  # set by LoadManager.observe
 
     def __init__(
         self,
@@ -177,6 +181,8 @@ class BaseKeeper:
             timeout=self._state.request_timeout,
         )
         charger.spawn(self._deliver(station_id, control, control.base_seq, base))
+        if self.observer is not None:
+            self.observer.limit_sent(Send(ConnectorKey(station_id, 0), amps, "base"))
 
     async def _deliver(
         self,
@@ -202,6 +208,10 @@ class BaseKeeper:
         if seq == control.base_seq:
             before, first = control.base.held, not control.base_installed
             record_answer(control.base, accepted=accepted, now=self._site.clock.monotonic())
+            if self.observer is not None:
+                key, held = ConnectorKey(station_id, 0), control.base.held
+                now = self._site.clock.monotonic()
+                self.observer.answer_booked(AnswerBooked(key, accepted, held, now))
             if accepted:
                 control.base_installed = True
                 if before is not None and control.base.held is not None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .control import TARGET_EPSILON, UNANSWERED, answer_of, mark_rejected
 from .delivery import LeaseState, Send, record_answer, record_sent
+from .observe import AnswerBooked
 from .snapshot import ev_phases
 
 if TYPE_CHECKING:
@@ -25,12 +26,15 @@ if TYPE_CHECKING:
     from ..charger import Charger
     from ..site import Site
     from .control import ChargerControl, LoadState
+    from .observe import LoadObserver
 
 _LOGGER = logging.getLogger(__name__)
 
 
 class LeaseSender:
     """Sends setpoints as leases and books the chargers' answers."""
+
+    observer: LoadObserver | None = None  # set by LoadManager.observe
 
     def __init__(
         self,
@@ -77,6 +81,8 @@ class LeaseSender:
             timeout=state.request_timeout,
         )
         charger.spawn(self._deliver(send, charger, control, lease, limit))
+        if self.observer is not None:
+            self.observer.limit_sent(send)
 
     async def _deliver(
         self,
@@ -98,6 +104,11 @@ class LeaseSender:
             elif answer.accepted is None:
                 _LOGGER.info("%s: setpoint not confirmed: %s", station_id, answer.error)
             record_answer(lease, accepted=answer.accepted, now=self._site.clock.monotonic())
+            if self.observer is not None:
+                booked = AnswerBooked(
+                    send.connector_id, answer.accepted, lease.held, self._site.clock.monotonic()
+                )
+                self.observer.answer_booked(booked)
             if answer.accepted is None:
                 self._drop(station_id, charger)
             if answer.accepted is False or (

@@ -36,6 +36,7 @@ from .bases import BaseKeeper
 from .control import ChargerControl, Control, LoadState, Run
 from .delivery import DeliverySettings, plan, record_answer
 from .leases import LeaseSender
+from .observe import BudgetsChecked, RunObserved, cpu_clock, guarded, stopwatch
 from .snapshot import SnapshotBuilder, ev_phases, wants_current
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from .budgets import ZoneBudgetInfo
     from .degraded import DegradedPlan
     from .delivery import LeaseState
+    from .observe import LoadObserver
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class LoadManager:
         self._meter_timer: Cancelable | None = None
         self.runs = 0
         self.guard_violations = 0
+        self._observer: LoadObserver | None = None
         self._unsubscribe = site.subscribe(self._on_site_event)
         self._unhook = site.before_removal(self._bases.release)
 
@@ -165,6 +168,23 @@ class LoadManager:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def observe(self, observer: LoadObserver | None) -> None:
+        """Tell `observer` of every run, send, booked answer and budget check (see observe.py).
+
+        One observer at a time (None removes it); without one this costs a None check.
+        """
+        guarded_observer = guarded(observer)
+        self._observer = self._leases.observer = self._bases.observer = guarded_observer
+
+    def current_budgets(self, only: set[str] | None = None) -> dict[str, ZoneBudgetInfo]:
+        """Each zone's budget from the meters' readings now, over the last run's connectors.
+
+        What a meter reading's check computes (with `only`, just those zones); nothing is
+        stored, sent or requested. Empty before the first run.
+        """
+        last = self.state.last
+        return {} if last is None else self._snapshots.budgets(last.snapshot, only=only)
+
     def stop(self) -> None:
         """Stop running (leases then expire on the chargers, by design). Idempotent."""
         if self.state.stopped:
@@ -188,7 +208,14 @@ class LoadManager:
         """
         zones = {z for z, m in self.state.zone_meters.items() if m.meter_id == meter_id}
         if zones:
+            observer = self._observer
+            if observer is None:
+                self._check_budgets(zones)
+                return
+            started, start, cpu = self._site.clock.monotonic(), stopwatch(), cpu_clock()
             self._check_budgets(zones)
+            duration, cpu = stopwatch() - start, cpu_clock() - cpu
+            observer.budgets_checked(BudgetsChecked(frozenset(zones), started, duration, cpu))
 
     def _check_budgets(self, zone_ids: set[str]) -> None:
         """Re-allocate when one of these zones' budgets moved by half the margin or more."""
@@ -329,8 +356,13 @@ class LoadManager:
         if state.stopped:
             return
         now = self._site.clock.monotonic()
+        observer = self._observer
+        start = stopwatch() if observer is not None else 0.0
         if not self._full_run and state.last is not None:
-            self._replan(now)
+            sends = self._replan(now)
+            if observer is not None:
+                run = RunObserved(now, stopwatch() - start, full=False, sends=sends)
+                observer.run_finished(run)
             return
         self._full_run = False
         self.runs += 1
@@ -368,9 +400,15 @@ class LoadManager:
             state.lease_ends,
         )
         self._announce(previous, old_degraded)
+        if observer is not None:
+            sends = len(the_plan.sends)
+            observer.run_finished(RunObserved(now, stopwatch() - start, full=True, sends=sends))
 
-    def _replan(self, now: float) -> None:
-        """Delivery only, on the last snapshot: an answer may have freed room for increases."""
+    def _replan(self, now: float) -> int:
+        """Delivery only, on the last snapshot: an answer may have freed room for increases.
+
+        Returns the number of setpoints sent.
+        """
         state = self.state
         last = state.last
         assert last is not None  # noqa: S101
@@ -386,6 +424,7 @@ class LoadManager:
             last.allocation.next_resume_at,
             state.lease_ends,
         )
+        return len(the_plan.sends)
 
     def _arm_timer(self, now: float, *wake_times: float) -> None:
         """Wake at the earliest of `wake_times`, and at the next renewal at the latest."""
