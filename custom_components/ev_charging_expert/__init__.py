@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
@@ -11,7 +10,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 
 from .const import DOMAIN
-from .hub import EvChargingHub
+from .coordinator import EvChargingCoordinator
 from .services import async_setup_services
 from .store import HaSiteStore
 
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.typing import ConfigType
 
-    from .hub import EvChargingConfigEntry
+    from .coordinator import EvChargingConfigEntry
 
 PLATFORMS = [
     Platform.BINARY_SENSOR,
@@ -41,7 +40,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -> bool:
     """Load the station registry, create the entities, then open the OCPP port."""
-    hub = EvChargingHub(hass, entry)
+    hub = EvChargingCoordinator(hass, entry)
     await hub.async_load()
     entry.runtime_data = hub
     dr.async_get(hass).async_get_or_create(
@@ -72,12 +71,7 @@ async def _async_update_listener(hass: HomeAssistant, entry: EvChargingConfigEnt
 
     No reload: that would drop every charger connection.
     """
-    hub = entry.runtime_data
-    # One flow step may change several subentries (a renamed model and the meters that use
-    # it): let it finish, so the meters never see half of the change.
-    await asyncio.sleep(0)
-    await hub.async_sync_meters()
-    hub.apply_load_config()
+    await entry.runtime_data.async_config_changed()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -> bool:

@@ -11,7 +11,6 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.const import EntityCategory
 
-from .const import SUSPENDED_REASONS
 from .entity import (
     EvChargingEntity,
     EvChargingZoneEntity,
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from .hub import EvChargingConfigEntry, EvChargingHub
+    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
 
 PARALLEL_UPDATES = 0
 
@@ -47,11 +46,11 @@ async def async_setup_entry(
 ) -> None:
     """One connectivity sensor per station."""
 
-    def station_entities(hub: EvChargingHub, station_id: str) -> list[BinarySensorEntity]:
+    def station_entities(hub: EvChargingCoordinator, station_id: str) -> list[BinarySensorEntity]:
         return [ConnectivitySensor(hub, station_id, None, CONNECTIVITY)]
 
     def connector_entities(
-        hub: EvChargingHub, station_id: str, connector_id: int
+        hub: EvChargingCoordinator, station_id: str, connector_id: int
     ) -> list[BinarySensorEntity]:
         return [SuspendedSensor(hub, station_id, connector_id, SUSPENDED)]
 
@@ -86,8 +85,8 @@ class SuspendedSensor(EvChargingEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Whether the last allocation suspended it."""
         assert self.connector_id is not None  # noqa: S101
-        _, reason = self.hub.connector_allocation(self.station_id, self.connector_id)
-        return reason in SUSPENDED_REASONS
+        allocation = self.hub.allocation(self.station_id, self.connector_id)
+        return allocation is not None and allocation.suspended
 
 
 class ZoneDegradedSensor(EvChargingZoneEntity, BinarySensorEntity):
@@ -96,5 +95,5 @@ class ZoneDegradedSensor(EvChargingZoneEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool | None:
         """From the last allocation's budgets."""
-        info = self.hub.load.budgets.get(self.zone_id)
-        return None if info is None else info.degraded
+        view = self.hub.zone_view(self.zone_id)
+        return None if view is None else view.degraded

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
     from .evcore.charger import Charger
-    from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 1
 
@@ -65,11 +65,11 @@ async def async_setup_entry(
 ) -> None:
     """Reset buttons per station, an unlock button per connector."""
 
-    def station_entities(hub: EvChargingHub, station_id: str) -> list[ButtonEntity]:
+    def station_entities(hub: EvChargingCoordinator, station_id: str) -> list[ButtonEntity]:
         return [ChargerButton(hub, station_id, None, d) for d in STATION_BUTTONS]
 
     def connector_entities(
-        hub: EvChargingHub, station_id: str, connector_id: int
+        hub: EvChargingCoordinator, station_id: str, connector_id: int
     ) -> list[ButtonEntity]:
         return [ChargerButton(hub, station_id, connector_id, UNLOCK)]
 

@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
     from .evcore.config import StationConfig
     from .evcore.model import ConnectorState, StationState
-    from .ha_meters import MeterView
-    from .hub import EvChargingConfigEntry, EvChargingHub
+    from .evcore.view import MeterView
 
 
 class EvChargingEntity(Entity):
@@ -50,7 +50,7 @@ class EvChargingEntity(Entity):
 
     def __init__(
         self,
-        hub: EvChargingHub,
+        hub: EvChargingCoordinator,
         station_id: str,
         connector_id: int | None,
         description: EntityDescription,
@@ -160,7 +160,7 @@ class EvChargingSubentryEntity(Entity):
 
     def __init__(
         self,
-        hub: EvChargingHub,
+        hub: EvChargingCoordinator,
         description: EntityDescription,
         device_id: tuple[str, str],
         *,
@@ -190,7 +190,9 @@ class EvChargingSubentryEntity(Entity):
 class EvChargingZoneEntity(EvChargingSubentryEntity):
     """An entity of a zone (switchboard)."""
 
-    def __init__(self, hub: EvChargingHub, zone_id: str, description: EntityDescription) -> None:
+    def __init__(
+        self, hub: EvChargingCoordinator, zone_id: str, description: EntityDescription
+    ) -> None:
         self.zone_id = zone_id
         super().__init__(
             hub,
@@ -210,9 +212,11 @@ class EvChargingZoneEntity(EvChargingSubentryEntity):
 class EvChargingMeterEntity(EvChargingSubentryEntity):
     """An entity of a power meter."""
 
-    def __init__(self, hub: EvChargingHub, meter_id: str, description: EntityDescription) -> None:
+    def __init__(
+        self, hub: EvChargingCoordinator, meter_id: str, description: EntityDescription
+    ) -> None:
         self.meter_id = meter_id
-        name, model = hub.meter_device(meter_id)
+        name, model = hub.meters.device(meter_id)
         super().__init__(
             hub,
             description,
@@ -225,13 +229,13 @@ class EvChargingMeterEntity(EvChargingSubentryEntity):
     @property
     def meter_view(self) -> MeterView | None:
         """What the meter's entities show; None when the meter is not configured."""
-        return self.hub.meter_view(self.meter_id)
+        return self.hub.meters.view(self.meter_id)
 
 
 def setup_zone_entities(
     entry: EvChargingConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    zone_entities: Callable[[EvChargingHub, str], Iterable[Entity]],
+    zone_entities: Callable[[EvChargingCoordinator, str], Iterable[Entity]],
 ) -> None:
     """Add a platform's zone entities, each under its zone's subentry, now and for new zones."""
     hub = entry.runtime_data
@@ -249,17 +253,17 @@ def setup_platform_entities(
     entry: EvChargingConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
     *,
-    station_entities: Callable[[EvChargingHub, str], Iterable[Entity]] | None = None,
-    connector_entities: Callable[[EvChargingHub, str, int], Iterable[Entity]] | None = None,
+    station_entities: Callable[[EvChargingCoordinator, str], Iterable[Entity]] | None = None,
+    connector_entities: Callable[[EvChargingCoordinator, str, int], Iterable[Entity]] | None = None,
 ) -> None:
     """Add a platform's entities for known stations now and for new ones as they appear."""
     hub = entry.runtime_data
     entities: list[Entity] = []
-    for station_id in hub.accepted_stations():
+    for station_id in hub.devices.accepted_stations():
         if station_entities is not None:
             entities.extend(station_entities(hub, station_id))
         if connector_entities is not None:
-            for connector_id in hub.connectors_of(station_id):
+            for connector_id in hub.devices.connectors_of(station_id):
                 entities.extend(connector_entities(hub, station_id, connector_id))
     async_add_entities(entities)
 

@@ -43,7 +43,6 @@ from .const import (
 )
 from .evcore.errors import ConfigError
 from .evcore.meters import (
-    MeterReading,
     MeterState,
 )
 from .evcore.meters.external import (
@@ -53,7 +52,6 @@ from .evcore.meters.external import (
 )
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import Callable, Mapping
     from datetime import datetime
 
@@ -65,48 +63,8 @@ if TYPE_CHECKING:
     )
 
     from .evcore.clock import Cancelable, Clock
-    from .evcore.site import Site
 
 _LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class MeterView:
-    """What a meter's entities show."""
-
-    state: MeterState
-    reason: str | None
-    last_success: datetime | None
-    reading: MeterReading | None
-    """The latest reading while the meter is connected, else None."""
-
-
-class HubClock:
-    """The site's clock, whichever it is at the moment.
-
-    A meter reading is stamped with the clock's monotonic time and the load manager judges its
-    freshness with the site clock's: both must be the same clock, also when a simulation or a
-    test puts the site on another one.
-    """
-
-    def __init__(self, site: Site) -> None:
-        self._site = site
-
-    def now(self) -> datetime:
-        """The site clock's time."""
-        return self._site.clock.now()
-
-    def monotonic(self) -> float:
-        """The site clock's monotonic seconds."""
-        return self._site.clock.monotonic()
-
-    def timeout(self, seconds: float) -> asyncio.Timeout:
-        """A timeout on the site clock."""
-        return self._site.clock.timeout(seconds)
-
-    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancelable:
-        """A timer on the site clock."""
-        return self._site.clock.call_later(seconds, callback)
 
 
 class HaSensorMeterConfigError(ConfigError):

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
     from .evcore.config import StationConfig
-    from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 0
 
@@ -126,11 +126,11 @@ async def async_setup_entry(
 ) -> None:
     """Degraded-mode settings per station; rating and current limit per connector."""
 
-    def station_entities(hub: EvChargingHub, station_id: str) -> list[NumberEntity]:
+    def station_entities(hub: EvChargingCoordinator, station_id: str) -> list[NumberEntity]:
         return [SettingNumber(hub, station_id, None, d) for d in STATION_NUMBERS]
 
     def connector_entities(
-        hub: EvChargingHub, station_id: str, connector_id: int
+        hub: EvChargingCoordinator, station_id: str, connector_id: int
     ) -> list[NumberEntity]:
         return [SettingNumber(hub, station_id, connector_id, d) for d in CONNECTOR_NUMBERS]
 

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
     from .evcore.config import StationConfig, ZoneConfig
-    from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 0
 
@@ -84,11 +84,11 @@ async def async_setup_entry(
 ) -> None:
     """A zone select per station, a wiring select per connector."""
 
-    def station_entities(hub: EvChargingHub, station_id: str) -> list[SelectEntity]:
+    def station_entities(hub: EvChargingCoordinator, station_id: str) -> list[SelectEntity]:
         return [SettingSelect(hub, station_id, None, ZONE)]
 
     def connector_entities(
-        hub: EvChargingHub, station_id: str, connector_id: int
+        hub: EvChargingCoordinator, station_id: str, connector_id: int
     ) -> list[SelectEntity]:
         return [SettingSelect(hub, station_id, connector_id, WIRING)]
 

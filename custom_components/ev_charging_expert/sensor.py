@@ -42,10 +42,10 @@ if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
     from homeassistant.helpers.typing import StateType
 
+    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
     from .evcore.config import ZoneConfig
     from .evcore.meters import MeterReading
-    from .ha_meters import MeterView
-    from .hub import EvChargingConfigEntry, EvChargingHub, ZoneStatus
+    from .evcore.view import MeterView, ZoneView
 
 PARALLEL_UPDATES = 0
 
@@ -279,7 +279,7 @@ LOAD_SENSORS: tuple[LoadSensorDescription, ...] = (
 class ZoneSensorDescription(SensorEntityDescription):
     """A zone sensor: from the zone's status of the last allocation."""
 
-    value_fn: Callable[[ZoneStatus], StateType]
+    value_fn: Callable[[ZoneView], StateType]
 
 
 def _zone_phase(key: str, phase: int) -> ZoneSensorDescription:
@@ -433,21 +433,21 @@ async def async_setup_entry(
 ) -> None:
     """Set up sensors for every station and connector, now and as they appear."""
 
-    def station_entities(hub: EvChargingHub, station_id: str) -> list[SensorEntity]:
+    def station_entities(hub: EvChargingCoordinator, station_id: str) -> list[SensorEntity]:
         return [
             *(StationSensor(hub, station_id, None, d) for d in STATION_SENSORS),
             DegradedCurrentSensor(hub, station_id, None, STATION_DEGRADED),
         ]
 
     def connector_entities(
-        hub: EvChargingHub, station_id: str, connector_id: int
+        hub: EvChargingCoordinator, station_id: str, connector_id: int
     ) -> list[SensorEntity]:
         return [
             *(ConnectorSensor(hub, station_id, connector_id, d) for d in CONNECTOR_SENSORS),
             *(LoadSensor(hub, station_id, connector_id, d) for d in LOAD_SENSORS),
         ]
 
-    def zone_entities(hub: EvChargingHub, zone_id: str) -> list[SensorEntity]:
+    def zone_entities(hub: EvChargingCoordinator, zone_id: str) -> list[SensorEntity]:
         return [
             *(ZoneSensor(hub, zone_id, d) for d in ZONE_SENSORS),
             *(ZoneConfigSensor(hub, zone_id, d) for d in ZONE_CONFIG_SENSORS),
@@ -473,8 +473,8 @@ def _setup_meter_entities(
     def _add(meter_id: str) -> None:
         if meter_id not in hub.entry.subentries:
             return
-        wanted = hub.meter_entity_keys(meter_id)
-        made = hub.meter_entities.setdefault(meter_id, set())
+        wanted = hub.meters.entity_keys(meter_id)
+        made = hub.meters.entities.setdefault(meter_id, set())
         new = [d for d in METER_SENSORS if d.key in wanted and d.key not in made]
         made.update(d.key for d in new)
         if new:
@@ -482,7 +482,7 @@ def _setup_meter_entities(
                 [MeterSensor(hub, meter_id, d) for d in new], config_subentry_id=meter_id
             )
 
-    for meter_id in hub.meter_ids():
+    for meter_id in hub.meters.ids():
         _add(meter_id)
     entry.async_on_unload(
         async_dispatcher_connect(hub.hass, signal_new_meter(entry.entry_id), _add)
@@ -520,8 +520,10 @@ class LoadSensor(EvChargingEntity, SensorEntity):
     def native_value(self) -> StateType:
         """From the last allocation."""
         assert self.connector_id is not None  # noqa: S101
-        setpoint, reason = self.hub.connector_allocation(self.station_id, self.connector_id)
-        return self.entity_description.value_fn(setpoint, reason)
+        allocation = self.hub.allocation(self.station_id, self.connector_id)
+        if allocation is None:
+            return self.entity_description.value_fn(None, None)
+        return self.entity_description.value_fn(allocation.setpoint, allocation.reason)
 
 
 class ZoneSensor(EvChargingZoneEntity, SensorEntity):
@@ -532,12 +534,12 @@ class ZoneSensor(EvChargingZoneEntity, SensorEntity):
     @property
     def available(self) -> bool:
         """Available once the zone has been allocated."""
-        return self.hub.zone_status(self.zone_id) is not None
+        return self.hub.zone_view(self.zone_id) is not None
 
     @property
     def native_value(self) -> StateType:
         """The value."""
-        status = self.hub.zone_status(self.zone_id)
+        status = self.hub.zone_view(self.zone_id)
         return None if status is None else self.entity_description.value_fn(status)
 
 
@@ -589,4 +591,4 @@ class DegradedCurrentSensor(EvChargingEntity, SensorEntity):
     @property
     def native_value(self) -> float | None:
         """From the last degraded-mode computation (None: not in a zone)."""
-        return self.hub.load.degraded.station.get(self.station_id)
+        return self.hub.controller.degraded_current(self.station_id)

@@ -37,9 +37,9 @@ from .helpers import call_charger
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .coordinator import EvChargingCoordinator
     from .evcore.charger import Charger
     from .evcore.meters import MeterModel
-    from .hub import EvChargingHub
 
 ATTR_DEVICE_ID = "device_id"
 ATTR_CONNECTOR_ID = "connector_id"
@@ -68,7 +68,7 @@ def _location(value: Any) -> str:
 class Target:
     """The station (and connector) a service call is for."""
 
-    hub: EvChargingHub
+    hub: EvChargingCoordinator
     station_id: str
     connector_id: int | None
 

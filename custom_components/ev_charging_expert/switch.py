@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
     from .evcore.config import StationConfig
-    from .hub import EvChargingConfigEntry, EvChargingHub
 
 PARALLEL_UPDATES = 1
 
@@ -67,7 +67,7 @@ async def async_setup_entry(
 ) -> None:
     """An availability switch per station and per connector."""
 
-    def station_entities(hub: EvChargingHub, station_id: str) -> list[SwitchEntity]:
+    def station_entities(hub: EvChargingCoordinator, station_id: str) -> list[SwitchEntity]:
         return [
             AvailabilitySwitch(hub, station_id, None, AVAILABILITY),
             SettingSwitch(hub, station_id, None, VIP),
@@ -75,7 +75,7 @@ async def async_setup_entry(
         ]
 
     def connector_entities(
-        hub: EvChargingHub, station_id: str, connector_id: int
+        hub: EvChargingCoordinator, station_id: str, connector_id: int
     ) -> list[SwitchEntity]:
         return [
             AvailabilitySwitch(hub, station_id, connector_id, AVAILABILITY),

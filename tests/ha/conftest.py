@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from syrupy.assertion import SnapshotAssertion
 
-    from custom_components.ev_charging_expert.hub import EvChargingHub
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
 
 # The simulated time every test with the `clock` fixture starts at.
 START = "2026-01-01T10:00:00+00:00"
@@ -158,9 +158,17 @@ def platforms() -> list[Platform]:
 
 @pytest.fixture
 async def init_integration(
-    hass: HomeAssistant, mock_config_entry: MockConfigEntry, platforms: list[Platform]
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    platforms: list[Platform],
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[MockConfigEntry]:
-    """Set up the integration; unload it at the end so no port or task is left behind."""
+    """Set up the integration; unload it at the end so no port or task is left behind.
+
+    A test that asks for `clock` runs the whole site on it from setup on.
+    """
+    if "clock" in request.fixturenames or "manual_hub_clock" in request.fixturenames:
+        request.getfixturevalue("clock")
     mock_config_entry.add_to_hass(hass)
     with patch("custom_components.ev_charging_expert.PLATFORMS", platforms):
         assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
@@ -175,17 +183,18 @@ async def init_integration(
 
 
 @pytest.fixture
-def hub(init_integration: MockConfigEntry) -> EvChargingHub:
+def hub(init_integration: MockConfigEntry) -> EvChargingCoordinator:
     """The running hub of the entry."""
     return init_integration.runtime_data
 
 
 @pytest.fixture
-def clock(hub: EvChargingHub) -> ManualClock:
-    """Put the site on a manual clock: timestamps are fixed and timeouts expire on `advance`."""
+def clock() -> Iterator[ManualClock]:
+    """Run the site (central system, load management, meters) on a manual clock from its
+    setup on: timestamps are fixed and timers and timeouts run on `advance`."""
     manual = ManualClock(start=datetime.fromisoformat(START))
-    hub.site.clock = manual
-    return manual
+    with patch("custom_components.ev_charging_expert.coordinator.SystemClock", return_value=manual):
+        yield manual
 
 
 class HaCharger(Charger):
@@ -254,7 +263,9 @@ async def wait_for(hass: HomeAssistant, predicate: Callable[[], Any]) -> None:
             await asyncio.sleep(0)
 
 
-async def wait_load_managed(hass: HomeAssistant, hub: EvChargingHub, station_id: str) -> None:
+async def wait_load_managed(
+    hass: HomeAssistant, hub: EvChargingCoordinator, station_id: str
+) -> None:
     """Wait until the charger confirmed our base profile: from then on it is load-managed.
 
     Until then load management counts it at its rating, which would make its zone look full.
@@ -262,7 +273,8 @@ async def wait_load_managed(hass: HomeAssistant, hub: EvChargingHub, station_id:
     await wait_for(
         hass,
         lambda: (
-            (control := hub.load.controls.get(station_id)) is not None and control.base_installed
+            (control := hub.controller.load.controls.get(station_id)) is not None
+            and control.base_installed
         ),
     )
 
@@ -364,15 +376,9 @@ def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 
 @pytest.fixture
-def manual_hub_clock() -> Iterator[ManualClock]:
-    """Run the whole hub (site, load manager, meters) on a manual clock from its setup on.
-
-    Use it before the integration is set up (`pytest.mark.usefixtures` on the module), so the
-    first meter polls already run on it; `clock` swaps the site's clock only after setup.
-    """
-    manual = ManualClock(start=datetime.fromisoformat(START))
-    with patch("custom_components.ev_charging_expert.hub.SystemClock", return_value=manual):
-        yield manual
+def manual_hub_clock(clock: ManualClock) -> ManualClock:
+    """`clock`, by the name the meter tests use (`pytest.mark.usefixtures` on a module)."""
+    return clock
 
 
 @pytest.fixture
@@ -434,10 +440,10 @@ def modbus_form(port: int, **overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in form.items() if v is not None}
 
 
-async def meters_idle(hass: HomeAssistant, hub: EvChargingHub) -> None:
+async def meters_idle(hass: HomeAssistant, hub: EvChargingCoordinator) -> None:
     """Let the polls in flight finish (loopback round trips only) and HA settle."""
     async with asyncio.timeout(10):
-        await hub.meter_pool.wait_idle()
+        await hub.controller.meters.wait_idle()
     await hass.async_block_till_done()
 
 

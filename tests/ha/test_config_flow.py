@@ -196,8 +196,8 @@ async def test_reconfigure_keeps_its_own_port_and_reloads_with_the_new_data(
     assert hub is not old_hub
     assert hub.site.settings.new_charger_policy is NewChargerPolicy.PENDING
     assert hub.site.settings.heartbeat_interval == 60
-    assert hub.central_system is not None
-    assert hub.central_system.port == port
+    assert hub.controller.central_system is not None
+    assert hub.controller.port == port
 
 
 async def test_reconfigure_to_another_host_on_the_same_port_is_not_refused(

@@ -18,7 +18,7 @@ from .test_load_entities import select
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
 
-    from custom_components.ev_charging_expert.hub import EvChargingHub
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
 
     from .conftest import ConnectCharger
 
@@ -34,7 +34,7 @@ def zone_subentries() -> list:
 
 
 async def test_stations_show_their_degraded_current_and_scale_to_the_zone(
-    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+    hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
 ) -> None:
     await connect_charger("P1", connectors=2)
     await connect_charger("P2", connectors=2)
@@ -57,7 +57,7 @@ async def test_stations_show_their_degraded_current_and_scale_to_the_zone(
 
 
 async def test_minimums_that_do_not_fit_raise_a_repair(
-    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+    hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
 ) -> None:
     await connect_charger("A")
     await select(hass, "A_zone", "Parking")

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
     from syrupy.assertion import SnapshotAssertion
 
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
-    from custom_components.ev_charging_expert.hub import EvChargingHub
 
 PASSWORD = "s3cret-key-of-20-ch"
 REDACTED = "**REDACTED**"
@@ -31,7 +31,10 @@ REDACTED = "**REDACTED**"
 
 @pytest.fixture
 async def charging(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    clock: ManualClock,
+    connect_charger: ConnectCharger,
 ) -> HaCharger:
     """CP1 with a password, an open session on connector 1 and a meter value."""
     charger = await connect_charger("CP1", connectors=2)

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
-    from custom_components.ev_charging_expert.hub import EvChargingHub
 
 
 def _assert_port_free(port: int) -> None:
@@ -88,7 +88,7 @@ async def test_setup_retries_while_the_port_is_taken(
 
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
     assert mock_config_entry.error_reason_translation_key == "cannot_listen"
-    assert mock_config_entry.runtime_data.central_system is None
+    assert mock_config_entry.runtime_data.controller.port is None
 
 
 async def test_entry_with_tls_serves_wss(
@@ -189,7 +189,7 @@ async def test_connector_reported_later_gets_its_device_and_entities(
 async def test_removing_a_station_device_removes_its_connectors_and_refuses_the_charger(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     hass_ws_client: WebSocketGenerator,
     device_registry: dr.DeviceRegistry,
@@ -238,7 +238,7 @@ async def test_connector_and_central_system_devices_cannot_be_removed_alone(
 async def test_removed_charger_accepted_again_comes_back_with_its_entities(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     hass_ws_client: WebSocketGenerator,
     device_registry: dr.DeviceRegistry,
@@ -282,8 +282,7 @@ async def test_stations_and_open_sessions_survive_a_restart(
     # ...and starts again from storage, before the charger is back.
     assert await hass.config_entries.async_setup(init_integration.entry_id)
     await hass.async_block_till_done()
-    hub: EvChargingHub = init_integration.runtime_data
-    hub.site.clock = clock
+    hub: EvChargingCoordinator = init_integration.runtime_data
     connected = entity_id(hass, "binary_sensor", "CP1_connected")
     status = entity_id(hass, "sensor", "CP1_2_status")
     assert hass.states.get(connected).state == STATE_OFF

@@ -60,8 +60,8 @@ if TYPE_CHECKING:
     from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
     from syrupy.assertion import SnapshotAssertion
 
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
-    from custom_components.ev_charging_expert.hub import EvChargingHub
 
 MAIN = "main"
 GARAGE = "garage"
@@ -137,9 +137,9 @@ def set_charging_profiles(charger: HaCharger) -> list[dict[str, Any]]:
     return [camel_to_snake_case(r) for r in charger.requests["SetChargingProfile"]]
 
 
-def held(hub: EvChargingHub, key: K) -> float | None:
+def held(hub: EvChargingCoordinator, key: K) -> float | None:
     """The limit a connector's charger confirmed, once no change is in flight."""
-    lease = hub.load.leases.get(key)
+    lease = hub.controller.load.leases.get(key)
     return lease.held if lease is not None and lease.sent is None else None
 
 
@@ -150,7 +150,10 @@ def last_lease_limit(charger: HaCharger) -> float | None:
 
 
 async def charging_in_main(
-    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger, *station_ids: str
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    connect_charger: ConnectCharger,
+    *station_ids: str,
 ) -> list[HaCharger]:
     """Connect the chargers, put them in zone Main with the zone select, then start a session
     on each, one after the other, once they are all load-managed."""
@@ -181,7 +184,7 @@ async def test_zone_select_offers_unassigned_and_the_zones_without_sub_zones(
 @pytest.mark.parametrize("zone_subentries", [TREE])
 async def test_assigning_every_station_settles_the_unassigned_repair(
     hass: HomeAssistant,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     issue_registry: ir.IssueRegistry,
 ) -> None:
@@ -217,7 +220,7 @@ async def test_assigning_every_station_settles_the_unassigned_repair(
 async def test_zone_select_follows_the_zone_tree(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     device_registry: dr.DeviceRegistry,
 ) -> None:
@@ -263,7 +266,7 @@ async def test_zone_select_follows_the_zone_tree(
 
 
 async def test_wiring_select_sets_how_the_connector_is_wired(
-    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+    hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
 ) -> None:
     await connect_charger("CP1")
     wiring = state(hass, "select", "CP1_1_wiring")
@@ -277,7 +280,7 @@ async def test_wiring_select_sets_how_the_connector_is_wired(
 
 
 async def test_rating_caps_the_current_limit(
-    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+    hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
 ) -> None:
     await connect_charger("CP1")
     limit = entity_id(hass, "number", "CP1_1_current_limit")
@@ -313,7 +316,7 @@ async def test_rating_caps_the_current_limit(
 
 
 async def test_vip_and_pause_switches(
-    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+    hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
 ) -> None:
     await connect_charger("CP1")
     assert value(hass, "switch", "CP1_vip") == STATE_OFF
@@ -337,7 +340,7 @@ async def test_vip_and_pause_switches(
 async def test_settings_work_while_the_charger_is_offline_and_survive_a_reload(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1")
@@ -387,7 +390,7 @@ async def test_settings_work_while_the_charger_is_offline_and_survive_a_reload(
 
 @pytest.mark.usefixtures("clock")
 async def test_two_evs_share_their_zone(
-    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+    hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
 ) -> None:
     chargers = await charging_in_main(hass, hub, connect_charger, "CP1", "CP2")
 
@@ -424,7 +427,10 @@ async def test_two_evs_share_their_zone(
 
 
 async def test_pausing_an_ev_gives_the_other_up_to_its_rating(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    clock: ManualClock,
+    connect_charger: ConnectCharger,
 ) -> None:
     cp1, cp2 = await charging_in_main(hass, hub, connect_charger, "CP1", "CP2")
     await wait_for(hass, lambda: held(hub, K("CP1", 1)) == held(hub, K("CP2", 1)) == 16)
@@ -447,7 +453,10 @@ async def test_pausing_an_ev_gives_the_other_up_to_its_rating(
 
 
 async def test_room_freed_while_a_change_is_in_flight_is_given_within_the_increase_interval(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    clock: ManualClock,
+    connect_charger: ConnectCharger,
 ) -> None:
     cp1 = await connect_charger("CP1")
     cp2 = await connect_charger("CP2")
@@ -461,14 +470,14 @@ async def test_room_freed_while_a_change_is_in_flight_is_given_within_the_increa
     await wait_for(
         hass,
         lambda: (
-            all(hub.load.controls[s].base.held == 16 for s in ("CP1", "CP2"))
-            and all(lease.sent is None for lease in hub.load.leases.values())
+            all(hub.controller.load.controls[s].base.held == 16 for s in ("CP1", "CP2"))
+            and all(lease.sent is None for lease in hub.controller.load.leases.values())
         ),
     )
     # CP2 holds back its answer to the 16 A it gets when its EV starts.
     cp2.ignore.add("SetChargingProfile")
     await cp2.start_session()
-    await wait_for(hass, lambda: hub.load.leases[K("CP2", 1)].sent == 16)
+    await wait_for(hass, lambda: hub.controller.load.leases[K("CP2", 1)].sent == 16)
 
     await switch(hass, "CP1_1_pause", SERVICE_TURN_ON)
     await wait_for(hass, lambda: held(hub, K("CP1", 1)) == 0)
@@ -512,7 +521,7 @@ async def test_a_charger_that_refuses_profiles_raises_a_repair(
 @pytest.mark.parametrize("zone_subentries", [[zone_subentry(MAIN, "Main", 10)]])
 @pytest.mark.usefixtures("clock")
 async def test_an_ev_that_does_not_fit_is_shown_suspended(
-    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+    hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
 ) -> None:
     await charging_in_main(hass, hub, connect_charger, "CP1", "CP2")
 
@@ -555,14 +564,14 @@ async def test_diagnostics_show_the_load_management(  # noqa: PLR0917  # pytest 
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     clock: ManualClock,
     connect_charger: ConnectCharger,
 ) -> None:
     (charger,) = await charging_in_main(hass, hub, connect_charger, "CP1")
     await wait_for(hass, lambda: last_lease_limit(charger) == 32)
     clock.advance(1)  # the bases follow the setpoints a moment later
-    await wait_for(hass, lambda: hub.load.controls["CP1"].base.held == 32)
+    await wait_for(hass, lambda: hub.controller.load.controls["CP1"].base.held == 32)
     await hass.async_block_till_done()
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
@@ -575,7 +584,7 @@ async def test_diagnostics_show_the_load_management(  # noqa: PLR0917  # pytest 
         "nominal_voltage": 230.0,
         "safety_margin": 1.0,
     }
-    assert load["zones"] == {
+    assert load["zone_config"] == {
         MAIN: {
             "zone_id": MAIN,
             "name": "Main",
@@ -587,15 +596,27 @@ async def test_diagnostics_show_the_load_management(  # noqa: PLR0917  # pytest 
     }
     assert load["runs"] > 0
     assert load["guard_violations"] == 0
-    assert load["controls"] == {"CP1": "controlled"}
-    # Per connector: the base profile confirmed, in flight, and planned (the degraded current).
-    assert load["bases"] == {"CP1": {"held": 32.0, "sent": None, "planned": 32.0}}
-    assert load["connectors"] == [
+    # The zone as the last run saw it.
+    (zone,) = load["zones"]
+    assert (zone["zone_id"], zone["budget"], zone["charging"]) == (MAIN, [32.0, 32.0, 32.0], 1)
+    # Per station: whether we control it; its base confirmed, in flight, and planned.
+    assert load["stations"] == [
         {
             "station_id": "CP1",
-            "connector_id": 1,
+            "control": "controlled",
+            "degraded_current": 32.0,
+            "base_held": 32.0,
+            "base_sent": None,
+            "base_planned": 32.0,
+        }
+    ]
+    assert load["connectors"] == [
+        {
+            "key": {"station_id": "CP1", "connector_id": 1},
             "setpoint": 32.0,
             "reason": "allocated",
-            "lease": {"held": 32.0, "sent": None},
+            "limited_by": None,
+            "held": 32.0,
+            "sent": None,
         }
     ]

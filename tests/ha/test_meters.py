@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
     from syrupy.assertion import SnapshotAssertion
 
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
-    from custom_components.ev_charging_expert.hub import EvChargingHub
     from tools.sim.modbus_meter import MeterSimulator
 
 pytestmark = pytest.mark.usefixtures("manual_hub_clock")
@@ -82,7 +82,7 @@ def zone_subentries(meter_simulator: MeterSimulator) -> list[ConfigSubentryDataW
 async def test_modbus_meter_flow_creates_a_device_showing_the_simulator_values(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     meter_simulator: MeterSimulator,
     device_registry: dr.DeviceRegistry,
     entity_registry: er.EntityRegistry,
@@ -100,7 +100,7 @@ async def test_modbus_meter_flow_creates_a_device_showing_the_simulator_values( 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Main meter"
     assert result["data"] == modbus_meter_data(meter_simulator.port) | {"name": "Main meter"}
-    (meter_id,) = hub.meter_ids()
+    (meter_id,) = hub.meters.ids()
     device = device_registry.async_get_device(identifiers={(DOMAIN, f"meter_{meter_id}")})
     assert device is not None
     assert device.name == "Main meter"
@@ -149,7 +149,7 @@ async def test_modbus_meter_flow_creates_a_device_showing_the_simulator_values( 
 async def test_invalid_modbus_meter_is_refused_with_the_reason(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     meter_simulator: MeterSimulator,
     changes: dict[str, Any],
     errors: dict[str, str],
@@ -163,17 +163,17 @@ async def test_invalid_modbus_meter_is_refused_with_the_reason(  # noqa: PLR0917
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
     assert result["description_placeholders"] is None
-    assert hub.meter_ids() == []
+    assert hub.meters.ids() == []
     # Corrected, the same flow goes through.
     result = await submit(hass, result, modbus_form(meter_simulator.port))
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert len(hub.meter_ids()) == 1
+    assert len(hub.meters.ids()) == 1
 
 
 async def test_second_meter_on_a_gateway_needs_its_own_slave_id_and_name(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     meter_simulator: MeterSimulator,
 ) -> None:
     menu = await start_meter_flow(hass, init_integration)
@@ -186,7 +186,7 @@ async def test_second_meter_on_a_gateway_needs_its_own_slave_id_and_name(
     result = await submit(hass, form, modbus_form(meter_simulator.port, name="Sub", slave_id=2))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     # One connection for both meters.
-    assert len(hub.meter_pool.gateways) == 1
+    assert len(hub.controller.meters.gateways) == 1
 
 
 async def test_model_choice_offers_the_built_in_models(
@@ -206,7 +206,7 @@ async def test_meter_sensors_snapshot(
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
 ) -> None:
     await meters_idle(hass, hub)
 
@@ -219,13 +219,13 @@ async def test_meter_sensors_snapshot(
 async def test_stopped_simulator_makes_the_meter_not_connected_and_back(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     manual_hub_clock: ManualClock,
     meter_simulator: MeterSimulator,
 ) -> None:
     await meters_idle(hass, hub)
     assert state(hass, "connection") == "connected"
-    assert hub.meter_source(METER).valid_reading() is not None
+    assert hub.meters.source(METER).valid_reading() is not None
 
     await meter_simulator.stop()
     manual_hub_clock.advance(0.5)  # the next poll is due
@@ -239,7 +239,7 @@ async def test_stopped_simulator_makes_the_meter_not_connected_and_back(
     # Two periods plus the timeout after the last good poll, the reading is no longer valid.
     manual_hub_clock.advance(2.0)
     await meters_idle(hass, hub)
-    assert hub.meter_source(METER).valid_reading() is None
+    assert hub.meters.source(METER).valid_reading() is None
 
     await meter_simulator.start()
     # Reconnection waits for its back-off (1, 2, 4 ... s); polls go on meanwhile.
@@ -250,13 +250,13 @@ async def test_stopped_simulator_makes_the_meter_not_connected_and_back(
             break
     assert state(hass, "connection") == "connected"
     assert state(hass, "current_l1") == "40.0"
-    assert hub.meter_source(METER).valid_reading() is not None
+    assert hub.meters.source(METER).valid_reading() is not None
 
 
 async def test_new_values_show_at_most_once_per_display_interval(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     manual_hub_clock: ManualClock,
     meter_simulator: MeterSimulator,
 ) -> None:
@@ -268,7 +268,7 @@ async def test_new_values_show_at_most_once_per_display_interval(
     await meters_idle(hass, hub)
 
     # The load manager has the new reading at once; the entities a little later.
-    assert hub.meter_source(METER).valid_reading().currents_a == pytest.approx((12, 13, 14))
+    assert hub.meters.source(METER).valid_reading().currents_a == pytest.approx((12, 13, 14))
     assert state(hass, "current_l1") == "40.0"
     manual_hub_clock.advance(METER_DISPLAY_INTERVAL - 0.5)
     await meters_idle(hass, hub)
@@ -278,12 +278,12 @@ async def test_new_values_show_at_most_once_per_display_interval(
 async def test_load_manager_hears_of_every_reading_and_state_change(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     manual_hub_clock: ManualClock,
     meter_simulator: MeterSimulator,
 ) -> None:
     await meters_idle(hass, hub)
-    with patch.object(hub.load, "meter_updated", create=True) as meter_updated:
+    with patch.object(hub.controller.load, "meter_updated") as meter_updated:
         manual_hub_clock.advance(0.5)
         await meters_idle(hass, hub)
         assert [c.args for c in meter_updated.call_args_list] == [(METER,)]
@@ -298,12 +298,12 @@ async def test_load_manager_hears_of_every_reading_and_state_change(
 async def test_reconfiguring_a_meter_applies_live(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     meter_simulator: MeterSimulator,
     device_registry: dr.DeviceRegistry,
 ) -> None:
     await meters_idle(hass, hub)
-    meter_simulator.add_meter(hub.meter_models.get(MTZ), 7, currents=(5.0, 6.0, 7.0))
+    meter_simulator.add_meter(hub.controller.meters.models.get(MTZ), 7, currents=(5.0, 6.0, 7.0))
     flow = await start_meter_flow(hass, init_integration, METER)
     assert flow["type"] is FlowResultType.FORM
     assert flow["step_id"] == "modbus"
@@ -318,14 +318,14 @@ async def test_reconfiguring_a_meter_applies_live(
     device = device_registry.async_get_device(identifiers={(DOMAIN, f"meter_{METER}")})
     assert (device.name, device.model) == ("Grid MTZ", MTZ)
     assert state(hass, "current_l1") == "5.0"
-    assert hub.meter_pool[METER].config.slave_id == 7
+    assert hub.controller.meters[METER].config.slave_id == 7
     assert init_integration.runtime_data is hub
 
 
 async def test_deleting_a_meter_removes_its_device_and_stops_polling(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     meter_simulator: MeterSimulator,
     device_registry: dr.DeviceRegistry,
 ) -> None:
@@ -335,8 +335,8 @@ async def test_deleting_a_meter_removes_its_device_and_stops_polling(
     await hass.async_block_till_done()
 
     assert device_registry.async_get_device(identifiers={(DOMAIN, f"meter_{METER}")}) is None
-    assert len(hub.meter_pool) == 0
-    assert hub.meter_pool.gateways == {}
+    assert len(hub.controller.meters) == 0
+    assert hub.controller.meters.gateways == {}
     await wait_for(hass, lambda: meter_simulator.open_connections == 0)
 
 
@@ -347,7 +347,7 @@ async def test_diagnostics_show_the_meter_config_state_and_last_reading(  # noqa
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     meter_simulator: MeterSimulator,
     device_registry: dr.DeviceRegistry,
 ) -> None:

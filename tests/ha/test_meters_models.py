@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from homeassistant.helpers import issue_registry as ir
     from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
-    from custom_components.ev_charging_expert.hub import EvChargingHub
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from tools.sim.modbus_meter import MeterSimulator
 
 pytestmark = pytest.mark.usefixtures("manual_hub_clock")
@@ -141,7 +141,7 @@ def zone_subentries() -> list[ConfigSubentryDataWithId]:
 async def test_model_flow_creates_a_model_a_meter_can_use(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     meter_simulator: MeterSimulator,
 ) -> None:
     flow = await start_model_flow(hass, init_integration)
@@ -169,9 +169,9 @@ async def test_model_flow_creates_a_model_a_meter_can_use(
             for p in (1, 2, 3)
         },
     }
-    assert SDM in hub.meter_models.custom
+    assert SDM in hub.controller.meters.models.custom
     # A meter of that model reads the simulator through it.
-    meter_simulator.add_meter(hub.meter_models.get(SDM), 2, currents=(7.0, 8.0, 9.0))
+    meter_simulator.add_meter(hub.controller.meters.models.get(SDM), 2, currents=(7.0, 8.0, 9.0))
     menu = await hass.config_entries.subentries.async_init(
         (init_integration.entry_id, "meter"), context={"source": SOURCE_USER}
     )
@@ -195,12 +195,12 @@ async def test_model_flow_creates_a_model_a_meter_can_use(
         },
     )
     await meters_idle(hass, hub)
-    (meter_id,) = hub.meter_ids()
+    (meter_id,) = hub.meters.ids()
     state = hass.states.get(entity_id(hass, "sensor", f"meter_{meter_id}_current_l3"))
     assert state.state == "9.0"
     # The model reports neither power nor energy: no such entities.
-    assert "energy" not in hub.meter_entities[meter_id]
-    assert "power" not in hub.meter_entities[meter_id]
+    assert "energy" not in hub.meters.entities[meter_id]
+    assert "power" not in hub.meters.entities[meter_id]
 
 
 @pytest.mark.parametrize(
@@ -241,7 +241,7 @@ async def test_model_flow_creates_a_model_a_meter_can_use(
 async def test_invalid_model_is_refused_naming_the_field(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     form: dict[str, Any],
     errors: dict[str, str],
 ) -> None:
@@ -251,7 +251,7 @@ async def test_invalid_model_is_refused_naming_the_field(
 
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
-    assert hub.meter_models.custom == {}
+    assert hub.controller.meters.models.custom == {}
 
 
 @pytest.mark.parametrize(
@@ -264,7 +264,7 @@ async def test_invalid_model_is_refused_naming_the_field(
     ],
 )
 async def test_renaming_a_model_keeps_its_meters_on_it(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     flow = await start_model_flow(hass, init_integration, MODEL)
     sections = {f"current_l{p}": register(6 + 2 * p, register_type="input") for p in (1, 2, 3)}
@@ -275,8 +275,8 @@ async def test_renaming_a_model_keeps_its_meters_on_it(
 
     assert result["reason"] == "reconfigure_successful"
     assert init_integration.subentries[METER].data["model"] == "SDM630 v2"
-    assert hub.meter_pool[METER].model.name == "SDM630 v2"
-    assert hub.meter_errors == {}
+    assert hub.controller.meters[METER].model.name == "SDM630 v2"
+    assert hub.meters.errors == {}
 
 
 @pytest.mark.parametrize(
@@ -291,14 +291,14 @@ async def test_renaming_a_model_keeps_its_meters_on_it(
 async def test_deleting_a_model_in_use_makes_its_meters_unusable_with_a_repair(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     hass.config_entries.async_remove_subentry(init_integration, MODEL)
     await hass.async_block_till_done()
 
-    assert hub.meter_source(METER) is None
-    assert hub.meter_errors == {METER: "unknown meter model 'SDM630'"}
+    assert hub.meters.source(METER) is None
+    assert hub.meters.errors == {METER: "unknown meter model 'SDM630'"}
     state = hass.states.get(entity_id(hass, "sensor", f"meter_{METER}_connection"))
     assert state.state == "error"
     assert state.attributes["reason"] == "unknown meter model 'SDM630'"
@@ -311,7 +311,7 @@ async def test_deleting_a_model_in_use_makes_its_meters_unusable_with_a_repair(
     # Imported back, the meter works again and the repair goes.
     await import_models(hass, models_file(SDM_DATA))
     await hass.async_block_till_done()
-    assert hub.meter_source(METER) is not None
+    assert hub.meters.source(METER) is not None
     assert issue_registry.async_get_issue(DOMAIN, f"meter_invalid_{METER}") is None
 
 
@@ -349,14 +349,14 @@ def other_model(name: str) -> dict[str, Any]:
 
 
 async def test_import_creates_model_subentries_and_export_gives_them_back(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     response = await import_models(hass, models_file(SDM_DATA, other_model("Other")))
     await hass.async_block_till_done()
 
     assert response == {"imported": [SDM, "Other"]}
     assert model_titles(init_integration) == ["Other", SDM]
-    assert sorted(hub.meter_models.custom) == ["Other", SDM]
+    assert sorted(hub.controller.meters.models.custom) == ["Other", SDM]
 
     exported = await export_models(hass)
 
@@ -364,7 +364,9 @@ async def test_import_creates_model_subentries_and_export_gives_them_back(
     assert [m["name"] for m in exported["models"]] == [SDM, "Other"]
     assert exported["models"][0] == SDM_DATA
     # Round trip: the exported file is accepted by a fresh catalogue as the same models.
-    assert ModelRegistry().import_json(exported["json"]) == list(hub.meter_models.custom.values())
+    assert ModelRegistry().import_json(exported["json"]) == list(
+        hub.controller.meters.models.custom.values()
+    )
     only = await export_models(hass, names=["Other"])
     assert [m["name"] for m in only["models"]] == ["Other"]
 
@@ -406,7 +408,7 @@ async def test_import_creates_model_subentries_and_export_gives_them_back(
 async def test_a_bad_models_file_changes_nothing_and_names_the_entry(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     text: str,
     error: str,
 ) -> None:
@@ -421,11 +423,11 @@ async def test_a_bad_models_file_changes_nothing_and_names_the_entry(
     assert err.value.translation_placeholders["error"].startswith(error)
     await hass.async_block_till_done()
     assert dict(init_integration.subentries) == before
-    assert list(hub.meter_models.custom) == ["Kept"]
+    assert list(hub.controller.meters.models.custom) == ["Kept"]
 
 
 async def test_import_replaces_a_model_of_the_same_name_only_when_asked(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     await import_models(hass, models_file(SDM_DATA))
     await hass.async_block_till_done()
@@ -448,7 +450,7 @@ async def test_import_replaces_a_model_of_the_same_name_only_when_asked(
     # Replaced in place: the same subentry, the new name and content.
     assert init_integration.subentries[model_id].title == "sdm630"
     assert init_integration.subentries[model_id].data["max_gap"] == 4
-    assert list(hub.meter_models.custom) == ["sdm630"]
+    assert list(hub.controller.meters.models.custom) == ["sdm630"]
 
 
 async def test_exporting_an_unknown_model_is_refused(

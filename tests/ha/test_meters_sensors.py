@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
-    from custom_components.ev_charging_expert.hub import EvChargingHub
 
 pytestmark = pytest.mark.usefixtures("manual_hub_clock")
 
@@ -86,16 +86,16 @@ def sources(hass: HomeAssistant) -> None:
 
 @pytest.mark.usefixtures("sources")
 async def test_current_sensors_drive_the_meter_and_its_entities(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
-    reading = hub.meter_source(METER).valid_reading()
+    reading = hub.meters.source(METER).valid_reading()
     assert reading is not None
     assert reading.currents_a == (10.0, 11.0, 12.5)
     assert state(hass, "current_l3") == "12.5"
     assert state(hass, "connection") == "connected"
     assert state(hass, "last_read") == START
     # Without power or energy sensors the meter has no such entities.
-    assert hub.meter_entities[METER] == {
+    assert hub.meters.entities[METER] == {
         "current_l1",
         "current_l2",
         "current_l3",
@@ -106,18 +106,18 @@ async def test_current_sensors_drive_the_meter_and_its_entities(
     set_phases(hass, ("500", None, None), "mA")
     await hass.async_block_till_done()
 
-    assert hub.meter_source(METER).valid_reading().currents_a == (0.5, 11.0, 12.5)
+    assert hub.meters.source(METER).valid_reading().currents_a == (0.5, 11.0, 12.5)
 
 
 @pytest.mark.usefixtures("sources")
 @pytest.mark.parametrize("meter_data", [POWER_METER])
 async def test_power_sensors_become_currents_at_the_nominal_voltage(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     set_phases(hass, (2300, 4600, -1150), "W")
     await hass.async_block_till_done()
 
-    reading = hub.meter_source(METER).valid_reading()
+    reading = hub.meters.source(METER).valid_reading()
     # An exporting phase still loads its cable: its magnitude counts.
     assert reading.currents_a == pytest.approx((10.0, 20.0, 5.0))
     assert reading.total_power_w == pytest.approx(5750)
@@ -128,7 +128,7 @@ async def test_power_sensors_become_currents_at_the_nominal_voltage(
 
     set_phases(hass, (2.3, 2.3, 2.3), "kW")
     await hass.async_block_till_done()
-    assert hub.meter_source(METER).valid_reading().currents_a == pytest.approx((10, 10, 10))
+    assert hub.meters.source(METER).valid_reading().currents_a == pytest.approx((10, 10, 10))
 
 
 @pytest.mark.usefixtures("sources")
@@ -147,7 +147,7 @@ async def test_power_sensors_become_currents_at_the_nominal_voltage(
 async def test_an_unusable_phase_sensor_makes_the_meter_lost(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     value: str,
     unit: str | None,
     expected_state: str,
@@ -156,7 +156,7 @@ async def test_an_unusable_phase_sensor_makes_the_meter_lost(  # noqa: PLR0917  
     set_phases(hass, (None, value, None), unit)
     await hass.async_block_till_done()
 
-    assert hub.meter_source(METER).valid_reading() is None
+    assert hub.meters.source(METER).valid_reading() is None
     assert state(hass, "connection") == expected_state
     assert reason(hass) == expected_reason
     assert state(hass, "current_l1") == STATE_UNAVAILABLE
@@ -164,29 +164,29 @@ async def test_an_unusable_phase_sensor_makes_the_meter_lost(  # noqa: PLR0917  
     # Usable again: a reading at once.
     set_phases(hass, (None, 9.0, None), "A")
     await hass.async_block_till_done()
-    assert hub.meter_source(METER).valid_reading().currents_a == (10.0, 9.0, 12.5)
+    assert hub.meters.source(METER).valid_reading().currents_a == (10.0, 9.0, 12.5)
     assert state(hass, "connection") == "connected"
     assert reason(hass) is None
 
 
 async def test_missing_sensors_leave_the_meter_not_connected_until_they_appear(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
-    assert hub.meter_source(METER).valid_reading() is None
+    assert hub.meters.source(METER).valid_reading() is None
     assert state(hass, "connection") == "not_connected"
     assert reason(hass) == "sensor.l1 does not exist"
 
     set_phases(hass, (1, 2, 3), "A")
     await hass.async_block_till_done()
 
-    assert hub.meter_source(METER).valid_reading().currents_a == (1.0, 2.0, 3.0)
+    assert hub.meters.source(METER).valid_reading().currents_a == (1.0, 2.0, 3.0)
 
 
 @pytest.mark.usefixtures("sources")
 async def test_a_silent_phase_sensor_goes_stale_after_max_age(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     manual_hub_clock: ManualClock,
 ) -> None:
     manual_hub_clock.advance(40)
@@ -195,26 +195,26 @@ async def test_a_silent_phase_sensor_goes_stale_after_max_age(
     await hass.async_block_till_done()
     manual_hub_clock.advance(19.9)
     await hass.async_block_till_done()
-    assert hub.meter_source(METER).valid_reading() is not None
+    assert hub.meters.source(METER).valid_reading() is not None
 
     manual_hub_clock.advance(0.1)  # 60 s since L3 was last heard of
     await hass.async_block_till_done()
 
-    assert hub.meter_source(METER).valid_reading() is None
+    assert hub.meters.source(METER).valid_reading() is None
     assert state(hass, "connection") == "not_connected"
     assert reason(hass) == "sensor.l3: no update for 60 s"
 
     set_phases(hass, (None, None, 12.5), "A")  # a report of the same value is news enough
     await hass.async_block_till_done()
-    assert hub.meter_source(METER).valid_reading() is not None
+    assert hub.meters.source(METER).valid_reading() is not None
 
 
 @pytest.mark.usefixtures("sources")
 async def test_load_manager_hears_of_sensor_updates(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     calls: list[str] = []
-    hub.load.meter_updated = calls.append  # type: ignore[attr-defined]
+    hub.controller.load.meter_updated = calls.append  # type: ignore[attr-defined]
 
     set_phases(hass, (1, None, None), "A")
     set_phases(hass, (STATE_UNAVAILABLE, None, None), None)
@@ -261,7 +261,7 @@ def sensor_form(
 @pytest.mark.usefixtures("sources")
 @pytest.mark.parametrize("zone_subentries", [[]])
 async def test_sensor_meter_flow_creates_a_meter_that_applies_live(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     flow = await start_sensor_flow(hass, init_integration)
     assert flow["step_id"] == "ha_sensors"
@@ -283,11 +283,11 @@ async def test_sensor_meter_flow_creates_a_meter_that_applies_live(
         "energy": "sensor.energy",
         "max_age": 60.0,
     }
-    (meter_id,) = hub.meter_ids()
+    (meter_id,) = hub.meters.ids()
     set_phases(hass, (2400, 2400, 2400), "W")
     await hass.async_block_till_done()
-    assert hub.meter_source(meter_id).valid_reading().currents_a == pytest.approx((10, 10, 10))
-    assert hub.meter_entities[meter_id] >= {"power", "energy"}
+    assert hub.meters.source(meter_id).valid_reading().currents_a == pytest.approx((10, 10, 10))
+    assert hub.meters.entities[meter_id] >= {"power", "energy"}
 
     # Reconfigured to currents: the same meter follows the new sensors.
     flow = await hass.config_entries.subentries.async_init(
@@ -304,9 +304,9 @@ async def test_sensor_meter_flow_creates_a_meter_that_applies_live(
     await hass.async_block_till_done()
 
     assert result["reason"] == "reconfigure_successful"
-    assert hub.meter_source(meter_id).valid_reading().currents_a == (3.0, 4.0, 5.0)
+    assert hub.meters.source(meter_id).valid_reading().currents_a == (3.0, 4.0, 5.0)
     # No power or energy sensor any more: those entities went away.
-    assert hub.meter_entities[meter_id] == {
+    assert hub.meters.entities[meter_id] == {
         "current_l1",
         "current_l2",
         "current_l3",
@@ -352,7 +352,7 @@ async def test_sensor_meter_flow_creates_a_meter_that_applies_live(
 async def test_invalid_sensor_meter_is_refused_with_the_reason(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     form: dict[str, Any],
     errors: dict[str, str],
     placeholders: dict[str, str] | None,
@@ -364,4 +364,4 @@ async def test_invalid_sensor_meter_is_refused_with_the_reason(  # noqa: PLR0917
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
     assert result["description_placeholders"] == placeholders
-    assert hub.meter_ids() == []
+    assert hub.meters.ids() == []

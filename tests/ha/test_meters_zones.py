@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-    from custom_components.ev_charging_expert.hub import EvChargingHub
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
 
 pytestmark = pytest.mark.usefixtures("manual_hub_clock")
 
@@ -131,11 +131,11 @@ async def test_zone_form_offers_meters_that_drive_no_zone_and_are_not_reporting_
 
 
 async def test_a_dynamic_zone_with_a_meter_is_created_and_the_load_manager_told(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     flow = await start_zone_flow(hass, init_integration)
 
-    with patch.object(hub.load, "set_zone_meters", create=True) as set_zone_meters:
+    with patch.object(hub.controller.load, "set_zone_meters") as set_zone_meters:
         result = await submit(hass, flow, zone_form("Garage", meter=SUB))
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -144,7 +144,7 @@ async def test_a_dynamic_zone_with_a_meter_is_created_and_the_load_manager_told(
         s.subentry_id for s in init_integration.subentries.values() if s.title == "Garage"
     )
     mapping = set_zone_meters.call_args.args[0]
-    assert mapping == {MAIN: hub.meter_source(GRID), garage: hub.meter_source(SUB)}
+    assert mapping == {MAIN: hub.meters.source(GRID), garage: hub.meters.source(SUB)}
     assert mapping[garage].meter_id == SUB
 
 
@@ -159,7 +159,7 @@ async def test_a_dynamic_zone_with_a_meter_is_created_and_the_load_manager_told(
 async def test_zone_and_meter_must_agree(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     form: dict[str, Any],
     error: str,
 ) -> None:
@@ -173,7 +173,7 @@ async def test_zone_and_meter_must_agree(
 
 
 async def test_one_meter_never_drives_two_zones(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     # Two forms open at once both offer Sub; the first one to be saved takes it.
     first = await start_zone_flow(hass, init_integration)
@@ -222,19 +222,19 @@ async def test_a_meter_driving_a_zone_cannot_become_reporting_only(
 async def test_deleting_the_meter_of_a_dynamic_zone_raises_a_repair(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     issue_registry: ir.IssueRegistry,
 ) -> None:
-    assert hub.zone_meters == {MAIN: hub.meter_source(GRID)}
+    assert hub.meters.zone_meters == {MAIN: hub.meters.source(GRID)}
     assert issue_registry.async_get_issue(DOMAIN, "zone_without_meter") is None
 
-    with patch.object(hub.load, "set_zone_meters", create=True) as set_zone_meters:
+    with patch.object(hub.controller.load, "set_zone_meters") as set_zone_meters:
         hass.config_entries.async_remove_subentry(init_integration, GRID)
         await hass.async_block_till_done()
 
     # The zone stays (dynamic, on its degraded setpoint) without a meter.
     assert set_zone_meters.call_args.args[0] == {}
-    assert hub.zone_meters == {}
+    assert hub.meters.zone_meters == {}
     assert MAIN in hub.zones
     issue = issue_registry.async_get_issue(DOMAIN, "zone_without_meter")
     assert issue is not None
@@ -246,7 +246,7 @@ async def test_deleting_the_meter_of_a_dynamic_zone_raises_a_repair(
 
     await submit(hass, flow, zone_form("Main", meter=SUB))
 
-    assert hub.zone_meters == {MAIN: hub.meter_source(SUB)}
+    assert hub.meters.zone_meters == {MAIN: hub.meters.source(SUB)}
     assert issue_registry.async_get_issue(DOMAIN, "zone_without_meter") is None
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pytest_homeassistant_custom_component.common import MockConfigEntry
     from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-    from custom_components.ev_charging_expert.hub import EvChargingHub
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
 
 ISSUE_ID = "pending_charger_CP1"
 
@@ -63,7 +63,7 @@ async def process_repair_fix_flow(
 
 async def test_new_charger_is_held_pending_with_a_fixable_issue(
     hass: HomeAssistant,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     issue_registry: ir.IssueRegistry,
     device_registry: dr.DeviceRegistry,
@@ -89,7 +89,7 @@ async def test_new_charger_is_held_pending_with_a_fixable_issue(
 
 async def test_repair_fix_flow_accepts_the_charger_and_asks_it_to_boot_again(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     repairs_client: TestClient,
     issue_registry: ir.IssueRegistry,
@@ -123,7 +123,7 @@ async def test_repair_fix_flow_accepts_the_charger_and_asks_it_to_boot_again(  #
 
 async def test_charger_refusing_the_triggered_boot_is_accepted_at_its_next_boot(
     hass: HomeAssistant,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     repairs_client: TestClient,
 ) -> None:
@@ -142,7 +142,7 @@ async def test_charger_refusing_the_triggered_boot_is_accepted_at_its_next_boot(
 
 async def test_repair_fix_flow_of_a_charger_that_went_away_accepts_it_for_later(
     hass: HomeAssistant,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     repairs_client: TestClient,
 ) -> None:
@@ -162,7 +162,7 @@ async def test_repair_fix_flow_of_a_charger_that_went_away_accepts_it_for_later(
 
 async def test_accept_charger_service_lets_a_pending_charger_in_now(
     hass: HomeAssistant,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
     issue_registry: ir.IssueRegistry,
 ) -> None:
@@ -179,7 +179,7 @@ async def test_accept_charger_service_lets_a_pending_charger_in_now(
 
 
 async def test_other_issues_get_a_plain_confirmation_flow(
-    hass: HomeAssistant, hub: EvChargingHub, repairs_client: TestClient
+    hass: HomeAssistant, hub: EvChargingCoordinator, repairs_client: TestClient
 ) -> None:
     ir.async_create_issue(
         hass,

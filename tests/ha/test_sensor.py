@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from homeassistant.helpers import entity_registry as er
     from syrupy.assertion import SnapshotAssertion
 
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
-    from custom_components.ev_charging_expert.hub import EvChargingHub
 
 # 16 A per phase and 11.04 kW, the energy register in kWh as many chargers send it.
 METER_SAMPLE = [
@@ -36,7 +36,7 @@ def _state(hass: HomeAssistant, unique_id: str) -> str:
 
 
 async def _charge(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, charger: HaCharger
+    hass: HomeAssistant, hub: EvChargingCoordinator, clock: ManualClock, charger: HaCharger
 ) -> int:
     """Start a session on connector 1 with card TAG1 at 1000 Wh; 30 min later, meter it."""
     answer = await charger.start_transaction(1, "TAG1", meter_start=1000, timestamp=START)
@@ -55,7 +55,7 @@ async def test_sensors_of_a_charging_station_with_two_connectors(  # noqa: PLR09
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     clock: ManualClock,
     connect_charger: ConnectCharger,
 ) -> None:
@@ -67,7 +67,10 @@ async def test_sensors_of_a_charging_station_with_two_connectors(  # noqa: PLR09
 
 
 async def test_meter_values_update_currents_power_and_energy_in_kwh(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    clock: ManualClock,
+    connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1", connectors=2)
     assert _state(hass, "CP1_1_current_l1") == STATE_UNKNOWN
@@ -88,7 +91,10 @@ async def test_meter_values_update_currents_power_and_energy_in_kwh(
 
 
 async def test_power_and_energy_are_summed_over_phases_without_a_total(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    clock: ManualClock,
+    connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1")
     await charger.meter_values(
@@ -109,7 +115,10 @@ async def test_power_and_energy_are_summed_over_phases_without_a_total(
 
 
 async def test_session_sensors_follow_the_transaction(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    clock: ManualClock,
+    connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1", connectors=2)
     transaction_id = await _charge(hass, hub, clock, charger)
@@ -174,7 +183,10 @@ async def test_error_code_sensor_reports_the_connector_fault(
 
 
 async def test_station_status_is_unknown_before_connector_0_reports(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    clock: ManualClock,
+    connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1", boot=False)
     await charger.boot()
@@ -238,7 +250,10 @@ async def test_diagnostics_status_notifications_set_the_diagnostics_upload_senso
 
 
 async def test_connector_sensors_are_unavailable_while_the_charger_is_away(
-    hass: HomeAssistant, hub: EvChargingHub, clock: ManualClock, connect_charger: ConnectCharger
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    clock: ManualClock,
+    connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1", connectors=2)
     await charger.meter_values(1, METER_SAMPLE)

@@ -20,8 +20,8 @@ from custom_components.ev_charging_expert.services import SERVICES
 from .conftest import ConnectCharger, HaCharger, basic_auth, open_websocket, wait_for
 
 if TYPE_CHECKING:
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
-    from custom_components.ev_charging_expert.hub import EvChargingHub
 
 PASSWORD = "s3cret-key-of-20-ch"  # 16..40 characters, as OCPP requires
 ADMIN_SERVICES = sorted(name for name, (_, _, admin) in SERVICES.items() if admin)
@@ -278,7 +278,7 @@ async def test_service_without_return_response_returns_nothing(
 
 
 async def test_change_configuration_updates_the_known_configuration(
-    hass: HomeAssistant, hub: EvChargingHub, charger: HaCharger, station_device: str
+    hass: HomeAssistant, hub: EvChargingCoordinator, charger: HaCharger, station_device: str
 ) -> None:
     await _call(
         hass, "change_configuration", {"device_id": station_device, "key": "K", "value": "v"}
@@ -395,7 +395,7 @@ async def test_unlock_on_the_station_needs_a_connector(
 
 
 async def test_offline_charger_raises_not_connected(
-    hass: HomeAssistant, hub: EvChargingHub, charger: HaCharger, station_device: str
+    hass: HomeAssistant, hub: EvChargingCoordinator, charger: HaCharger, station_device: str
 ) -> None:
     await charger.close()
     await wait_for(hass, lambda: not hub.site.stations["CP1"].connected)
@@ -562,7 +562,7 @@ async def test_unknown_user_is_refused(
 
 async def test_charger_password_is_required_after_it_was_set(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     port: int,
     charger: HaCharger,
     station_device: str,
@@ -603,7 +603,7 @@ async def test_charger_password_can_be_set_without_sending_it(
 
 
 async def test_refused_authorization_key_leaves_the_charger_without_password(
-    hass: HomeAssistant, hub: EvChargingHub, charger: HaCharger, station_device: str
+    hass: HomeAssistant, hub: EvChargingCoordinator, charger: HaCharger, station_device: str
 ) -> None:
     charger.answers["ChangeConfiguration"] = {"status": "Rejected"}
 
@@ -618,7 +618,7 @@ async def test_refused_authorization_key_leaves_the_charger_without_password(
 
 
 async def test_accept_charger_is_admin_only(
-    hass: HomeAssistant, hub: EvChargingHub, hass_read_only_user: MockUser
+    hass: HomeAssistant, hub: EvChargingCoordinator, hass_read_only_user: MockUser
 ) -> None:
     with pytest.raises(Unauthorized):
         await hass.services.async_call(
@@ -632,7 +632,7 @@ async def test_accept_charger_is_admin_only(
 
 
 async def test_accept_charger_lets_a_charger_in_before_it_ever_connected(
-    hass: HomeAssistant, hub: EvChargingHub, hass_admin_user: MockUser
+    hass: HomeAssistant, hub: EvChargingCoordinator, hass_admin_user: MockUser
 ) -> None:
     await hass.services.async_call(
         DOMAIN,

@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+    from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
-    from custom_components.ev_charging_expert.hub import EvChargingHub
 
 # Subentry ids (the zone ids).
 MAIN = "main"
@@ -116,7 +116,7 @@ def setpoint(hass: HomeAssistant, station_id: str) -> str:
 async def test_user_adds_a_top_zone_then_a_sub_zone_applied_live(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     entity_registry: er.EntityRegistry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
@@ -190,7 +190,7 @@ THREE_LEVELS: list[ConfigSubentryDataWithId] = [
 async def test_invalid_zone_is_refused_with_the_reason_key(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     form: dict[str, Any],
     errors: dict[str, str],
 ) -> None:
@@ -211,7 +211,7 @@ async def test_invalid_zone_is_refused_with_the_reason_key(
 
 @pytest.mark.parametrize("zone_subentries", [[zone_subentry(MAIN, "Main", 40)]])
 async def test_sub_zone_of_a_zone_that_holds_stations_is_refused(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     hub.site.accept_station("CP9")
     hub.site.configure_station("CP9", replace(hub.site.stations["CP9"].config, zone_id=MAIN))
@@ -231,7 +231,7 @@ async def test_sub_zone_of_a_zone_that_holds_stations_is_refused(
 async def test_reconfiguring_max_current_applies_live_without_reconnecting(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     clock: ManualClock,
     connect_charger: ConnectCharger,
 ) -> None:
@@ -276,7 +276,7 @@ async def test_reconfiguring_max_current_applies_live_without_reconnecting(
     ],
 )
 async def test_reconfigure_offers_no_parent_below_the_zone_itself(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     flow = await start_zone_flow(hass, init_integration, GARAGE)
 
@@ -298,7 +298,7 @@ async def test_reconfigure_offers_no_parent_below_the_zone_itself(
     [[zone_subentry(MAIN, "Main", 40), zone_subentry(GARAGE, "Garage", 32, parent_id=MAIN)]],
 )
 async def test_reconfigure_refuses_a_max_below_a_sub_zone(
-    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingHub
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
 ) -> None:
     flow = await start_zone_flow(hass, init_integration, MAIN)
 
@@ -321,7 +321,7 @@ async def test_reconfigure_refuses_a_max_below_a_sub_zone(
 async def test_deleting_a_parent_zone_orphans_its_sub_zones_until_they_get_a_parent(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     clock: ManualClock,
     connect_charger: ConnectCharger,
     issue_registry: ir.IssueRegistry,
@@ -371,7 +371,7 @@ async def test_deleting_a_parent_zone_orphans_its_sub_zones_until_they_get_a_par
 async def test_site_settings_are_stored_and_applied_live(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1")
@@ -402,7 +402,7 @@ async def test_site_settings_are_stored_and_applied_live(
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert init_integration.options == options
-    assert hub.load.settings == LoadSettings(
+    assert hub.controller.load.settings == LoadSettings(
         minimum_standard=MinimumStandard.EV_ZE_READY,
         shed_priority=ShedPriority.DURATION,
         reevaluation_period=300.0,
@@ -425,7 +425,7 @@ async def test_site_settings_are_stored_and_applied_live(
 async def test_a_stricter_minimum_standard_suspends_an_ev_at_once(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    hub: EvChargingHub,
+    hub: EvChargingCoordinator,
     clock: ManualClock,
     connect_charger: ConnectCharger,
 ) -> None:
