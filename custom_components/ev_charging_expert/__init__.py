@@ -9,7 +9,7 @@ from homeassistant.const import Platform
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 
-from .const import DOMAIN
+from .const import DOMAIN, parse_device_identifier
 from .coordinator import EvChargingCoordinator
 from .services import async_setup_services
 from .store import HaSiteStore
@@ -93,7 +93,8 @@ async def async_remove_config_entry_device(
     """Removing a station's device forgets the station and refuses it from then on."""
     hub = entry.runtime_data
     for domain, identifier in device_entry.identifiers:
-        if domain == DOMAIN and identifier in hub.site.stations:
-            await hub.site.remove_station(identifier)
+        named = parse_device_identifier(identifier) if domain == DOMAIN else None
+        if named is not None and named[1] is None and named[0] in hub.site.stations:
+            await hub.site.remove_station(named[0])
             return True
     return False

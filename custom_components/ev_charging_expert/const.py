@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import unquote
 
 from .evcore.allocation.model import Reason
 
@@ -45,14 +46,43 @@ def signal_new_connector(entry_id: str) -> str:
     return f"{DOMAIN}_{entry_id}_new_connector"
 
 
+# A charge box identity is free text. Inside HA identifiers it is written with '%', '#' and '_'
+# percent-encoded: '#' separates a connector and '_' a key (and starts "zone_"/"meter_"), so no
+# identity can produce another station's, a connector's, a zone's or a meter's identifier.
+_STATION_ESCAPES = str.maketrans({"%": "%25", "#": "%23", "_": "%5F"})
+
+
+def station_ref(station_id: str) -> str:
+    """A station's identity as written in device identifiers and unique ids."""
+    return station_id.translate(_STATION_ESCAPES)
+
+
 def station_device_id(station_id: str) -> tuple[str, str]:
     """Device registry identifier of a station."""
-    return (DOMAIN, station_id)
+    return (DOMAIN, station_ref(station_id))
 
 
 def connector_device_id(station_id: str, connector_id: int) -> tuple[str, str]:
     """Device registry identifier of a connector."""
-    return (DOMAIN, f"{station_id}#{connector_id}")
+    return (DOMAIN, f"{station_ref(station_id)}#{connector_id}")
+
+
+def station_unique_id(station_id: str, key: str) -> str:
+    """Unique id of a station's entity."""
+    return f"{station_ref(station_id)}_{key}"
+
+
+def connector_unique_id(station_id: str, connector_id: int, key: str) -> str:
+    """Unique id of a connector's entity."""
+    return f"{station_ref(station_id)}_{connector_id}_{key}"
+
+
+def parse_device_identifier(identifier: str) -> tuple[str, int | None] | None:
+    """The station (and connector) a device identifier names; None for other devices."""
+    ref, separator, connector = identifier.partition("#")
+    if "_" in ref or (separator and not connector.isdecimal()):
+        return None  # a zone's or a meter's device, or not ours
+    return unquote(ref), int(connector) if separator else None
 
 
 # Load management.

@@ -109,6 +109,7 @@ class EvChargingCoordinator:
     async def async_load(self) -> None:
         """Load the registry; the stations it holds get entities when the platforms set up."""
         await self.controller.restore()
+        self.devices.migrate_identifiers()
         self.devices.restore()
         await self.meters.sync(self.zones)
         self.apply_load_config()

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .const import (
+    DOMAIN,
     connector_device_id,
     signal_new_connector,
     signal_new_station,
     station_device_id,
+    station_ref,
     zone_device_id,
 )
 from .evcore.keys import ConnectorKey
@@ -52,6 +54,34 @@ class DeviceSync:
     def connectors_of(self, station_id: str) -> list[int]:
         """The connector ids (1..n) known for a station."""
         return [c.connector_id for c in self._site.stations[station_id].charge_points]
+
+    def migrate_identifiers(self) -> None:
+        """Devices and entities named before identities were escaped get today's names.
+
+        Only stations whose identity holds '%', '#' or '_' are concerned; the longest
+        identity that prefixes an old unique id wins.
+        """
+        renamed = sorted(
+            (sid for sid in self._site.stations if station_ref(sid) != sid), key=len, reverse=True
+        )
+        if not renamed:
+            return
+        devices = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(devices, self._entry_id):
+            old = next((i for d, i in device.identifiers if d == DOMAIN), "")
+            for sid in renamed:
+                if old == sid or (old.startswith(f"{sid}#") and old[len(sid) + 1 :].isdecimal()):
+                    new = station_ref(sid) + old[len(sid) :]
+                    devices.async_update_device(device.id, new_identifiers={(DOMAIN, new)})
+                    break
+        entities = er.async_get(self.hass)
+        for entity in er.async_entries_for_config_entry(entities, self._entry_id):
+            for sid in renamed:
+                if entity.unique_id.startswith(f"{sid}_"):
+                    new_id = station_ref(sid) + entity.unique_id[len(sid) :]
+                    if entities.async_get_entity_id(entity.domain, DOMAIN, new_id) is None:
+                        entities.async_update_entity(entity.entity_id, new_unique_id=new_id)
+                    break
 
     def restore(self) -> None:
         """The stations in storage get their entities when the platforms set up."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.diagnostics import async_redact_data
 
-from .const import DOMAIN, meter_device_id
+from .const import DOMAIN, meter_device_id, parse_device_identifier
 from .evcore.meters.catalog import model_to_data
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ async def async_get_device_diagnostics(
         if meter_device_id(meter_id) in device.identifiers:
             return async_redact_data(hub.meters.diagnostics(meter_id), TO_REDACT)
     for domain, identifier in device.identifiers:
-        station_id = identifier.partition("#")[0]
-        if domain == DOMAIN and station_id in hub.site.stations:
-            return async_redact_data(hub.site.stations[station_id].to_dict(), TO_REDACT)
+        named = parse_device_identifier(identifier) if domain == DOMAIN else None
+        if named is not None and named[0] in hub.site.stations:
+            return async_redact_data(hub.site.stations[named[0]].to_dict(), TO_REDACT)
     return {}

@@ -12,6 +12,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from .const import (
     DOMAIN,
     connector_device_id,
+    connector_unique_id,
     meter_device_id,
     signal_connector,
     signal_meter,
@@ -21,6 +22,7 @@ from .const import (
     signal_station,
     signal_zone,
     station_device_id,
+    station_unique_id,
     zone_device_id,
 )
 
@@ -60,7 +62,7 @@ class EvChargingEntity(Entity):
         self.connector_id = connector_id
         self.entity_description = description
         if connector_id is None:
-            self._attr_unique_id = f"{station_id}_{description.key}"
+            self._attr_unique_id = station_unique_id(station_id, description.key)
             boot = hub.site.stations[station_id].boot
             self._attr_device_info = DeviceInfo(
                 identifiers={station_device_id(station_id)},
@@ -72,7 +74,7 @@ class EvChargingEntity(Entity):
                 via_device=(DOMAIN, hub.entry.entry_id),
             )
         else:
-            self._attr_unique_id = f"{station_id}_{connector_id}_{description.key}"
+            self._attr_unique_id = connector_unique_id(station_id, connector_id, description.key)
             self._attr_device_info = DeviceInfo(
                 identifiers={connector_device_id(station_id, connector_id)},
                 name=f"{station_id} connector {connector_id}",

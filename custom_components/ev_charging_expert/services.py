@@ -27,7 +27,7 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
-from .const import DOMAIN, SUBENTRY_METER_MODEL
+from .const import DOMAIN, SUBENTRY_METER_MODEL, parse_device_identifier
 from .entry_data import model_subentries, models_from_entry, rename_model_in_meters
 from .evcore.charger import TriggerMessage
 from .evcore.errors import ConfigError
@@ -102,10 +102,10 @@ def resolve_target(hass: HomeAssistant, call: ServiceCall) -> Target:
     )
     if identifier is None or hub is None:
         raise _validation_error("invalid_device", device_id=device_id)
-    station_id, _, connector = identifier.partition("#")
-    if station_id not in hub.site.stations:
+    named = parse_device_identifier(identifier)
+    if named is None or named[0] not in hub.site.stations:
         raise _validation_error("invalid_device", device_id=device_id)
-    connector_id = int(connector) if connector else None
+    station_id, connector_id = named
     if ATTR_CONNECTOR_ID in call.data:
         connector_id = call.data[ATTR_CONNECTOR_ID]
     return Target(hub, station_id, connector_id)

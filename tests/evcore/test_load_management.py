@@ -90,6 +90,32 @@ def reasons(env: LoadEnv) -> dict[str, Reason]:
     return dict(env.lm.last.allocation.reasons)
 
 
+# ---------------------------------------------------------------------- identities
+async def test_stations_named_like_each_others_connectors_keep_their_own_leases(env):
+    """`A` and `A#1` (and `A/1`, `A 1`): their leases, limits and chargers never mix."""
+    env.set_zones(*SITE)
+    names = ("A", "A#1", "A/1", "A 1")
+    for name in names:
+        await env.add_charger(name)
+        env.place(name, "B")
+    await env.plug("A#1", phases=3)
+    await env.converge()
+    limits = assert_delivered(env)
+    assert limits[K("A#1", 1)] == 32.0
+    assert all(limits[K(n, 1)] == 0.0 for n in names if n != "A#1")
+    assert env.sims["A#1"].allowed(1) == 32.0
+    assert env.sims["A"].allowed(1) == 0.0
+
+    await env.plug("A", phases=3)
+    await env.converge()
+    limits = assert_delivered(env)
+    assert (limits[K("A", 1)], limits[K("A#1", 1)]) == (16.0, 16.0)
+    # A boot of `A` forgets only A's leases, never those of `A#1`.
+    env.lm.on_boot("A")
+    assert env.lm.leases[K("A", 1)].held is None
+    assert env.lm.leases[K("A#1", 1)].held == 16.0
+
+
 # ---------------------------------------------------------------------- sharing
 async def test_arrivals_and_departures_share_every_zone(env):
     await site_with_stations(env)

@@ -296,7 +296,7 @@ async def open_websocket(port: int, station_id: str, **kwargs: Any) -> ClientCon
     """A websocket to the central system as a charger opens it (raises on a refused handshake)."""
     kwargs.setdefault("subprotocols", ["ocpp1.6"])
     return await connect(
-        f"ws://127.0.0.1:{port}/ocpp/{quote(station_id)}", ping_interval=None, **kwargs
+        f"ws://127.0.0.1:{port}/ocpp/{quote(station_id, safe='')}", ping_interval=None, **kwargs
     )
 
 
