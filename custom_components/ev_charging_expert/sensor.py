@@ -1,4 +1,8 @@
-"""Sensors: connector status and metering, session, station status, zones and power meters."""
+"""Sensors: connector status and metering, session, station status, zones and power meters.
+
+Longer than the other platforms on purpose: most of it is the description tables (one entry
+per sensor, with its unit, device class and value function); the entity classes are short.
+"""
 
 from __future__ import annotations
 

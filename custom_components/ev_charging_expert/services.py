@@ -2,7 +2,8 @@
 
 The target is a station device or a connector device; a connector device supplies its station
 and connector id. Operations that change a charger's configuration or software, or disrupt it,
-are admin-only.
+are admin-only. Over 400 lines on purpose: one schema and one short handler per service
+action (charger operations and meter models), in one table.
 """
 
 from __future__ import annotations
