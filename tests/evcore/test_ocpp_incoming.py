@@ -266,12 +266,10 @@ async def test_every_measurand_is_kept(central_system, connect_cp, measurand):
     site, _, _ = central_system
     charger = await connect_cp("CP1")
 
-    await send_meter_values(
-        charger, 1, meter_value({"value": "12.5", "measurand": measurand.value})
-    )
+    await send_meter_values(charger, 1, meter_value({"value": "0.5", "measurand": measurand.value}))
 
     stored = site.stations["CP1"].connectors[1].measurements[measurand.value, None]
-    assert stored.value == 12.5
+    assert stored.value == 0.5
     assert stored.measurand == measurand.value
 
 
@@ -303,7 +301,9 @@ async def test_every_measurand_is_kept(central_system, connect_cp, measurand):
         (("Temperature", "Fahrenheit", "95"), (35.0, "°C")),
         (("Temperature", None, "35"), (35.0, "°C")),
         (("Power.Factor", None, "0.98"), (0.98, "")),
-        (("Frequency", None, "50"), (50.0, "")),
+        (("Frequency", None, "50"), (50.0, "Hz")),
+        (("Frequency", "Hertz", "50"), (50.0, "Hz")),
+        (("Temperature", "Celcius", "35"), (35.0, "°C")),  # the 1.6 schema's spelling
         (("RPM", None, "1200"), (1200.0, "")),
     ],
 )

@@ -180,6 +180,8 @@ class StationState:
     password_hash: str | None = None
     config: StationConfig = field(default_factory=StationConfig)
     """The installer's description: zone, VIP, connector wiring and ratings."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Values and frames refused since start, per kind (a measurand, "connectorId", ...)."""
 
     def connector(self, connector_id: int) -> ConnectorState:
         """Return the connector, creating it on first mention."""

@@ -15,6 +15,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import limits
 from .clock import parse_timestamp
 from .config import StationConfig
 from .errors import ChargerNotConnectedError, UnknownStationError
@@ -133,6 +134,7 @@ class Site:
         self._listeners: list[Callable[[SiteEvent], None]] = []
         self._removal_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._next_transaction_id = 1
+        self._log_once = limits.LogOncePer(clock)
 
     # ------------------------------------------------------------------ persistence
     async def load(self) -> None:
@@ -328,6 +330,26 @@ class Site:
         self._emit(StationUpdated(station_id))
         return station.registration
 
+    def input_rejected(self, station_id: str, kind: str, detail: str) -> None:
+        """A value or frame from a charger was refused: count it, log it once in a while.
+
+        `kind` names what was refused (a measurand, "connectorId", "frame", ...); `detail`
+        says why, with every value from the charger already quoted (`!r`).
+        """
+        station = self.stations.get(station_id)
+        if station is not None:
+            station.rejected[kind] = station.rejected.get(kind, 0) + 1
+        self._log_once.log(
+            _LOGGER,
+            station_id,
+            kind,
+            "%r: refused %s: %s (logged once per %g s; counted in diagnostics)",
+            station_id,
+            kind,
+            detail,
+            limits.LOG_INTERVAL_S,
+        )
+
     def configuration_read(self, station_id: str, keys: list[dict[str, Any]]) -> None:
         """Configuration keys read from (or written to) the charger."""
         station = self.station(station_id)
@@ -377,13 +399,26 @@ class Site:
         samples: list[Measurement],
         transaction_id: int | None,
     ) -> None:
-        """Sampled values: keep the latest value of every measurand and phase."""
+        """Sampled values: keep the latest valid value of every measurand and phase.
+
+        A value outside its measurand's range (`limits.MEASURAND_RANGES`) is dropped.
+        """
         del transaction_id  # the connector's open transaction already says which one
         station = self.station(station_id)
         connector = station.connector(connector_id)
-        for sample in samples:
+        for sample in self._usable(station_id, samples):
             connector.measurements[sample.measurand, sample.phase] = sample
         self._emit(StationUpdated(station_id, connector_id))
+
+    def _usable(self, station_id: str, samples: list[Measurement]) -> list[Measurement]:
+        usable = []
+        for sample in samples:
+            problem = limits.measurement_problem(sample)
+            if problem is None:
+                usable.append(sample)
+            else:
+                self.input_rejected(station_id, sample.measurand, problem)
+        return usable
 
     def authorize(self, station_id: str, id_tag: str) -> bool:
         """Whether a card may charge: every card is accepted until the card registry exists."""
@@ -448,7 +483,7 @@ class Site:
         transaction.stopped_at = stopped_at
         transaction.stop_reason = reason
         transaction.stop_id_tag = id_tag
-        transaction.transaction_data = transaction_data
+        transaction.transaction_data = self._usable(station_id, transaction_data)
         connector.transaction = None
         connector.last_transaction = transaction
         _zero_draw(connector, stopped_at)
