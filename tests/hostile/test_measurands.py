@@ -289,8 +289,9 @@ async def test_fuzzed_meter_values_and_status_notifications_never_set_a_budget_o
     """Random MeterValues and StatusNotification fields from one charger of a dynamic zone.
 
     After each frame (answered, or refused with a CallError) and a meter reading: the physical
-    invariant holds (`settle`), no stored value is outside its range, and the zone's budget is
-    finite and never below what the meter leaves with no EV counted.
+    invariant holds (`settle`), no stored value is outside its range, the zone's budget is
+    finite and never below what the meter leaves with no EV counted, and the charger has no
+    connector beyond the one it declares.
     """
     rng = random.Random(20260101)  # noqa: S311  # a reproducible fuzz, not cryptography
     meter = await _two_evs_charging(env)
@@ -318,10 +319,12 @@ async def test_fuzzed_meter_values_and_status_notifications_never_set_a_budget_o
         await _read(env, meter)
         _assert_budget_sane(env)
         _assert_state_in_range(env)
+        assert set(env.site.stations["S1"].connectors) <= {0, 1}
         if rng.random() < 0.2:
             await env.advance(5.0, step=5.0)
             await _read(env, meter)
 
+    assert refused > 0
     assert sum(env.site.stations["S1"].rejected.values()) > 0
     assert env.site.stations["S2"].rejected == {}
 

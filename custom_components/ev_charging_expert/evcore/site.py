@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import limits
 from .clock import parse_timestamp
 from .config import StationConfig
-from .errors import ChargerNotConnectedError, UnknownStationError
+from .errors import ChargerInputError, ChargerNotConnectedError, UnknownStationError
 from .events import (
     CardPresented,
     SessionEnded,
@@ -350,14 +350,54 @@ class Site:
             limits.LOG_INTERVAL_S,
         )
 
+    def connector_limit(self, station_id: str) -> int:
+        """The highest connector id the station may use (its NumberOfConnectors, capped)."""
+        station = self.stations.get(station_id)
+        reported = station.configuration.get("NumberOfConnectors") if station else None
+        try:
+            count = int(reported or "")
+        except ValueError:
+            return limits.MAX_CONNECTORS
+        return min(count, limits.MAX_CONNECTORS) if count > 0 else limits.MAX_CONNECTORS
+
+    def _check_connector(self, station_id: str, connector_id: int, *, lowest: int = 0) -> None:
+        highest = self.connector_limit(station_id)
+        if lowest <= connector_id <= highest:
+            return
+        message = f"{connector_id!r} is not in {lowest}..{highest}"
+        self.input_rejected(station_id, "connectorId", message)
+        raise ChargerInputError(station_id, "connectorId", message)
+
     def configuration_read(self, station_id: str, keys: list[dict[str, Any]]) -> None:
         """Configuration keys read from (or written to) the charger."""
         station = self.station(station_id)
         for entry in keys:
             if "key" in entry and entry.get("value") is not None:
                 station.configuration[str(entry["key"])] = str(entry["value"])
+        self._drop_connectors_beyond(station)
         self._save()
         self._emit(StationUpdated(station_id))
+
+    def _drop_connectors_beyond(self, station: StationState) -> None:
+        """Forget connectors a charger used before it reported fewer (NumberOfConnectors)."""
+        highest = self.connector_limit(station.station_id)
+        for connector_id in [cid for cid in station.connectors if cid > highest]:
+            connector = station.connectors[connector_id]
+            if connector.transaction is not None:
+                now = self.clock.now()
+                self._close_session(
+                    station,
+                    connector,
+                    meter_stop_wh=None,
+                    stopped_at=now,
+                    reason=REASON_NO_SUCH_CONNECTOR,
+                )
+            del station.connectors[connector_id]
+            self.input_rejected(
+                station.station_id,
+                "connectorId",
+                f"connector {connector_id} forgotten: NumberOfConnectors is {highest}",
+            )
 
     def heartbeat(self, station_id: str) -> None:
         """The charger says it is alive."""
@@ -378,8 +418,9 @@ class Site:
         vendor_error_code: str | None,
         timestamp: datetime,
     ) -> None:
-        """A connector's (0: the station's) status."""
+        """A connector's (0: the station's) status; ChargerInputError for a connector it lacks."""
         station = self.station(station_id)
+        self._check_connector(station_id, connector_id)
         is_new = connector_id not in station.connectors
         connector = station.connector(connector_id)
         connector.status = status
@@ -401,10 +442,12 @@ class Site:
     ) -> None:
         """Sampled values: keep the latest valid value of every measurand and phase.
 
-        A value outside its measurand's range (`limits.MEASURAND_RANGES`) is dropped.
+        A value outside its measurand's range (`limits.MEASURAND_RANGES`) is dropped;
+        ChargerInputError for a connector the station lacks.
         """
         del transaction_id  # the connector's open transaction already says which one
         station = self.station(station_id)
+        self._check_connector(station_id, connector_id)
         connector = station.connector(connector_id)
         for sample in self._usable(station_id, samples):
             connector.measurements[sample.measurand, sample.phase] = sample
@@ -435,8 +478,12 @@ class Site:
         started_at: datetime,
         reservation_id: int | None,
     ) -> tuple[Transaction, bool]:
-        """A session started: open it with a site-unique id."""
+        """A session started: open it with a site-unique id.
+
+        ChargerInputError for a connector the station lacks (or connector 0).
+        """
         station = self.station(station_id)
+        self._check_connector(station_id, connector_id, lowest=1)
         connector = station.connector(connector_id)
         transaction = Transaction(
             transaction_id=self._next_transaction_id,
@@ -478,18 +525,40 @@ class Site:
         if connector is None or connector.transaction is None:
             _LOGGER.warning("%s: end of unknown session %s", station_id, transaction_id)
             return None
+        return self._close_session(
+            station,
+            connector,
+            meter_stop_wh=meter_stop_wh,
+            stopped_at=stopped_at,
+            reason=reason,
+            id_tag=id_tag,
+            transaction_data=self._usable(station_id, transaction_data),
+        )
+
+    def _close_session(
+        self,
+        station: StationState,
+        connector: ConnectorState,
+        *,
+        meter_stop_wh: float | None,
+        stopped_at: datetime,
+        reason: str,
+        id_tag: str | None = None,
+        transaction_data: list[Measurement] | None = None,
+    ) -> Transaction:
         transaction = connector.transaction
+        assert transaction is not None  # noqa: S101  # callers pass a connector in a session
         transaction.meter_stop_wh = meter_stop_wh
         transaction.stopped_at = stopped_at
         transaction.stop_reason = reason
         transaction.stop_id_tag = id_tag
-        transaction.transaction_data = self._usable(station_id, transaction_data)
+        transaction.transaction_data = transaction_data or []
         connector.transaction = None
         connector.last_transaction = transaction
         _zero_draw(connector, stopped_at)
         self._save()
-        self._emit(SessionEnded(station_id, transaction))
-        self._emit(StationUpdated(station_id, transaction.connector_id))
+        self._emit(SessionEnded(station.station_id, transaction))
+        self._emit(StationUpdated(station.station_id, transaction.connector_id))
         return transaction
 
     def vendor_data(
@@ -519,6 +588,9 @@ def _zero_draw(connector: ConnectorState, at: datetime) -> None:
 
 
 _DRAW_MEASURANDS = frozenset({"Current.Import", "Power.Active.Import"})
+
+REASON_NO_SUCH_CONNECTOR = "ConnectorDoesNotExist"
+"""Stop reason of a session on a connector beyond the charger's NumberOfConnectors."""
 
 # Fields that survive a restart; live values (status, meters) come back from the charger.
 _PERSISTED = (

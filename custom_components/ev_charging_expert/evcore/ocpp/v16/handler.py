@@ -8,12 +8,20 @@ chargers that are not accepted, and requests that raise typed errors on timeout 
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 from datetime import UTC
 import json
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
-from ocpp.exceptions import OCPPError, ProtocolError, SecurityError, UnknownCallErrorCodeError
+from ocpp.exceptions import (
+    OCPPError,
+    PropertyConstraintViolationError,
+    ProtocolError,
+    SecurityError,
+    UnknownCallErrorCodeError,
+)
 from ocpp.messages import CallError, MessageType, unpack
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
@@ -26,6 +34,7 @@ from ...clock import parse_timestamp
 from ...errors import (
     ChargerCallError,
     ChargerError,
+    ChargerInputError,
     ChargerNotConnectedError,
     ChargerRejectedError,
     ChargerTimeoutError,
@@ -35,7 +44,7 @@ from .metering import parse_meter_values
 from .smart_charging import base_profile, capabilities_from_configuration, lease_profile
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Coroutine, Iterator
     from datetime import datetime
 
     from ...site import Site
@@ -44,10 +53,20 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
-    """The library logs every frame at INFO: that floods a log set to info. Debug it is."""
+    """The library's log, tamed.
 
-    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
-        self.debug(msg, *args, **kwargs)
+    It logs every frame at INFO (debug here: a log set to info would flood), and a CallError
+    that a handler raises on purpose at ERROR with a traceback (debug, without: it is an
+    answer, not a failure).
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level == logging.INFO:
+            level = logging.DEBUG
+        elif isinstance(sys.exc_info()[1], OCPPError) and kwargs.get("exc_info"):
+            level = logging.DEBUG
+            kwargs["exc_info"] = False
+        super().log(level, msg, *args, **kwargs)
 
 
 _FRAME_LOG = _FramesAtDebug(logging.getLogger(f"{__package__}.frames"))
@@ -214,16 +233,17 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self, connector_id: int, error_code: str, status: str, **kwargs: str
     ) -> call_result.StatusNotification:
         """Record the status of a connector (or of the station for connector 0)."""
-        self._site.connector_status(
-            self.station_id,
-            connector_id,
-            status=_STATUS.get(status, ConnectorStatus.UNKNOWN),
-            error_code=error_code,
-            info=kwargs.get("info"),
-            vendor_id=kwargs.get("vendor_id"),
-            vendor_error_code=kwargs.get("vendor_error_code"),
-            timestamp=parse_timestamp(kwargs.get("timestamp"), self._site.clock.now()),
-        )
+        with _refused_as_call_error():
+            self._site.connector_status(
+                self.station_id,
+                connector_id,
+                status=_STATUS.get(status, ConnectorStatus.UNKNOWN),
+                error_code=error_code,
+                info=kwargs.get("info"),
+                vendor_id=kwargs.get("vendor_id"),
+                vendor_error_code=kwargs.get("vendor_error_code"),
+                timestamp=parse_timestamp(kwargs.get("timestamp"), self._site.clock.now()),
+            )
         return call_result.StatusNotification()
 
     @on(Action.meter_values)
@@ -236,7 +256,8 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     ) -> call_result.MeterValues:
         """Store every sampled value, normalised."""
         samples = parse_meter_values(meter_value, self._site.clock.now())
-        self._site.measurements(self.station_id, connector_id, samples, transaction_id)
+        with _refused_as_call_error():
+            self._site.measurements(self.station_id, connector_id, samples, transaction_id)
         return call_result.MeterValues()
 
     @on(Action.authorize)
@@ -256,14 +277,15 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         **_: Any,
     ) -> call_result.StartTransaction:
         """Open a transaction and give it a site-unique id."""
-        transaction, accepted = self._site.start_session(
-            self.station_id,
-            connector_id,
-            id_tag=id_tag,
-            meter_start_wh=float(meter_start),
-            started_at=parse_timestamp(timestamp, self._site.clock.now()),
-            reservation_id=reservation_id,
-        )
+        with _refused_as_call_error():
+            transaction, accepted = self._site.start_session(
+                self.station_id,
+                connector_id,
+                id_tag=id_tag,
+                meter_start_wh=float(meter_start),
+                started_at=parse_timestamp(timestamp, self._site.clock.now()),
+                reservation_id=reservation_id,
+            )
         return call_result.StartTransaction(
             transaction_id=transaction.transaction_id,
             id_tag_info=_id_tag_info(accepted=accepted),
@@ -589,6 +611,17 @@ _STATUS = {
     "Unavailable": ConnectorStatus.UNAVAILABLE,
     "Faulted": ConnectorStatus.FAULTED,
 }
+
+
+@contextmanager
+def _refused_as_call_error() -> Iterator[None]:
+    """A value the site refuses (a connector the charger lacks...): PropertyConstraintViolation."""
+    try:
+        yield
+    except ChargerInputError as err:
+        raise PropertyConstraintViolationError(
+            description=f"{err.field} {err.message}"[:200]
+        ) from None
 
 
 def _ocpp_time(value: datetime) -> str:
