@@ -356,6 +356,7 @@ def test_any_sampled_values_leave_only_values_in_range(batches: list[list[dict[s
         reservation_id=None,
     )
     connector = site.stations["CP1"].connectors[1]
+    energy = 0.0
 
     for batch in batches:
         clock.advance(10)
@@ -363,3 +364,6 @@ def test_any_sampled_values_leave_only_values_in_range(batches: list[list[dict[s
         site.measurements("CP1", 1, parse_meter_values(entries, clock.now()), None)
         for sample in connector.measurements.values():
             assert limits.measurement_problem(sample) is None
+        now = connector.session_energy_wh or 0.0
+        assert now >= energy  # a session's energy never goes down
+        energy = now
