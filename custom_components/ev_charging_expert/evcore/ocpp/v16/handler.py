@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from contextlib import contextmanager
 from datetime import UTC
-import json
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from ...errors import (
     ChargerTimeoutError,
 )
 from ...model import BootInfo, ConnectorStatus, Registration
+from .framing import FrameLimitError, decode_frame, unique_id_of
 from .metering import parse_meter_values
 from .smart_charging import base_profile, capabilities_from_configuration, lease_profile
 
@@ -131,18 +131,25 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
 
     # ------------------------------------------------------------------ framing
     async def route_message(self, raw_msg: str | bytes) -> None:
-        """Route one frame; answer frames the library would silently drop."""
+        """Route one frame; answer frames the library would silently drop or choke on."""
         self._site.frame_received(self.station_id)
+        try:
+            decoded = decode_frame(raw_msg)
+        except FrameLimitError as err:
+            await self._reply_to_unparseable(raw_msg, err.error, err.unique_id)
+            return
+        except ValueError:
+            decoded = None  # not JSON: the library's own decoding says so below
         try:
             msg = unpack(raw_msg)
         except OCPPError as err:
-            await self._reply_to_unparseable(raw_msg, err)
+            await self._reply_to_unparseable(raw_msg, err, unique_id_of(decoded))
             return
         if msg.message_type_id == MessageType.Call:
             if not isinstance(msg.action, str):
                 # Unhashable actions ([], {}) would otherwise crash the connection's loop.
                 error = ProtocolError(details={"cause": "Action must be a string"})
-                await self._reply_to_unparseable(raw_msg, error)
+                await self._reply_to_unparseable(raw_msg, error, msg.unique_id)
                 return
             if msg.action not in _ALLOWED_WHEN_NOT_ACCEPTED and not self._site.is_accepted(
                 self.station_id
@@ -153,22 +160,19 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             try:
                 await self._handle_call(msg)
             except OCPPError as err:
-                _LOGGER.debug("%s: %s rejected: %s", self.id, msg.action, err)
+                _LOGGER.debug("%r: %r rejected: %r", self.id, msg.action, err)
                 await self._send(msg.create_call_error(err).to_json())
         else:
             self._response_queue.put_nowait(msg)
 
-    async def _reply_to_unparseable(self, raw_msg: str | bytes, err: OCPPError) -> None:
+    async def _reply_to_unparseable(
+        self, raw_msg: str | bytes, err: OCPPError, unique_id: str
+    ) -> None:
         # Answer with the frame's unique id when there is one; "-1" otherwise (the convention
         # OCPP 2.0.1 made explicit), so the charger learns that its frame was refused.
-        unique_id = "-1"
-        try:
-            decoded = json.loads(raw_msg)
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, list) and len(decoded) > 1 and isinstance(decoded[1], str):
-            unique_id = decoded[1]
-        _LOGGER.warning("%s: malformed frame refused (%s): %.200r", self.id, err.code, raw_msg)
+        self._site.input_rejected(
+            self.station_id, "frame", f"malformed frame ({err.code}): {raw_msg!r:.200}"
+        )
         # Details carry the cause only: echoing a large garbage frame back helps nobody.
         cause = err.details.get("cause") if isinstance(err.details, dict) else None
         reply = CallError(unique_id, err.code, err.description, {"cause": cause} if cause else {})
