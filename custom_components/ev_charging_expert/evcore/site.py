@@ -372,8 +372,16 @@ class Site:
         """Configuration keys read from (or written to) the charger."""
         station = self.station(station_id)
         for entry in keys:
-            if "key" in entry and entry.get("value") is not None:
-                station.configuration[str(entry["key"])] = str(entry["value"])
+            if "key" not in entry or entry.get("value") is None:
+                continue
+            key = str(entry["key"])
+            if (
+                key not in station.configuration
+                and len(station.configuration) >= limits.MAX_CONFIGURATION_KEYS
+            ):
+                self.input_rejected(station_id, "configuration", f"key {key!r}: too many keys")
+                continue
+            station.configuration[key] = str(entry["value"])
         self._drop_connectors_beyond(station)
         self._save()
         self._emit(StationUpdated(station_id))

@@ -38,6 +38,7 @@ from ...errors import (
     ChargerRejectedError,
     ChargerTimeoutError,
 )
+from ...limits import MAX_QUEUED_ANSWERS
 from ...model import BootInfo, ConnectorStatus, Registration
 from .framing import FrameLimitError, decode_frame, unique_id_of
 from .metering import parse_meter_values
@@ -55,19 +56,23 @@ _LOGGER = logging.getLogger(__name__)
 class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
     """The library's log, tamed.
 
-    It logs every frame at INFO (debug here: a log set to info would flood), and a CallError
+    It logs every frame at INFO (debug here: a log set to info would flood), an answer to a
+    request that timed out at ERROR (debug: it is counted as a stray answer), and a CallError
     that a handler raises on purpose at ERROR with a traceback (debug, without: it is an
     answer, not a failure).
     """
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if level == logging.INFO:
+        if level == logging.INFO or msg == _STRAY_ANSWER_LOG:
             level = logging.DEBUG
         elif isinstance(sys.exc_info()[1], OCPPError) and kwargs.get("exc_info"):
             level = logging.DEBUG
             kwargs["exc_info"] = False
         super().log(level, msg, *args, **kwargs)
 
+
+# How ocpp 2.1.0 logs an answer whose request is gone (ChargePoint._get_specific_response).
+_STRAY_ANSWER_LOG = "Ignoring response with unknown unique id: %s"
 
 _FRAME_LOG = _FramesAtDebug(logging.getLogger(f"{__package__}.frames"))
 
@@ -115,6 +120,11 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._capabilities: tuple[dict[str, str], Capabilities] | None = None
+        # Unique ids of our requests still waiting for their answer: only those are queued
+        # for `call()`; any other answer is stray (the library would queue it forever).
+        self._awaiting: set[str] = set()
+        self._response_queue: asyncio.Queue[Any] = asyncio.Queue(MAX_QUEUED_ANSWERS)
+        self._configuration_read: asyncio.Task[None] | None = None
 
     @property
     def station_id(self) -> str:
@@ -160,10 +170,20 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             try:
                 await self._handle_call(msg)
             except OCPPError as err:
-                _LOGGER.debug("%r: %r rejected: %r", self.id, msg.action, err)
+                _LOGGER.debug("%s: %s rejected: %s", self.id, msg.action, err)
                 await self._send(msg.create_call_error(err).to_json())
-        else:
+        elif (
+            isinstance(msg.unique_id, str)  # [3, [], {}] would crash a set lookup
+            and msg.unique_id in self._awaiting
+            and not self._response_queue.full()
+        ):
+            # The first answer wins; a second one with the same id is stray.
+            self._awaiting.discard(msg.unique_id)
             self._response_queue.put_nowait(msg)
+        else:
+            self._site.input_rejected(
+                self.station_id, "answer", f"answer to no request of ours: {msg.unique_id!r:.60}"
+            )
 
     async def _reply_to_unparseable(
         self, raw_msg: str | bytes, err: OCPPError, unique_id: str
@@ -214,8 +234,10 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     @after(Action.boot_notification)
     def after_boot_notification(self, **_: Any) -> None:
         """Read the configuration keys the site needs, once the charger is accepted."""
-        if self._site.is_accepted(self.station_id):
-            self.spawn(self.read_boot_configuration())
+        # One read at a time: a charger that boots in a loop must not queue up reads.
+        reading = self._configuration_read
+        if self._site.is_accepted(self.station_id) and (reading is None or reading.done()):
+            self._configuration_read = self._spawn(self.read_boot_configuration())
 
     async def read_boot_configuration(self) -> None:
         """Fetch BOOT_CONFIGURATION_KEYS into the station state; failures are only logged."""
@@ -224,7 +246,9 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         except ChargerError as err:
             _LOGGER.info("%s: could not read its configuration: %s", self.id, err)
             return
-        self._site.configuration_read(self.station_id, result.keys)
+        # Only what we asked for: the station's configuration is stored.
+        keys = [k for k in result.keys if k.get("key") in BOOT_CONFIGURATION_KEYS]
+        self._site.configuration_read(self.station_id, keys)
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
@@ -381,8 +405,12 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     async def _call_while_connected(self, payload: Any, *, validate: bool) -> Any:
         # The library waits for the answer even after the connection is gone; stop waiting
         # when it closes, instead of at the request timeout.
+        unique_id = str(self._unique_id_generator())
+        self._awaiting.add(unique_id)
         answer = asyncio.ensure_future(
-            self.call(payload, suppress=False, skip_schema_validation=not validate)
+            self.call(
+                payload, suppress=False, unique_id=unique_id, skip_schema_validation=not validate
+            )
         )
         # Wait for the reader, not the socket: frames that arrived before the close (an
         # Accepted followed by a reboot) are routed before the reader stops.
@@ -390,6 +418,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         try:
             await asyncio.wait((answer, self._reader_done), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._awaiting.discard(unique_id)
             if not answer.done():
                 answer.cancel()
                 # It ends here, so it never outlives the request (timeout or cancellation).
@@ -578,9 +607,13 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     # ------------------------------------------------------------------ lifecycle
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background job tied to this connection (cancelled when it closes)."""
+        self._spawn(coro)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def cancel_tasks(self) -> None:
         """Cancel the background jobs of this connection."""
