@@ -717,7 +717,7 @@ class Site:
         self, station_id: str, vendor_id: str, message_id: str | None, data: str | None
     ) -> None:
         """Vendor data from a charger: logged; no vendor extension is implemented."""
-        _LOGGER.debug("%s: DataTransfer %s/%s: %.200s", station_id, vendor_id, message_id, data)
+        _LOGGER.debug("%r: DataTransfer %r/%r: %.200r", station_id, vendor_id, message_id, data)
 
     def firmware_status(self, station_id: str, status: str) -> None:
         """Progress of a firmware update."""

@@ -59,7 +59,8 @@ class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
     It logs every frame at INFO (debug here: a log set to info would flood), an answer to a
     request that timed out at ERROR (debug: it is counted as a stray answer), and a CallError
     that a handler raises on purpose at ERROR with a traceback (debug, without: it is an
-    answer, not a failure).
+    answer, not a failure). Every argument is a charger's frame or field: quoted with repr so
+    that a newline in it cannot forge a log line.
     """
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
@@ -68,7 +69,9 @@ class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
         elif isinstance(sys.exc_info()[1], OCPPError) and kwargs.get("exc_info"):
             level = logging.DEBUG
             kwargs["exc_info"] = False
-        super().log(level, msg, *args, **kwargs)
+        if self.isEnabledFor(level):
+            args = tuple(a if isinstance(a, (int, float)) else repr(a) for a in args)
+            super().log(level, msg, *args, **kwargs)
 
 
 # How ocpp 2.1.0 logs an answer whose request is gone (ChargePoint._get_specific_response).
@@ -170,7 +173,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             try:
                 await self._handle_call(msg)
             except OCPPError as err:
-                _LOGGER.debug("%s: %s rejected: %s", self.id, msg.action, err)
+                _LOGGER.debug("%r: %r rejected: %r", self.id, msg.action, err)
                 await self._send(msg.create_call_error(err).to_json())
         elif (
             isinstance(msg.unique_id, str)  # [3, [], {}] would crash a set lookup
@@ -244,7 +247,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         try:
             result = await self.get_configuration(list(BOOT_CONFIGURATION_KEYS))
         except ChargerError as err:
-            _LOGGER.info("%s: could not read its configuration: %s", self.id, err)
+            _LOGGER.info("%r: could not read its configuration: %s", self.id, err)
             return
         # Only what we asked for: the station's configuration is stored.
         keys = [k for k in result.keys if k.get("key") in BOOT_CONFIGURATION_KEYS]
