@@ -300,6 +300,6 @@ def _session_event(station_id: str, transaction: Transaction) -> dict[str, Any]:
         "stopped_at": transaction.stopped_at.isoformat() if transaction.stopped_at else None,
         "meter_start_wh": transaction.meter_start_wh,
         "meter_stop_wh": transaction.meter_stop_wh,
-        "energy_wh": transaction.energy_wh(None),
+        "energy_wh": transaction.energy_wh(),
         "reason": transaction.stop_reason,
     }

@@ -270,14 +270,17 @@ class HaSensorMeter:
             self.source.invalidate()
             self.state, self.reason = err.state, err.reason
         else:
-            self.source.update(currents, total_power_w=total, energy_wh=energy)
-            self.last_success = self._clock.now()
-            self.state, self.reason = MeterState.CONNECTED, None
-            # Go stale on time even if no sensor says anything more.
-            oldest = min(self._seen[e] for e in self.config.required)
-            self._timer = self._clock.call_later(
-                oldest + self.config.max_age - self._clock.monotonic(), self._refresh
-            )
+            problem = self.source.update(currents, total_power_w=total, energy_wh=energy)
+            if problem is not None:  # out of range: a failed read, never a budget
+                self.state, self.reason = MeterState.ERROR, problem
+            else:
+                self.last_success = self._clock.now()
+                self.state, self.reason = MeterState.CONNECTED, None
+                # Go stale on time even if no sensor says anything more.
+                oldest = min(self._seen[e] for e in self.config.required)
+                self._timer = self._clock.call_later(
+                    oldest + self.config.max_age - self._clock.monotonic(), self._refresh
+                )
         # Logged once each way; sensors still missing while HA starts are not news.
         if self.state is not before[0] and MeterState.CONNECTED in (self.state, before[0]):
             if self.state is MeterState.CONNECTED:

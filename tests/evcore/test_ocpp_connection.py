@@ -510,7 +510,7 @@ async def test_reconnected_charger_can_stop_the_transaction_it_started_before(
         suppress=False,
     )
 
-    assert site.stations["CP1"].connectors[1].last_transaction.energy_wh(None) == 500.0
+    assert site.stations["CP1"].connectors[1].last_transaction.energy_wh() == 500.0
 
 
 # ---------------------------------------------------------------------- start / stop

@@ -266,12 +266,10 @@ async def test_every_measurand_is_kept(central_system, connect_cp, measurand):
     site, _, _ = central_system
     charger = await connect_cp("CP1")
 
-    await send_meter_values(
-        charger, 1, meter_value({"value": "12.5", "measurand": measurand.value})
-    )
+    await send_meter_values(charger, 1, meter_value({"value": "0.5", "measurand": measurand.value}))
 
     stored = site.stations["CP1"].connectors[1].measurements[measurand.value, None]
-    assert stored.value == 12.5
+    assert stored.value == 0.5
     assert stored.measurand == measurand.value
 
 
@@ -303,7 +301,9 @@ async def test_every_measurand_is_kept(central_system, connect_cp, measurand):
         (("Temperature", "Fahrenheit", "95"), (35.0, "°C")),
         (("Temperature", None, "35"), (35.0, "°C")),
         (("Power.Factor", None, "0.98"), (0.98, "")),
-        (("Frequency", None, "50"), (50.0, "")),
+        (("Frequency", None, "50"), (50.0, "Hz")),
+        (("Frequency", "Hertz", "50"), (50.0, "Hz")),
+        (("Temperature", "Celcius", "35"), (35.0, "°C")),  # the 1.6 schema's spelling
         (("RPM", None, "1200"), (1200.0, "")),
     ],
 )
@@ -463,7 +463,7 @@ async def test_meter_values_with_a_transaction_id_are_accepted(central_system, c
     await send_meter_values(
         charger,
         1,
-        meter_value({"value": "3.5", "unit": "kWh"}),
+        meter_value({"value": "3.5", "unit": "kWh"}, timestamp="2026-01-01T10:05:00+00:00"),
         transaction_id=started.transaction_id,
     )
 
@@ -550,7 +550,7 @@ async def test_stop_transaction_closes_the_session_with_its_energy_and_data(
     assert connector.transaction is None
     assert connector.session_energy_wh is None
     tx = connector.last_transaction
-    assert tx.energy_wh(None) == 4500.0
+    assert tx.energy_wh() == 4500.0
     assert (tx.meter_stop_wh, tx.stop_reason, tx.stop_id_tag) == (5500.0, "EVDisconnected", "TAG1")
     assert tx.stopped_at == datetime(2026, 1, 1, 11, 30, tzinfo=UTC)
     assert [(m.value, m.context) for m in tx.transaction_data] == [
@@ -599,7 +599,9 @@ async def test_stop_of_an_unknown_transaction_is_acknowledged(central_system, co
     assert events == []
 
 
-async def test_session_energy_follows_the_energy_register(central_system, connect_cp):
+async def test_session_energy_follows_the_energy_register_and_never_goes_down(
+    central_system, connect_cp
+):
     site, _, _ = central_system
     charger = await connect_cp("CP1")
     await charger.start_transaction(connector_id=1, meter_start=1000)
@@ -609,7 +611,9 @@ async def test_session_energy_follows_the_energy_register(central_system, connec
     await send_meter_values(charger, 1, meter_value({"value": "1800"}))
     assert connector.session_energy_wh == 800.0
     await send_meter_values(charger, 1, meter_value({"value": "900"}))  # meter went back
-    assert connector.session_energy_wh == 0.0
+    assert connector.session_energy_wh == 800.0
+    assert connector.energy_wh == 1800.0
+    assert site.stations["CP1"].rejected == {"Energy.Active.Import.Register": 1}
 
 
 # ---------------------------------------------------------------------- the rest

@@ -126,7 +126,7 @@ async def test_reloaded_site_ends_old_sessions_and_keeps_counting_transaction_id
     again = await a.start_transaction(connector_id=1)
 
     ended = next(e for e in events if isinstance(e, SessionEnded))
-    assert ended.transaction.energy_wh(None) == 2500.0
+    assert ended.transaction.energy_wh() == 2500.0
     assert again.transaction_id == open_tx_id + 1
 
 

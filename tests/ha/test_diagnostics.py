@@ -43,7 +43,7 @@ async def charging(
     )
     await charger.start_transaction(1, "04A1B2C3", meter_start=1000, timestamp=START)
     await charger.meter_values(
-        1, [{"measurand": "Energy.Active.Import.Register", "value": "2500", "unit": "Wh"}]
+        1, [{"measurand": "Energy.Active.Import.Register", "value": "1500", "unit": "Wh"}]
     )
     hub.site.set_password("CP1", PASSWORD)
     await hass.async_block_till_done()

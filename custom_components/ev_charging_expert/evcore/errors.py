@@ -60,3 +60,13 @@ class UnknownStationError(EvcoreError):
     def __init__(self, station_id: str) -> None:
         super().__init__(f"unknown station {station_id!r}")
         self.station_id = station_id
+
+
+class ChargerInputError(EvcoreError):
+    """A charger sent a value it may not send (a connector it does not have, an absurd meter)."""
+
+    def __init__(self, station_id: str, field: str, message: str) -> None:
+        super().__init__(f"{station_id!r}: {field} {message}")
+        self.station_id = station_id
+        self.field = field
+        self.message = message

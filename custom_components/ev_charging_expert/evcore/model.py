@@ -86,6 +86,8 @@ class Transaction:
     connector_id: int
     id_tag: str
     meter_start_wh: float
+    """The energy register at the start: the charger's meter start, or its first register
+    sample of the session when the two disagree (see `charger_meter_start_wh`)."""
     started_at: datetime
     reservation_id: int | None = None
     meter_stop_wh: float | None = None
@@ -93,13 +95,29 @@ class Transaction:
     stop_reason: str | None = None
     stop_id_tag: str | None = None
     transaction_data: list[Measurement] = field(default_factory=list)
+    charger_meter_start_wh: float | None = None
+    """The meter start the charger sent, when its register samples showed it to be wrong."""
+    register_wh: float | None = None
+    """The highest energy register sampled during the session (None before the first)."""
+    final_energy_wh: float | None = None
+    """The session's energy, fixed when it ends."""
+    received_at: datetime | None = None
+    """When the site heard of the start, on its own clock (the charger's may be wrong)."""
 
-    def energy_wh(self, register_wh: float | None) -> float | None:
-        """Energy delivered so far, from the connector's energy register."""
-        end = self.meter_stop_wh if self.meter_stop_wh is not None else register_wh
-        if end is None:
+    @property
+    def reported_meter_start_wh(self) -> float:
+        """The meter start as the charger sent it."""
+        if self.charger_meter_start_wh is not None:
+            return self.charger_meter_start_wh
+        return self.meter_start_wh
+
+    def energy_wh(self) -> float | None:
+        """Energy delivered so far (None before the first register sample); never decreases."""
+        if self.final_energy_wh is not None:
+            return self.final_energy_wh
+        if self.register_wh is None:
             return None
-        return max(end - self.meter_start_wh, 0.0)
+        return max(self.register_wh - self.meter_start_wh, 0.0)
 
 
 PHASES = ("L1", "L2", "L3")
@@ -151,7 +169,7 @@ class ConnectorState:
         """Energy of the running session, or None when idle."""
         if self.transaction is None:
             return None
-        return self.transaction.energy_wh(self.energy_wh)
+        return self.transaction.energy_wh()
 
 
 def _sum_phases(connector: ConnectorState, measurand: str) -> float | None:
@@ -180,6 +198,8 @@ class StationState:
     password_hash: str | None = None
     config: StationConfig = field(default_factory=StationConfig)
     """The installer's description: zone, VIP, connector wiring and ratings."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Values and frames refused since start, per kind (a measurand, "connectorId", ...)."""
 
     def connector(self, connector_id: int) -> ConnectorState:
         """Return the connector, creating it on first mention."""

@@ -15,9 +15,10 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import limits
 from .clock import parse_timestamp
 from .config import StationConfig
-from .errors import ChargerNotConnectedError, UnknownStationError
+from .errors import ChargerInputError, ChargerNotConnectedError, UnknownStationError
 from .events import (
     CardPresented,
     SessionEnded,
@@ -133,6 +134,7 @@ class Site:
         self._listeners: list[Callable[[SiteEvent], None]] = []
         self._removal_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._next_transaction_id = 1
+        self._log_once = limits.LogOncePer(clock)
 
     # ------------------------------------------------------------------ persistence
     async def load(self) -> None:
@@ -328,14 +330,82 @@ class Site:
         self._emit(StationUpdated(station_id))
         return station.registration
 
+    def input_rejected(self, station_id: str, kind: str, detail: str) -> None:
+        """A value or frame from a charger was refused: count it, log it once in a while.
+
+        `kind` names what was refused (a measurand, "connectorId", "frame", ...); `detail`
+        says why, with every value from the charger already quoted (`!r`).
+        """
+        station = self.stations.get(station_id)
+        if station is not None:
+            station.rejected[kind] = station.rejected.get(kind, 0) + 1
+        self._log_once.log(
+            _LOGGER,
+            station_id,
+            kind,
+            "%r: refused %s: %s (logged once per %g s; counted in diagnostics)",
+            station_id,
+            kind,
+            detail,
+            limits.LOG_INTERVAL_S,
+        )
+
+    def connector_limit(self, station_id: str) -> int:
+        """The highest connector id the station may use (its NumberOfConnectors, capped)."""
+        station = self.stations.get(station_id)
+        reported = station.configuration.get("NumberOfConnectors") if station else None
+        try:
+            count = int(reported or "")
+        except ValueError:
+            return limits.MAX_CONNECTORS
+        return min(count, limits.MAX_CONNECTORS) if count > 0 else limits.MAX_CONNECTORS
+
+    def _check_connector(self, station_id: str, connector_id: int, *, lowest: int = 0) -> None:
+        highest = self.connector_limit(station_id)
+        if lowest <= connector_id <= highest:
+            return
+        message = f"{connector_id!r} is not in {lowest}..{highest}"
+        self.input_rejected(station_id, "connectorId", message)
+        raise ChargerInputError(station_id, "connectorId", message)
+
     def configuration_read(self, station_id: str, keys: list[dict[str, Any]]) -> None:
         """Configuration keys read from (or written to) the charger."""
         station = self.station(station_id)
         for entry in keys:
-            if "key" in entry and entry.get("value") is not None:
-                station.configuration[str(entry["key"])] = str(entry["value"])
+            if "key" not in entry or entry.get("value") is None:
+                continue
+            key = str(entry["key"])
+            if (
+                key not in station.configuration
+                and len(station.configuration) >= limits.MAX_CONFIGURATION_KEYS
+            ):
+                self.input_rejected(station_id, "configuration", f"key {key!r}: too many keys")
+                continue
+            station.configuration[key] = str(entry["value"])
+        self._drop_connectors_beyond(station)
         self._save()
         self._emit(StationUpdated(station_id))
+
+    def _drop_connectors_beyond(self, station: StationState) -> None:
+        """Forget connectors a charger used before it reported fewer (NumberOfConnectors)."""
+        highest = self.connector_limit(station.station_id)
+        for connector_id in [cid for cid in station.connectors if cid > highest]:
+            connector = station.connectors[connector_id]
+            if connector.transaction is not None:
+                now = self.clock.now()
+                self._close_session(
+                    station,
+                    connector,
+                    meter_stop_wh=None,
+                    stopped_at=now,
+                    reason=REASON_NO_SUCH_CONNECTOR,
+                )
+            del station.connectors[connector_id]
+            self.input_rejected(
+                station.station_id,
+                "connectorId",
+                f"connector {connector_id} forgotten: NumberOfConnectors is {highest}",
+            )
 
     def heartbeat(self, station_id: str) -> None:
         """The charger says it is alive."""
@@ -356,8 +426,9 @@ class Site:
         vendor_error_code: str | None,
         timestamp: datetime,
     ) -> None:
-        """A connector's (0: the station's) status."""
+        """A connector's (0: the station's) status; ChargerInputError for a connector it lacks."""
         station = self.station(station_id)
+        self._check_connector(station_id, connector_id)
         is_new = connector_id not in station.connectors
         connector = station.connector(connector_id)
         connector.status = status
@@ -377,13 +448,99 @@ class Site:
         samples: list[Measurement],
         transaction_id: int | None,
     ) -> None:
-        """Sampled values: keep the latest value of every measurand and phase."""
+        """Sampled values: keep the latest valid value of every measurand and phase.
+
+        A value outside its measurand's range (`limits.MEASURAND_RANGES`) is dropped, and so
+        is an energy register that goes down during a session; ChargerInputError for a
+        connector the station lacks.
+        """
         del transaction_id  # the connector's open transaction already says which one
         station = self.station(station_id)
+        self._check_connector(station_id, connector_id)
         connector = station.connector(connector_id)
-        for sample in samples:
-            connector.measurements[sample.measurand, sample.phase] = sample
+        transaction = connector.transaction
+        register_at: datetime | None = None
+        for sample in self._usable(station_id, samples):
+            key = (sample.measurand, sample.phase)
+            if sample.measurand == ENERGY_REGISTER and transaction is not None:
+                previous = connector.measurements.get(key)
+                if (
+                    transaction.register_wh is not None
+                    and previous is not None
+                    and sample.value < previous.value
+                ):
+                    self.input_rejected(
+                        station_id,
+                        sample.measurand,
+                        f"{sample.value!r} Wh is below {previous.value!r} Wh during a session",
+                    )
+                    continue
+                register_at = max(register_at or sample.timestamp, sample.timestamp)
+            connector.measurements[key] = sample
+        if transaction is not None and register_at is not None:
+            self._session_register(station, connector, transaction, register_at)
         self._emit(StationUpdated(station_id, connector_id))
+
+    def _usable(self, station_id: str, samples: list[Measurement]) -> list[Measurement]:
+        usable = []
+        for sample in samples:
+            problem = limits.measurement_problem(sample)
+            if problem is None:
+                usable.append(sample)
+            else:
+                self.input_rejected(station_id, sample.measurand, problem)
+        return usable
+
+    def _session_register(
+        self,
+        station: StationState,
+        connector: ConnectorState,
+        transaction: Transaction,
+        sampled_at: datetime,
+    ) -> None:
+        """A register sample during a session: check the meter start on the first one."""
+        register = connector.energy_wh
+        if register is None:
+            return
+        if transaction.register_wh is None:
+            delta = register - transaction.meter_start_wh
+            if not self._plausible_energy(station, transaction, delta, sampled_at):
+                # Chargers that send meterStart = 0 (or a per-session count) while their
+                # register samples are lifetime totals: the first sample is the real start.
+                self.input_rejected(
+                    station.station_id,
+                    "meterStart",
+                    f"{transaction.meter_start_wh!r} Wh does not match the register "
+                    f"({register!r} Wh): session {transaction.transaction_id} starts there",
+                )
+                transaction.charger_meter_start_wh = transaction.meter_start_wh
+                transaction.meter_start_wh = register
+                self._save()
+            transaction.register_wh = register
+            return
+        transaction.register_wh = max(transaction.register_wh, register)
+
+    def _plausible_energy(
+        self, station: StationState, transaction: Transaction, delta_wh: float, at: datetime
+    ) -> bool:
+        """Whether a register can have moved by `delta_wh` from the start to `at`.
+
+        `at` is on the charger's clock; the time the site itself saw pass counts as well,
+        since a charger's clock may be wrong (a session restored from an older store, with
+        no such time, gets the benefit of the doubt).
+        """
+        slack = limits.ENERGY_SLACK_WH
+        if delta_wh < -slack:
+            return False
+        if transaction.received_at is None:
+            return True
+        seconds = max(
+            (at - transaction.started_at).total_seconds(),
+            (self.clock.now() - transaction.received_at).total_seconds(),
+            0.0,
+        )
+        power = limits.MAX_POWER_W if station.config.dc else limits.MAX_AC_POWER_W
+        return delta_wh <= slack + seconds / 3600.0 * power
 
     def authorize(self, station_id: str, id_tag: str) -> bool:
         """Whether a card may charge: every card is accepted until the card registry exists."""
@@ -400,9 +557,48 @@ class Site:
         started_at: datetime,
         reservation_id: int | None,
     ) -> tuple[Transaction, bool]:
-        """A session started: open it with a site-unique id."""
+        """A session started: open it with a site-unique id.
+
+        ChargerInputError for a connector the station lacks or an absurd meter start.
+
+        A second start on a busy connector is either the same start sent again or a new
+        session. OCPP 1.6 (4.8, 4.10) has chargers resend a transaction message whose answer
+        they did not get: the same connector, card, meter start and time is that resend, and
+        gets the session it already has. Anything else means the charger ended the previous
+        session and we missed the StopTransaction (it gave up retrying, or a queue was lost);
+        a charger has one session per connector and it is the authority on what runs there,
+        so refusing the new one would leave a session we know is over open and would
+        de-authorise the EV that is really plugged in. The previous session is closed (reason
+        `SupersededBySession`, the new meter start as its meter stop) and reported as ended.
+        """
         station = self.station(station_id)
+        self._check_connector(station_id, connector_id, lowest=1)
+        if not limits.METER_START.holds(meter_start_wh):
+            message = f"{meter_start_wh!r} Wh is not a meter start"
+            self.input_rejected(station_id, "meterStart", message)
+            raise ChargerInputError(station_id, "meterStart", message)
         connector = station.connector(connector_id)
+        previous = connector.transaction
+        if previous is not None:
+            resent = (previous.id_tag, previous.reported_meter_start_wh, previous.started_at)
+            if resent == (id_tag, meter_start_wh, started_at):
+                return previous, True
+            self._log_once.log(
+                _LOGGER,
+                station_id,
+                REASON_SUPERSEDED,
+                "%r: session %s on connector %s replaced by a new one: its end was never reported",
+                station_id,
+                previous.transaction_id,
+                connector_id,
+            )
+            self._close_session(
+                station,
+                connector,
+                meter_stop_wh=meter_start_wh,
+                stopped_at=started_at,
+                reason=REASON_SUPERSEDED,
+            )
         transaction = Transaction(
             transaction_id=self._next_transaction_id,
             connector_id=connector_id,
@@ -410,6 +606,7 @@ class Site:
             meter_start_wh=meter_start_wh,
             started_at=started_at,
             reservation_id=reservation_id,
+            received_at=self.clock.now(),
         )
         self._next_transaction_id += 1
         connector.transaction = transaction
@@ -430,7 +627,10 @@ class Site:
         id_tag: str | None,
         transaction_data: list[Measurement],
     ) -> Transaction | None:
-        """A session ended: close it (an unknown id is acknowledged and logged)."""
+        """A session ended: close it (an unknown id is acknowledged and logged).
+
+        An absurd meter stop is ignored (the session keeps the energy its samples showed).
+        """
         station = self.station(station_id)
         connector = next(
             (
@@ -441,27 +641,83 @@ class Site:
             None,
         )
         if connector is None or connector.transaction is None:
-            _LOGGER.warning("%s: end of unknown session %s", station_id, transaction_id)
+            if any(
+                c.last_transaction and c.last_transaction.transaction_id == transaction_id
+                for c in station.connectors.values()
+            ):
+                # The late end of a session a new one replaced (see start_session).
+                _LOGGER.debug("%r: end of closed session %r", station_id, transaction_id)
+            else:
+                self.input_rejected(
+                    station_id, "transactionId", f"end of unknown session {transaction_id!r}"
+                )
             return None
+        stop: float | None = meter_stop_wh
+        if not limits.METER_START.holds(meter_stop_wh):
+            self.input_rejected(station_id, "meterStop", f"{meter_stop_wh!r} Wh is not a meter")
+            stop = None
+        return self._close_session(
+            station,
+            connector,
+            meter_stop_wh=stop,
+            stopped_at=stopped_at,
+            reason=reason,
+            id_tag=id_tag,
+            transaction_data=self._usable(station_id, transaction_data),
+        )
+
+    def _close_session(
+        self,
+        station: StationState,
+        connector: ConnectorState,
+        *,
+        meter_stop_wh: float | None,
+        stopped_at: datetime,
+        reason: str,
+        id_tag: str | None = None,
+        transaction_data: list[Measurement] | None = None,
+    ) -> Transaction:
         transaction = connector.transaction
+        assert transaction is not None  # noqa: S101  # callers pass a connector in a session
         transaction.meter_stop_wh = meter_stop_wh
         transaction.stopped_at = stopped_at
         transaction.stop_reason = reason
         transaction.stop_id_tag = id_tag
-        transaction.transaction_data = transaction_data
+        transaction.transaction_data = transaction_data or []
+        transaction.final_energy_wh = self._final_energy(station, transaction)
         connector.transaction = None
         connector.last_transaction = transaction
         _zero_draw(connector, stopped_at)
         self._save()
-        self._emit(SessionEnded(station_id, transaction))
-        self._emit(StationUpdated(station_id, transaction.connector_id))
+        self._emit(SessionEnded(station.station_id, transaction))
+        self._emit(StationUpdated(station.station_id, transaction.connector_id))
         return transaction
+
+    def _final_energy(self, station: StationState, transaction: Transaction) -> float:
+        """The session's energy, from its meter stop when that fits.
+
+        Never less than its register samples showed: a session's energy never goes down.
+        """
+        so_far = transaction.energy_wh() or 0.0
+        stop = transaction.meter_stop_wh
+        if stop is None or transaction.stopped_at is None:
+            return so_far
+        if transaction.charger_meter_start_wh is None:
+            # Nothing says the charger's meters disagree: its meter stop is the end.
+            delta = stop - transaction.meter_start_wh
+            return max(so_far, delta) if delta >= -limits.ENERGY_SLACK_WH else so_far
+        # The meter start was replaced by the first sample: the meter stop is in the
+        # register's scale, or in the scale of the meter start the charger sent.
+        for start in (transaction.meter_start_wh, transaction.charger_meter_start_wh):
+            if self._plausible_energy(station, transaction, stop - start, transaction.stopped_at):
+                return max(so_far, stop - start)
+        return so_far
 
     def vendor_data(
         self, station_id: str, vendor_id: str, message_id: str | None, data: str | None
     ) -> None:
         """Vendor data from a charger: logged; no vendor extension is implemented."""
-        _LOGGER.debug("%s: DataTransfer %s/%s: %.200s", station_id, vendor_id, message_id, data)
+        _LOGGER.debug("%r: DataTransfer %r/%r: %.200r", station_id, vendor_id, message_id, data)
 
     def firmware_status(self, station_id: str, status: str) -> None:
         """Progress of a firmware update."""
@@ -484,6 +740,13 @@ def _zero_draw(connector: ConnectorState, at: datetime) -> None:
 
 
 _DRAW_MEASURANDS = frozenset({"Current.Import", "Power.Active.Import"})
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+REASON_SUPERSEDED = "SupersededBySession"
+"""Stop reason of a session the charger replaced by a new one without reporting its end."""
+REASON_NO_SUCH_CONNECTOR = "ConnectorDoesNotExist"
+"""Stop reason of a session on a connector beyond the charger's NumberOfConnectors."""
 
 # Fields that survive a restart; live values (status, meters) come back from the charger.
 _PERSISTED = (
@@ -522,6 +785,9 @@ def _transaction_to_dict(transaction: Transaction | None) -> dict[str, Any] | No
         "meter_start_wh": transaction.meter_start_wh,
         "started_at": transaction.started_at.isoformat(),
         "reservation_id": transaction.reservation_id,
+        "charger_meter_start_wh": transaction.charger_meter_start_wh,
+        "register_wh": transaction.register_wh,
+        "received_at": transaction.received_at.isoformat() if transaction.received_at else None,
     }
 
 
@@ -548,5 +814,8 @@ def _station_from_dict(station_id: str, raw: dict[str, Any]) -> StationState:
                 meter_start_wh=float(tx["meter_start_wh"]),
                 started_at=parse_timestamp(tx["started_at"], default=None),  # type: ignore[arg-type]
                 reservation_id=tx.get("reservation_id"),
+                charger_meter_start_wh=tx.get("charger_meter_start_wh"),
+                register_wh=tx.get("register_wh"),
+                received_at=parse_timestamp(tx.get("received_at"), default=None),  # type: ignore[arg-type]
             )
     return station

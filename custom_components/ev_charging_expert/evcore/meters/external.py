@@ -1,18 +1,24 @@
 """A meter whose values come from outside evcore (Home Assistant sensor entities).
 
 It answers the same question as a Modbus `Meter` — `valid_reading(now)` — so a zone does not
-care where its measurement comes from. A value the source marks unavailable, or none for
-longer than `max_age`, makes the reading invalid: a lost meter, never "last value forever".
+care where its measurement comes from. A value the source marks unavailable, none for longer
+than `max_age`, or a value outside its range (`limits.METER_*`) makes the reading invalid: a
+lost meter, never "last value forever" and never a budget from a wrong value.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Protocol
 
+from ..limits import METER_CURRENT, METER_ENERGY, METER_POWER, LogOncePer
 from .reading import MeterReading
 
 if TYPE_CHECKING:
     from ..clock import Clock
+    from ..limits import Range
+
+_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE = 60.0  # s: HA sensors report on change; a live meter changes within a minute
 
@@ -36,6 +42,9 @@ class ExternalMeter:
         self.max_age = max_age
         self._clock = clock
         self._reading: MeterReading | None = None
+        self._log_once = LogOncePer(clock)
+        self.rejected = 0
+        """Updates refused for a value outside its range."""
 
     @property
     def reading(self) -> MeterReading | None:
@@ -48,8 +57,24 @@ class ExternalMeter:
         *,
         total_power_w: float | None = None,
         energy_wh: float | None = None,
-    ) -> None:
-        """A new measurement; values must already be in A, W and Wh."""
+    ) -> str | None:
+        """A new measurement in A, W and Wh; returns why it was refused, if it was.
+
+        A refused measurement leaves the meter without a reading (a failed read).
+        """
+        checks: list[tuple[str, float | None, Range]] = [
+            ("current", amps, METER_CURRENT) for amps in currents_a
+        ]
+        checks += [("power", total_power_w, METER_POWER), ("energy", energy_wh, METER_ENERGY)]
+        for name, value, bounds in checks:
+            if value is not None and not bounds.holds(value):
+                problem = f"{name} {value!r} is outside {bounds.low:g}..{bounds.high:g}"
+                self.rejected += 1
+                self._reading = None
+                self._log_once.log(
+                    _LOGGER, self.meter_id, name, "Meter %r: refused %s", self.meter_id, problem
+                )
+                return problem
         self._reading = MeterReading(
             currents_a=currents_a,
             powers_w=(None, None, None),
@@ -58,6 +83,7 @@ class ExternalMeter:
             timestamp=self._clock.now(),
             monotonic=self._clock.monotonic(),
         )
+        return None
 
     def invalidate(self) -> None:
         """The source went unavailable: no valid reading until the next update."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from .catalog import ModelRegistry
 from .models import plan_reads
-from .reading import DecodeError, MeterReading, build_reading, decode_blocks
+from .reading import DecodeError, MeterReading, OutOfRangeError, build_reading, decode_blocks
 from .transport import (
     DEFAULT_RECONNECT_MAX,
     DEFAULT_RECONNECT_MIN,
@@ -115,6 +115,8 @@ class Meter:
         self.polls = 0
         self.successes = 0
         self.skipped = 0
+        self.rejected = 0
+        """Polls that failed on a value outside its range (`limits.METER_*`)."""
 
     @property
     def meter_id(self) -> str:
@@ -235,6 +237,8 @@ class Meter:
             self._fail(MeterState.ERROR, str(err))
             return None
         except DecodeError as err:
+            if isinstance(err, OutOfRangeError):
+                self.rejected += 1
             self._fail(MeterState.ERROR, f"{self.config.endpoint}: {err}")
             return None
         except asyncio.CancelledError:

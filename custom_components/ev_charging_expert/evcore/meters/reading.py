@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..limits import METER_CURRENT, METER_ENERGY, METER_POWER
 from ..modbus import CodecError, RegisterFormat
 from .models import CURRENTS, PHASE_POWERS, Quantity
 
@@ -14,12 +15,13 @@ if TYPE_CHECKING:
 
     from .models import ReadBlock, RegisterSpec
 
-MAX_PLAUSIBLE_CURRENT = 100_000.0
-"""A. Anything above is a decoding mistake (wrong format, word order or scale), not a load."""
-
 
 class DecodeError(ValueError):
     """The registers do not hold a usable value (NaN current, absurd value, wrong size)."""
+
+
+class OutOfRangeError(DecodeError):
+    """A value is decoded but outside its physical range (`limits.METER_*`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +74,18 @@ def build_reading(
     timestamp: datetime,
     monotonic: float,
 ) -> MeterReading:
-    """Check the values and assemble a reading; DecodeError when a current is unusable."""
+    """Check the values and assemble a reading; DecodeError when a current is unusable.
+
+    OutOfRangeError when any value is outside its range (`limits.METER_*`): the whole read
+    fails, so the zone follows its degraded rules instead of a budget from a wrong value.
+    """
     currents: list[float] = []
     for quantity in CURRENTS:
         value = values.get(quantity)
         if value is None:
             raise DecodeError(f"{quantity.label} not available")
-        if not 0.0 <= value <= MAX_PLAUSIBLE_CURRENT:
-            raise DecodeError(
+        if not METER_CURRENT.holds(value):
+            raise OutOfRangeError(
                 f"{quantity.label} = {value:g} A is implausible: check the register format, "
                 "word order and scale"
             )
@@ -88,11 +94,23 @@ def build_reading(
     total = values.get(Quantity.POWER_TOTAL)
     if total is None and all(p is not None for p in powers):
         total = sum(p for p in powers if p is not None)
+    energy = values.get(Quantity.ENERGY_DELIVERED)
+    checks = [(q.label, v, METER_POWER) for q, v in zip(PHASE_POWERS, powers, strict=True)]
+    checks += [
+        (Quantity.POWER_TOTAL.label, total, METER_POWER),
+        (Quantity.ENERGY_DELIVERED.label, energy, METER_ENERGY),
+    ]
+    for label, value, bounds in checks:
+        if value is not None and not bounds.holds(value):
+            raise OutOfRangeError(
+                f"{label} = {value:g} is outside {bounds.low:g}..{bounds.high:g}: check the "
+                "register format, word order and scale"
+            )
     return MeterReading(
         currents_a=(currents[0], currents[1], currents[2]),
         powers_w=(powers[0], powers[1], powers[2]),
         total_power_w=total,
-        energy_wh=values.get(Quantity.ENERGY_DELIVERED),
+        energy_wh=energy,
         timestamp=timestamp,
         monotonic=monotonic,
     )

@@ -8,12 +8,19 @@ chargers that are not accepted, and requests that raise typed errors on timeout 
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 from datetime import UTC
-import json
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
-from ocpp.exceptions import OCPPError, ProtocolError, SecurityError, UnknownCallErrorCodeError
+from ocpp.exceptions import (
+    OCPPError,
+    PropertyConstraintViolationError,
+    ProtocolError,
+    SecurityError,
+    UnknownCallErrorCodeError,
+)
 from ocpp.messages import CallError, MessageType, unpack
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
@@ -26,16 +33,19 @@ from ...clock import parse_timestamp
 from ...errors import (
     ChargerCallError,
     ChargerError,
+    ChargerInputError,
     ChargerNotConnectedError,
     ChargerRejectedError,
     ChargerTimeoutError,
 )
+from ...limits import MAX_QUEUED_ANSWERS
 from ...model import BootInfo, ConnectorStatus, Registration
+from .framing import FrameLimitError, decode_frame, unique_id_of
 from .metering import parse_meter_values
 from .smart_charging import base_profile, capabilities_from_configuration, lease_profile
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Coroutine, Iterator
     from datetime import datetime
 
     from ...site import Site
@@ -44,11 +54,28 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
-    """The library logs every frame at INFO: that floods a log set to info. Debug it is."""
+    """The library's log, tamed.
 
-    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
-        self.debug(msg, *args, **kwargs)
+    It logs every frame at INFO (debug here: a log set to info would flood), an answer to a
+    request that timed out at ERROR (debug: it is counted as a stray answer), and a CallError
+    that a handler raises on purpose at ERROR with a traceback (debug, without: it is an
+    answer, not a failure). Every argument is a charger's frame or field: quoted with repr so
+    that a newline in it cannot forge a log line.
+    """
 
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level == logging.INFO or msg == _STRAY_ANSWER_LOG:
+            level = logging.DEBUG
+        elif isinstance(sys.exc_info()[1], OCPPError) and kwargs.get("exc_info"):
+            level = logging.DEBUG
+            kwargs["exc_info"] = False
+        if self.isEnabledFor(level):
+            args = tuple(a if isinstance(a, (int, float)) else repr(a) for a in args)
+            super().log(level, msg, *args, **kwargs)
+
+
+# How ocpp 2.1.0 logs an answer whose request is gone (ChargePoint._get_specific_response).
+_STRAY_ANSWER_LOG = "Ignoring response with unknown unique id: %s"
 
 _FRAME_LOG = _FramesAtDebug(logging.getLogger(f"{__package__}.frames"))
 
@@ -96,6 +123,11 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._capabilities: tuple[dict[str, str], Capabilities] | None = None
+        # Unique ids of our requests still waiting for their answer: only those are queued
+        # for `call()`; any other answer is stray (the library would queue it forever).
+        self._awaiting: set[str] = set()
+        self._response_queue: asyncio.Queue[Any] = asyncio.Queue(MAX_QUEUED_ANSWERS)
+        self._configuration_read: asyncio.Task[None] | None = None
 
     @property
     def station_id(self) -> str:
@@ -112,18 +144,25 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
 
     # ------------------------------------------------------------------ framing
     async def route_message(self, raw_msg: str | bytes) -> None:
-        """Route one frame; answer frames the library would silently drop."""
+        """Route one frame; answer frames the library would silently drop or choke on."""
         self._site.frame_received(self.station_id)
+        try:
+            decoded = decode_frame(raw_msg)
+        except FrameLimitError as err:
+            await self._reply_to_unparseable(raw_msg, err.error, err.unique_id)
+            return
+        except ValueError:
+            decoded = None  # not JSON: the library's own decoding says so below
         try:
             msg = unpack(raw_msg)
         except OCPPError as err:
-            await self._reply_to_unparseable(raw_msg, err)
+            await self._reply_to_unparseable(raw_msg, err, unique_id_of(decoded))
             return
         if msg.message_type_id == MessageType.Call:
             if not isinstance(msg.action, str):
                 # Unhashable actions ([], {}) would otherwise crash the connection's loop.
                 error = ProtocolError(details={"cause": "Action must be a string"})
-                await self._reply_to_unparseable(raw_msg, error)
+                await self._reply_to_unparseable(raw_msg, error, msg.unique_id)
                 return
             if msg.action not in _ALLOWED_WHEN_NOT_ACCEPTED and not self._site.is_accepted(
                 self.station_id
@@ -134,22 +173,29 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             try:
                 await self._handle_call(msg)
             except OCPPError as err:
-                _LOGGER.debug("%s: %s rejected: %s", self.id, msg.action, err)
+                _LOGGER.debug("%r: %r rejected: %r", self.id, msg.action, err)
                 await self._send(msg.create_call_error(err).to_json())
-        else:
+        elif (
+            isinstance(msg.unique_id, str)  # [3, [], {}] would crash a set lookup
+            and msg.unique_id in self._awaiting
+            and not self._response_queue.full()
+        ):
+            # The first answer wins; a second one with the same id is stray.
+            self._awaiting.discard(msg.unique_id)
             self._response_queue.put_nowait(msg)
+        else:
+            self._site.input_rejected(
+                self.station_id, "answer", f"answer to no request of ours: {msg.unique_id!r:.60}"
+            )
 
-    async def _reply_to_unparseable(self, raw_msg: str | bytes, err: OCPPError) -> None:
+    async def _reply_to_unparseable(
+        self, raw_msg: str | bytes, err: OCPPError, unique_id: str
+    ) -> None:
         # Answer with the frame's unique id when there is one; "-1" otherwise (the convention
         # OCPP 2.0.1 made explicit), so the charger learns that its frame was refused.
-        unique_id = "-1"
-        try:
-            decoded = json.loads(raw_msg)
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, list) and len(decoded) > 1 and isinstance(decoded[1], str):
-            unique_id = decoded[1]
-        _LOGGER.warning("%s: malformed frame refused (%s): %.200r", self.id, err.code, raw_msg)
+        self._site.input_rejected(
+            self.station_id, "frame", f"malformed frame ({err.code}): {raw_msg!r:.200}"
+        )
         # Details carry the cause only: echoing a large garbage frame back helps nobody.
         cause = err.details.get("cause") if isinstance(err.details, dict) else None
         reply = CallError(unique_id, err.code, err.description, {"cause": cause} if cause else {})
@@ -191,17 +237,21 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     @after(Action.boot_notification)
     def after_boot_notification(self, **_: Any) -> None:
         """Read the configuration keys the site needs, once the charger is accepted."""
-        if self._site.is_accepted(self.station_id):
-            self.spawn(self.read_boot_configuration())
+        # One read at a time: a charger that boots in a loop must not queue up reads.
+        reading = self._configuration_read
+        if self._site.is_accepted(self.station_id) and (reading is None or reading.done()):
+            self._configuration_read = self._spawn(self.read_boot_configuration())
 
     async def read_boot_configuration(self) -> None:
         """Fetch BOOT_CONFIGURATION_KEYS into the station state; failures are only logged."""
         try:
             result = await self.get_configuration(list(BOOT_CONFIGURATION_KEYS))
         except ChargerError as err:
-            _LOGGER.info("%s: could not read its configuration: %s", self.id, err)
+            _LOGGER.info("%r: could not read its configuration: %s", self.id, err)
             return
-        self._site.configuration_read(self.station_id, result.keys)
+        # Only what we asked for: the station's configuration is stored.
+        keys = [k for k in result.keys if k.get("key") in BOOT_CONFIGURATION_KEYS]
+        self._site.configuration_read(self.station_id, keys)
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
@@ -214,16 +264,17 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         self, connector_id: int, error_code: str, status: str, **kwargs: str
     ) -> call_result.StatusNotification:
         """Record the status of a connector (or of the station for connector 0)."""
-        self._site.connector_status(
-            self.station_id,
-            connector_id,
-            status=_STATUS.get(status, ConnectorStatus.UNKNOWN),
-            error_code=error_code,
-            info=kwargs.get("info"),
-            vendor_id=kwargs.get("vendor_id"),
-            vendor_error_code=kwargs.get("vendor_error_code"),
-            timestamp=parse_timestamp(kwargs.get("timestamp"), self._site.clock.now()),
-        )
+        with _refused_as_call_error():
+            self._site.connector_status(
+                self.station_id,
+                connector_id,
+                status=_STATUS.get(status, ConnectorStatus.UNKNOWN),
+                error_code=error_code,
+                info=kwargs.get("info"),
+                vendor_id=kwargs.get("vendor_id"),
+                vendor_error_code=kwargs.get("vendor_error_code"),
+                timestamp=parse_timestamp(kwargs.get("timestamp"), self._site.clock.now()),
+            )
         return call_result.StatusNotification()
 
     @on(Action.meter_values)
@@ -236,7 +287,8 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     ) -> call_result.MeterValues:
         """Store every sampled value, normalised."""
         samples = parse_meter_values(meter_value, self._site.clock.now())
-        self._site.measurements(self.station_id, connector_id, samples, transaction_id)
+        with _refused_as_call_error():
+            self._site.measurements(self.station_id, connector_id, samples, transaction_id)
         return call_result.MeterValues()
 
     @on(Action.authorize)
@@ -256,14 +308,15 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         **_: Any,
     ) -> call_result.StartTransaction:
         """Open a transaction and give it a site-unique id."""
-        transaction, accepted = self._site.start_session(
-            self.station_id,
-            connector_id,
-            id_tag=id_tag,
-            meter_start_wh=float(meter_start),
-            started_at=parse_timestamp(timestamp, self._site.clock.now()),
-            reservation_id=reservation_id,
-        )
+        with _refused_as_call_error():
+            transaction, accepted = self._site.start_session(
+                self.station_id,
+                connector_id,
+                id_tag=id_tag,
+                meter_start_wh=float(meter_start),
+                started_at=parse_timestamp(timestamp, self._site.clock.now()),
+                reservation_id=reservation_id,
+            )
         return call_result.StartTransaction(
             transaction_id=transaction.transaction_id,
             id_tag_info=_id_tag_info(accepted=accepted),
@@ -355,8 +408,12 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     async def _call_while_connected(self, payload: Any, *, validate: bool) -> Any:
         # The library waits for the answer even after the connection is gone; stop waiting
         # when it closes, instead of at the request timeout.
+        unique_id = str(self._unique_id_generator())
+        self._awaiting.add(unique_id)
         answer = asyncio.ensure_future(
-            self.call(payload, suppress=False, skip_schema_validation=not validate)
+            self.call(
+                payload, suppress=False, unique_id=unique_id, skip_schema_validation=not validate
+            )
         )
         # Wait for the reader, not the socket: frames that arrived before the close (an
         # Accepted followed by a reboot) are routed before the reader stops.
@@ -364,6 +421,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         try:
             await asyncio.wait((answer, self._reader_done), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._awaiting.discard(unique_id)
             if not answer.done():
                 answer.cancel()
                 # It ends here, so it never outlives the request (timeout or cancellation).
@@ -552,9 +610,13 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     # ------------------------------------------------------------------ lifecycle
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background job tied to this connection (cancelled when it closes)."""
+        self._spawn(coro)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def cancel_tasks(self) -> None:
         """Cancel the background jobs of this connection."""
@@ -589,6 +651,17 @@ _STATUS = {
     "Unavailable": ConnectorStatus.UNAVAILABLE,
     "Faulted": ConnectorStatus.FAULTED,
 }
+
+
+@contextmanager
+def _refused_as_call_error() -> Iterator[None]:
+    """A value the site refuses (a connector the charger lacks...): PropertyConstraintViolation."""
+    try:
+        yield
+    except ChargerInputError as err:
+        raise PropertyConstraintViolationError(
+            description=f"{err.field} {err.message}"[:200]
+        ) from None
 
 
 def _ocpp_time(value: datetime) -> str:

@@ -29,20 +29,23 @@ _UNITS: dict[str, tuple[float, str]] = {
     "V": (1.0, "V"),
     "Percent": (1.0, "%"),
     "Celsius": (1.0, "°C"),
+    "Celcius": (1.0, "°C"),  # OCPP 1.6's own schema spells it so, and chargers follow it
+    "Hertz": (1.0, "Hz"),
 }
 
-# OCPP's default unit is "Wh" whatever the measurand; chargers that omit the unit on a current
-# or a power mean that measurand's natural unit, so that is what we assume.
+# OCPP's default unit is "Wh" whatever the measurand; chargers that omit the unit on a current,
+# a power or a reactive energy mean that measurand's natural unit, so that is what we assume.
 _NATURAL_UNIT = {
     "Current": "A",
     "Voltage": "V",
     "Power.Active": "W",
     "Power.Offered": "W",
     "Power.Reactive": "var",
+    "Energy.Reactive": "varh",
     "Power.Factor": "",
     "SoC": "Percent",
     "Temperature": "Celsius",
-    "Frequency": "",
+    "Frequency": "Hertz",
     "RPM": "",
 }
 
@@ -74,7 +77,8 @@ def parse_meter_values(
     """Turn the `meterValue` list of a MeterValues or StopTransaction into measurements.
 
     Signed values and values that are not numbers are skipped (they cannot be shown as a
-    number); everything else is kept with its phase, context and location.
+    number); everything else is kept with its phase, context and location. Ranges are the
+    site's to check (`limits.MEASURAND_RANGES`), in the normalised units.
     """
     out: list[Measurement] = []
     for entry in meter_value:
