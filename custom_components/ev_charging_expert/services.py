@@ -192,7 +192,11 @@ async def _get_diagnostics(target: Target, data: dict[str, Any]) -> ServiceRespo
 
 async def _get_configuration(target: Target, data: dict[str, Any]) -> ServiceResponse:
     result = await target.charger.get_configuration(data.get("keys"))
-    keys: list[Any] = list(result.keys)
+    # The charger's secret: write-only in OCPP, but some chargers report it anyway.
+    keys: list[Any] = [
+        {**key, "value": "**REDACTED**"} if key.get("key") == "AuthorizationKey" else key
+        for key in result.keys
+    ]
     unknown: list[Any] = list(result.unknown_keys)
     return {"configuration_key": keys, "unknown_key": unknown}
 

@@ -13,6 +13,7 @@ import base64
 import binascii
 from http import HTTPStatus
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -22,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from . import v16
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     import ssl
 
     from websockets.asyncio.server import Server
@@ -39,15 +41,52 @@ _SPOKEN = " or ".join(handler.VERSION for handler in HANDLERS.values())
 DEFAULT_MAX_FRAME = 256 * 1024
 
 
-class _QuietHandshakes(logging.LoggerAdapter[logging.Logger]):
-    """A port scan or a health check is not an error worth a traceback."""
+# Request headers that carry credentials: websockets logs every header at debug level.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# OCPP keys whose value is a secret: websockets logs every frame at debug level, its head and
+# tail (a secret value may be the tail, and its key cut off in the middle).
+_SECRET_KEYS = (b"AuthorizationKey",)
 
-    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+
+class _WebsocketsLog(logging.LoggerAdapter[logging.Logger]):
+    """websockets' logger for our port: a failed handshake is one debug line, no credentials.
+
+    A port scan, a TLS or HTTP probe is not an error worth a traceback. websockets wraps this
+    adapter in one of its own, whose `error()` and `debug()` end in our `log()`: the filtering
+    must be here, not in `error()`.
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if msg == "opening handshake failed":
             kwargs.pop("exc_info", None)
-            self.debug(msg, *args, **kwargs)
-            return
-        super().error(msg, *args, **kwargs)
+            error = sys.exc_info()[1]
+            reason = _describe(error) if error is not None else "no reason"
+            level, msg = logging.DEBUG, "opening handshake from %s failed: %r"
+            args = (_peer(kwargs.get("extra")), reason)
+        elif msg == "< %s: %s" and args and str(args[0]).lower() in _SECRET_HEADERS:
+            args = (args[0], "<redacted>")
+        elif msg in {"> %s", "< %s"} and args and _carries_secret(args[0]):
+            frame: Any = args[0]
+            args = (f"{frame.opcode.name} <redacted: carries a secret> [{len(frame.data)} bytes]",)
+        super().log(level, msg, *args, **kwargs)
+
+
+def _carries_secret(frame: object) -> bool:
+    data = getattr(frame, "data", None)
+    return isinstance(data, bytes | bytearray) and any(key in data for key in _SECRET_KEYS)
+
+
+def _describe(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    if error.__cause__ is not None:
+        text += f" ({type(error.__cause__).__name__}: {error.__cause__})"
+    return text
+
+
+def _peer(extra: Mapping[str, object] | None) -> str:
+    connection = (extra or {}).get("websocket")
+    remote = getattr(connection, "remote_address", None)
+    return str(remote[0]) if isinstance(remote, tuple) and remote else "?"
 
 
 def station_id_from_path(path: str) -> str | None:
@@ -116,7 +155,7 @@ class CentralSystem:
             ping_interval=self._ping_interval,
             ping_timeout=self._ping_interval,
             server_header=None,
-            logger=_QuietHandshakes(logging.getLogger(f"{__name__}.websockets")),
+            logger=_WebsocketsLog(logging.getLogger(f"{__name__}.websockets")),
         )
         _LOGGER.info("OCPP central system listening on %s:%s", self._host, self.port)
 
@@ -141,7 +180,7 @@ class CentralSystem:
         ]
         if not any(p in HANDLERS for p in offered):
             _LOGGER.warning(
-                "%s: refused, none of the subprotocols %s offered (offered %s)",
+                "%r: refused, none of the subprotocols %s offered (offered %r)",
                 station_id,
                 SUBPROTOCOLS,
                 offered,
@@ -153,7 +192,7 @@ class CentralSystem:
             )
         refusal = self._site.admission_refusal(station_id)
         if refusal is not None:
-            _LOGGER.info("%s: refused, %s", station_id, refusal)
+            _LOGGER.info("%r: refused, %s", station_id, refusal)
             return connection.respond(HTTPStatus.FORBIDDEN, f"{refusal}\n")
         if self._site.password_required(station_id):
             credentials = _basic_auth(request)
@@ -162,7 +201,7 @@ class CentralSystem:
                 or credentials[0] != station_id
                 or not self._site.check_password(station_id, credentials[1])
             ):
-                _LOGGER.warning("%s: refused, wrong or missing password", station_id)
+                _LOGGER.warning("%r: refused, wrong or missing password", station_id)
                 response = connection.respond(
                     HTTPStatus.UNAUTHORIZED, "Wrong or missing charger password.\n"
                 )
@@ -179,16 +218,16 @@ class CentralSystem:
         )
         old = self._site.attach(handler)
         if old is not None:
-            _LOGGER.info("%s: reconnected; closing its previous connection", station_id)
+            _LOGGER.info("%r: reconnected; closing its previous connection", station_id)
             # The new connection is already in charge; the old one goes in the background.
             handler.spawn(old.close(code=1001, reason="Replaced by a new connection"))
-        _LOGGER.info("%s: connected from %s", station_id, connection.remote_address)
+        _LOGGER.info("%r: connected from %s", station_id, connection.remote_address)
         try:
             await handler.start()
         except ConnectionClosed as err:
-            _LOGGER.info("%s: disconnected (%s)", station_id, err)
+            _LOGGER.info("%r: disconnected (%s)", station_id, err)
         except Exception:
-            _LOGGER.exception("%s: connection failed", station_id)
+            _LOGGER.exception("%r: connection failed", station_id)
             await connection.close(code=1011, reason="Internal error")
         finally:
             handler.cancel_tasks()

@@ -11,6 +11,7 @@ import asyncio
 from datetime import UTC
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from ocpp.exceptions import OCPPError, ProtocolError, SecurityError, UnknownCallErrorCodeError
@@ -44,10 +45,40 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
-    """The library logs every frame at INFO: that floods a log set to info. Debug it is."""
+    """The library logs every frame at INFO: that floods a log set to info. Debug it is.
+
+    Frames carry the charger's AuthorizationKey (ChangeConfiguration, and GetConfiguration
+    answers of chargers that report it): its value is redacted from every line.
+    """
 
     def info(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.debug(msg, *args, **kwargs)
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            super().log(level, msg, *(redact_frame(arg) for arg in args), **kwargs)
+
+
+# A quoted string, JSON or Python repr, and the innermost {...} objects around such strings.
+_QUOTED = r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
+_OBJECT = re.compile(rf"""\{{(?:[^{{}}"']|{_QUOTED})*\}}""")
+_VALUE = re.compile(rf"""(["']value["']\s*:\s*)(?:{_QUOTED})""")
+_SECRET_KEYS = ("AuthorizationKey",)
+
+
+def redact_frame(arg: object) -> object:
+    """`arg` (a frame, or a message object that prints one) with secret values replaced."""
+    text = arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+    if not any(key in text for key in _SECRET_KEYS):
+        return arg
+    return _OBJECT.sub(_redact_object, text)
+
+
+def _redact_object(match: re.Match[str]) -> str:
+    obj = match.group()
+    if not any(key in obj for key in _SECRET_KEYS):
+        return obj
+    return _VALUE.sub(r'\1"**REDACTED**"', obj)
 
 
 _FRAME_LOG = _FramesAtDebug(logging.getLogger(f"{__package__}.frames"))
