@@ -541,6 +541,9 @@ async def load_main(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- servers
 async def serve_ours(port_file: Path, *, load_manager: bool = False) -> None:
     """(a): our central system and site in a bare asyncio loop (+ the LoadManager: a')."""
+    from custom_components.ev_charging_expert.evcore.admission import (  # noqa: PLC0415
+        AdmissionLimits,
+    )
     from custom_components.ev_charging_expert.evcore.clock import SystemClock  # noqa: PLC0415
     from custom_components.ev_charging_expert.evcore.model import (  # noqa: PLC0415
         NewChargerPolicy,
@@ -566,7 +569,10 @@ async def serve_ours(port_file: Path, *, load_manager: bool = False) -> None:
         )
 
         LoadManager(site)  # default settings, no zones: what a fresh install has
-    central = CentralSystem(site, host=HOST, port=0)
+    # Every simulated charger is new and comes from this host: no per-address cap here.
+    central = CentralSystem(
+        site, host=HOST, port=0, limits=AdmissionLimits(max_unauthenticated_per_address=1 << 20)
+    )
     await central.start()
     port_file.write_text(str(central.port))  # noqa: ASYNC240  # once, before any load
     await _wait_for_stop()

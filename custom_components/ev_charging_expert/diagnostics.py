@@ -10,6 +10,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from .const import DOMAIN
 from .evcore.meters.catalog import model_to_data
 from .power_meters import meter_device_id
+from .security import admission_diagnostics
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -42,6 +43,7 @@ async def async_get_config_entry_diagnostics(
             zone_id: source.meter_id for zone_id, source in sorted(hub.zone_meters.items())
         },
         "meter_models": [model_to_data(model) for model in hub.meter_models.custom.values()],
+        "admission": admission_diagnostics(hub.site, hub.central_system),
     }
 
 

@@ -127,6 +127,7 @@ from .power_meters import (
     signal_meter,
     signal_new_meter,
 )
+from .security import admission_listener
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -210,7 +211,7 @@ class EvChargingHub:
         self.store = HaSiteStore(hass, entry.entry_id)
         settings = SiteSettings(
             new_charger_policy=NewChargerPolicy(
-                entry.data.get(CONF_NEW_CHARGER_POLICY, NewChargerPolicy.ACCEPT)
+                entry.data.get(CONF_NEW_CHARGER_POLICY, NewChargerPolicy.PENDING)
             ),
             heartbeat_interval=int(
                 entry.data.get(CONF_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL)
@@ -225,6 +226,7 @@ class EvChargingHub:
         self._degraded_issues: set[str] = set()
         self.central_system: CentralSystem | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe_admission: Callable[[], None] | None = None
         self._known_connectors: set[tuple[str, int]] = set()
         self._known_stations: set[str] = set()
         self._device_boot: dict[str, BootInfo | None] = {}
@@ -253,6 +255,7 @@ class EvChargingHub:
                 (station_id, cid) for cid in self.connectors_of(station_id)
             )
         self._unsubscribe = self.site.subscribe(self._on_site_event)
+        self._unsubscribe_admission = self.site.subscribe(admission_listener(self.hass))
         self._unsubscribe_meters = self.meter_pool.subscribe(self._on_meter_event)
         await self.async_sync_meters()
         self.meter_pool.start()
@@ -274,10 +277,14 @@ class EvChargingHub:
             host=self.entry.data[CONF_HOST],
             port=self.entry.data[CONF_PORT],
             ssl_context=ssl_context,
+            executor=self.hass.async_add_executor_job,
         )
         await self.central_system.start()
         for station_id, station in self.site.stations.items():
             if station.registration is Registration.PENDING:
+                self._create_pending_issue(station_id)
+        if self.site.settings.new_charger_policy is NewChargerPolicy.PENDING:
+            for station_id in self.site.pending:
                 self._create_pending_issue(station_id)
 
     async def async_stop(self) -> None:
@@ -288,6 +295,9 @@ class EvChargingHub:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unsubscribe_admission is not None:
+            self._unsubscribe_admission()
+            self._unsubscribe_admission = None
         if self._unsubscribe_load is not None:
             self._unsubscribe_load()
             self._unsubscribe_load = None

@@ -29,7 +29,7 @@ import voluptuous as vol
 
 from .const import DOMAIN
 from .evcore.charger import TriggerMessage
-from .evcore.errors import ConfigError
+from .evcore.errors import ConfigError, InvalidIdentityError
 from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
 from .hub import model_subentries, models_from_entry, rename_model_in_meters
@@ -334,7 +334,10 @@ async def _accept_charger(hass: HomeAssistant, call: ServiceCall) -> None:
         raise _validation_error("not_loaded")
     for entry in entries:
         hub = entry.runtime_data
-        hub.site.accept_station(station_id)
+        try:
+            hub.site.accept_station(station_id)
+        except InvalidIdentityError as err:
+            raise _validation_error("invalid_identity", problem=err.problem) from err
         # As the repair flow does: a connected pending charger comes in now, not at its next
         # boot retry.
         hub.request_boot(station_id)

@@ -60,3 +60,12 @@ class UnknownStationError(EvcoreError):
     def __init__(self, station_id: str) -> None:
         super().__init__(f"unknown station {station_id!r}")
         self.station_id = station_id
+
+
+class InvalidIdentityError(ConfigError):
+    """A charge box identity breaks the identity rule (see `admission.identity_problem`)."""
+
+    def __init__(self, station_id: str, problem: str) -> None:
+        super().__init__(f"invalid charge box identity {station_id!r}: {problem}")
+        self.station_id = station_id
+        self.problem = problem

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class StationAdded:
-    """A station was seen for the first time (accepted or pending)."""
+    """A station joined the registry (accepted, or removed while it was pending)."""
 
     station_id: str
 
@@ -50,6 +50,34 @@ class StationConfigured:
 @dataclass(frozen=True, slots=True)
 class StationPending:
     """A new charger waits for the user to accept it."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDropped:
+    """A waiting unknown charger was forgotten to make room for a newer one."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingListFull:
+    """The list of waiting unknown chargers is full: the oldest go for the newest."""
+
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class StationAuthFailing:
+    """A known charger presented wrong passwords until its back-off started."""
+
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StationAuthRecovered:
+    """A charger whose passwords were failing presented the right one."""
 
     station_id: str
 
@@ -115,6 +143,10 @@ type SiteEvent = (
     | StationBooted
     | StationUncontrollable
     | StationPending
+    | PendingDropped
+    | PendingListFull
+    | StationAuthFailing
+    | StationAuthRecovered
     | StationAccepted
     | StationRemoved
     | CardPresented
