@@ -15,6 +15,7 @@ from homeassistant.const import (
     CONF_PORT,
 )
 from homeassistant.core import callback
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
@@ -22,6 +23,7 @@ from homeassistant.helpers import (
 )
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_DEGRADED_SETPOINT,
@@ -73,7 +75,7 @@ from .evcore.config import (
     terminal_zones,
     validate_zones,
 )
-from .evcore.errors import ConfigError, EvcoreError
+from .evcore.errors import ConfigError, EvcoreError, StoreCorruptError
 from .evcore.events import (
     AllocationUpdated,
     CardPresented,
@@ -127,7 +129,12 @@ from .power_meters import (
     signal_meter,
     signal_new_meter,
 )
-from .security import admission_listener
+from .security import (
+    admission_listener,
+    registry_file_problem,
+    set_aside_file,
+    sync_registry_issue,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -156,14 +163,42 @@ class HaSiteStore:
     """evcore's SiteStore on top of HA's `Store` (atomic JSON in .storage)."""
 
     def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
+        self.hass = hass
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}", atomic_writes=True
         )
         self._pending: Callable[[], dict[str, Any]] | None = None
 
+    @property
+    def path(self) -> str:
+        """The registry file."""
+        return str(self._store.path)
+
     async def load(self) -> dict[str, Any] | None:
-        """Load the registry."""
+        """Load the registry; a file that cannot be decoded is set aside (StoreCorruptError).
+
+        Checked before HA's Store reads it: that one renames such a file and carries on as on
+        a first start, which would let in every charger the lost registry refused.
+        """
+        try:
+            problem = await self.hass.async_add_executor_job(registry_file_problem, self.path)
+        except OSError as err:
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="store_unreadable",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        if problem is not None:
+            try:
+                kept_as = await self.set_aside()
+            except OSError:
+                kept_as = None
+            raise StoreCorruptError(problem, kept_as)
         return await self._store.async_load()
+
+    async def set_aside(self) -> str | None:
+        """Rename the registry file (kept for the user); None when there is none."""
+        return await self.hass.async_add_executor_job(set_aside_file, self.path, dt_util.utcnow())
 
     def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
         """Save soon; HA flushes pending saves when it stops."""
@@ -249,6 +284,7 @@ class EvChargingHub:
     async def async_load(self) -> None:
         """Load the registry; the stations it holds get entities when the platforms set up."""
         await self.site.load()
+        sync_registry_issue(self.hass, self.site, self.store.path)
         for station_id in self.accepted_stations():
             self._known_stations.add(station_id)
             self._known_connectors.update(

@@ -10,9 +10,11 @@ registry from the repair (`repairs.RegistryUnreadableFlow`).
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util.json import json_loads
 
 from .const import DOMAIN, ISSUE_PENDING_CHARGER
 from .evcore.events import (
@@ -24,6 +26,7 @@ from .evcore.events import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from homeassistant.core import HomeAssistant
 
@@ -31,8 +34,63 @@ if TYPE_CHECKING:
     from .evcore.ocpp.server import CentralSystem
     from .evcore.site import Site
 
+ISSUE_REGISTRY_UNREADABLE: Final = "registry_unreadable"
 ISSUE_PENDING_FULL: Final = "pending_list_full"
 ISSUE_PASSWORD_FAILING: Final = "charger_password_failing"  # noqa: S105  # an issue id
+
+
+def registry_file_problem(path: str) -> str | None:
+    """Why the registry file cannot be used; None when it can, or does not exist (blocking).
+
+    Other read errors (permissions, I/O) raise OSError: they are not the file's fault.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        data = json_loads(raw)
+    except ValueError as err:
+        return f"not valid JSON ({err})"
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("version"), int)
+        or not isinstance(data.get("data"), dict)
+    ):
+        return "not a registry this integration saved"
+    return None
+
+
+def set_aside_file(path: str, now: datetime) -> str | None:
+    """Rename the file to `<path>.corrupt.<UTC time>`; None when there is none (blocking)."""
+    source = Path(path)
+    if not source.exists():
+        return None
+    target = source.with_name(f"{source.name}.corrupt.{now.strftime('%Y%m%dT%H%M%SZ')}")
+    source.rename(target)
+    return str(target)
+
+
+def sync_registry_issue(hass: HomeAssistant, site: Site, path: str) -> None:
+    """Raise the repair of an unreadable registry, or clear it."""
+    problem = site.registry_problem
+    if problem is None:
+        ir.async_delete_issue(hass, DOMAIN, ISSUE_REGISTRY_UNREADABLE)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        ISSUE_REGISTRY_UNREADABLE,
+        is_fixable=True,
+        is_persistent=False,
+        severity=ir.IssueSeverity.CRITICAL,
+        translation_key=ISSUE_REGISTRY_UNREADABLE,
+        translation_placeholders={
+            "problem": problem.problem,
+            "path": path,
+            "kept_as": problem.kept_as or path,
+        },
+    )
 
 
 def admission_listener(hass: HomeAssistant) -> Callable[[SiteEvent], None]:
@@ -71,7 +129,9 @@ def _on_admission_event(hass: HomeAssistant, event: SiteEvent) -> None:
 
 def admission_diagnostics(site: Site, central_system: CentralSystem | None) -> dict[str, Any]:
     """What the admission holds and refused (no secrets: identities and counts)."""
+    problem = site.registry_problem
     return {
+        "registry_problem": None if problem is None else str(problem),
         "pending": list(site.pending),
         "pending_dropped": site.pending_dropped,
         "refusals_by_status": {

@@ -22,14 +22,14 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .const import DOMAIN
 from .evcore.charger import TriggerMessage
-from .evcore.errors import ConfigError, InvalidIdentityError
+from .evcore.errors import ConfigError, InvalidIdentityError, RegistryLockedError
 from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
 from .hub import model_subentries, models_from_entry, rename_model_in_meters
@@ -338,6 +338,10 @@ async def _accept_charger(hass: HomeAssistant, call: ServiceCall) -> None:
             hub.site.accept_station(station_id)
         except InvalidIdentityError as err:
             raise _validation_error("invalid_identity", problem=err.problem) from err
+        except RegistryLockedError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="registry_locked"
+            ) from err
         # As the repair flow does: a connected pending charger comes in now, not at its next
         # boot retry.
         hub.request_boot(station_id)

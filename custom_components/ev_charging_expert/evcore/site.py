@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .admission import check_password, hash_password, identity_problem
 from .clock import parse_timestamp
 from .config import StationConfig
-from .errors import ChargerNotConnectedError, InvalidIdentityError, UnknownStationError
+from .errors import (
+    ChargerNotConnectedError,
+    InvalidIdentityError,
+    RegistryLockedError,
+    StoreCorruptError,
+    UnknownStationError,
+)
 from .events import (
     CardPresented,
     PendingDropped,
@@ -47,7 +54,6 @@ from .model import (
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from datetime import datetime
 
     from .charger import Charger
     from .clock import Clock
@@ -56,6 +62,8 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 STORAGE_VERSION = 1
+# Errors of data that decode but do not fit the registry's shape (a hand edit, a bad disk).
+_SHAPE_ERRORS = (AttributeError, KeyError, TypeError, ValueError)
 __all__ = ["MemoryStore", "Site", "SiteSettings", "SiteStore", "check_password", "hash_password"]
 
 
@@ -63,7 +71,17 @@ class SiteStore(Protocol):
     """Where the site keeps its station registry (HA's `Store` in production)."""
 
     async def load(self) -> dict[str, Any] | None:
-        """Return the saved data, or None on first start."""
+        """Return the saved data, or None on first start.
+
+        Raises StoreCorruptError when saved data exist but cannot be decoded; the store has
+        then set them aside (`kept_as`), or left them in place (`kept_as` None).
+        """
+
+    async def set_aside(self) -> str | None:
+        """Keep the saved data under a new name (they cannot be used); return that name.
+
+        None when nothing is saved. Raises OSError when they cannot be moved.
+        """
 
     def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
         """Save `data()` soon; repeated calls may be coalesced."""
@@ -76,6 +94,8 @@ class MemoryStore:
         self._data = data
         self._provider: Callable[[], dict[str, Any]] | None = None
         self.saves = 0
+        self.set_aside_data: list[dict[str, Any]] = []
+        """What `set_aside` kept, oldest first."""
 
     @property
     def data(self) -> dict[str, Any] | None:
@@ -88,6 +108,15 @@ class MemoryStore:
     async def load(self) -> dict[str, Any] | None:
         """Return what was saved last."""
         return self.data
+
+    async def set_aside(self) -> str | None:
+        """Move what was saved to `set_aside_data`."""
+        data = self.data
+        if data is None:
+            return None
+        self.set_aside_data.append(data)
+        self._data = None
+        return f"set_aside_data[{len(self.set_aside_data) - 1}]"
 
     def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
         """Remember what to save; dumped lazily (a thousand saves in a row cost one dump)."""
@@ -123,6 +152,9 @@ class Site:
         self.pending_dropped = 0
         """Unknown identities dropped from a full `pending` since the start."""
         self._pending_full = False
+        self.registry_problem: StoreCorruptError | None = None
+        """Why the saved registry could not be read: every charger is refused meanwhile."""
+        self._may_save = True
         self._store = store
         self._chargers: dict[str, Charger] = {}
         self._listeners: list[Callable[[SiteEvent], None]] = []
@@ -131,9 +163,33 @@ class Site:
 
     # ------------------------------------------------------------------ persistence
     async def load(self) -> None:
-        """Restore the station registry."""
-        data = await self._store.load()
+        """Restore the station registry; an unreadable one locks the site (fails closed)."""
+        try:
+            data = await self._store.load()
+        except StoreCorruptError as err:
+            self._lock(err)
+            return
         if not data:
+            return
+        try:
+            self._restore(data)
+        except _SHAPE_ERRORS as err:
+            self.stations.clear()
+            try:
+                kept_as = await self._store.set_aside()
+            except OSError as move_error:
+                _LOGGER.error("The unreadable station registry stays in place: %s", move_error)  # noqa: TRY400  # no traceback for a file that cannot move
+                kept_as = None
+            self._lock(StoreCorruptError(f"unexpected content ({err!r})", kept_as))
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        if (locked := data.get("locked")) is not None:
+            self.registry_problem = StoreCorruptError(str(locked["problem"]), locked.get("kept_as"))
+            _LOGGER.error(
+                "The station registry is still locked (%s): every charger is refused until "
+                "it is restored from a backup or an empty registry is started",
+                self.registry_problem,
+            )
             return
         self._next_transaction_id = int(data.get("next_transaction_id", 1))
         stations: dict[str, Any] = data.get("stations", {})
@@ -149,15 +205,62 @@ class Site:
         if len(self.stations) < len(stations):
             self._save()
 
+    def _lock(self, problem: StoreCorruptError) -> None:
+        """Refuse every charger until the user restores the registry or starts an empty one."""
+        self.registry_problem = problem
+        self.stations.clear()
+        self.pending.clear()
+        kept = f"; the unreadable data are kept as {problem.kept_as}" if problem.kept_as else ""
+        _LOGGER.error(
+            "The station registry cannot be read (%s)%s. Every charger is refused (its "
+            "password and whether it was removed are unknown) until the registry is restored "
+            "from a backup or an empty registry is started",
+            problem,
+            kept,
+        )
+        if problem.kept_as is None:
+            # The unreadable data are still where a save would go: never write over them.
+            self._may_save = False
+        else:
+            # Saved, so that a restart stays locked although the unreadable data moved away.
+            self._save()
+
+    async def start_empty(self) -> None:
+        """The user's choice after an unreadable registry: start with no station at all.
+
+        The passwords and removals of the lost registry are forgotten: every charger is a new
+        charger again (see the new-charger policy).
+        """
+        problem = self.registry_problem
+        if problem is None:
+            return
+        if problem.kept_as is None:
+            kept_as = await self._store.set_aside()
+            if kept_as is not None:
+                _LOGGER.warning("The unreadable station registry is kept as %s", kept_as)
+        self.registry_problem = None
+        self._may_save = True
+        self.stations.clear()
+        # Transaction ids restart high enough not to reuse those of the lost registry.
+        self._next_transaction_id = max(
+            self._next_transaction_id, int((self.clock.now() - _EPOCH).total_seconds())
+        )
+        self._save()
+        _LOGGER.warning("Started an empty station registry, as the user chose")
+
     def _save(self) -> None:
-        self._store.schedule_save(self._dump)
+        if self._may_save:
+            self._store.schedule_save(self._dump)
 
     def _dump(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "version": STORAGE_VERSION,
             "next_transaction_id": self._next_transaction_id,
             "stations": {sid: _station_to_dict(s) for sid, s in self.stations.items()},
         }
+        if (problem := self.registry_problem) is not None:
+            data["locked"] = {"problem": problem.problem, "kept_as": problem.kept_as}
+        return data
 
     # ------------------------------------------------------------------ events
     def subscribe(self, listener: Callable[[SiteEvent], None]) -> Callable[[], None]:
@@ -198,6 +301,8 @@ class Site:
 
     def accept_station(self, station_id: str) -> None:
         """Let a pending or removed charger in (or one that never connected yet)."""
+        if self.registry_problem is not None:
+            raise RegistryLockedError
         if (problem := identity_problem(station_id)) is not None:
             raise InvalidIdentityError(station_id, problem)
         station = self.stations.get(station_id)
@@ -254,6 +359,8 @@ class Site:
     # ------------------------------------------------------------------ connections
     def admission_refusal(self, station_id: str) -> str | None:
         """Why a connection from this charger is refused, or None to let it in."""
+        if self.registry_problem is not None:
+            return "the central system cannot read its charger registry"
         station = self.stations.get(station_id)
         if station is not None and station.registration is Registration.REMOVED:
             return "charger removed from the central system"
@@ -538,6 +645,7 @@ def _zero_draw(connector: ConnectorState, at: datetime) -> None:
 
 
 _DRAW_MEASURANDS = frozenset({"Current.Import", "Power.Active.Import"})
+_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def _untouched(station: StationState) -> bool:

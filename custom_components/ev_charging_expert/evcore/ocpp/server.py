@@ -3,7 +3,7 @@
 `ws[s]://host:port/<anything>/<charge box identity>`: the identity is the last path segment,
 percent-decoded. The handshake checks, in order: an identity is present and follows the identity
 rule (`admission.identity_problem`), the subprotocol of an OCPP version we speak is offered
-(`ocpp1.6`), the port is not full, the charger was not removed,
+(`ocpp1.6`), the port is not full, the registry could be read and the charger was not removed,
 then its password when it has one (OCPP security profile 1, HTTP Basic auth; profile 2 when the
 server runs with TLS), or else the cap on unauthenticated connections per source address. The
 limits are `admission.AdmissionLimits`. The subprotocol chosen picks the handler (`HANDLERS`).
@@ -260,7 +260,12 @@ class CentralSystem:
                 retry_after=60,
             )
         if (reason := self._site.admission_refusal(station_id)) is not None:
-            return Refusal(HTTPStatus.FORBIDDEN, reason)
+            status = (
+                HTTPStatus.SERVICE_UNAVAILABLE
+                if self._site.registry_problem is not None
+                else HTTPStatus.FORBIDDEN
+            )
+            return Refusal(status, reason)
         return None
 
     def _count_unauthenticated(
