@@ -468,6 +468,9 @@ async def load_main(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- servers
 async def serve_ours(port_file: Path) -> None:
     """(a): evcore's Controller in a bare asyncio loop, as production builds the core."""
+    from custom_components.ev_charging_expert.evcore.admission import (  # noqa: PLC0415
+        AdmissionLimits,
+    )
     from custom_components.ev_charging_expert.evcore.clock import SystemClock  # noqa: PLC0415
     from custom_components.ev_charging_expert.evcore.controller import (  # noqa: PLC0415
         Controller,
@@ -485,6 +488,8 @@ async def serve_ours(port_file: Path) -> None:
         clock=SystemClock(),
         store=MemoryStore(),
         settings=SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT, heartbeat_interval=300),
+        # Every simulated charger is new and comes from this host: no per-address cap here.
+        limits=AdmissionLimits(max_unauthenticated_per_address=1 << 20),
     )
     await controller.restore()
     await controller.start(host=HOST, port=0)

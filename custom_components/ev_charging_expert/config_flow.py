@@ -61,7 +61,7 @@ def _schema(defaults: Mapping[str, Any]) -> vol.Schema:
             ),
             vol.Required(
                 CONF_NEW_CHARGER_POLICY,
-                default=defaults.get(CONF_NEW_CHARGER_POLICY, NewChargerPolicy.ACCEPT),
+                default=defaults.get(CONF_NEW_CHARGER_POLICY, NewChargerPolicy.PENDING),
             ): selector.SelectSelector(
                 selector.SelectSelectorConfig(
                     options=[p.value for p in NewChargerPolicy],

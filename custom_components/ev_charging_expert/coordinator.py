@@ -48,7 +48,7 @@ from .evcore.events import (
     StationUpdated,
 )
 from .evcore.keys import ConnectorKey
-from .evcore.model import Registration
+from .evcore.model import NewChargerPolicy, Registration
 from .issues import (
     clear_pending,
     clear_uncontrollable,
@@ -59,6 +59,7 @@ from .issues import (
     sync_unassigned,
 )
 from .meter_sync import MeterSync
+from .security import admission_listener, sync_registry_issue
 from .store import HaSiteStore
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class EvChargingCoordinator:
             store=self.store,
             settings=site_settings(entry),
             load_settings=load_settings(entry),
-            run_blocking=self._run_blocking,
+            executor=hass.async_add_executor_job,
         )
         self.devices = DeviceSync(hass, entry.entry_id, self.controller.site)
         self.meters = MeterSync(hass, entry, self.controller)
@@ -96,19 +97,18 @@ class EvChargingCoordinator:
         self._known_zones: set[str] = set()
         self._degraded_issues: set[str] = set()
         self._unsubscribe = self.controller.subscribe(self._on_event)
+        self._unsubscribe_admission = self.controller.subscribe(admission_listener(hass))
 
     @property
     def site(self) -> Site:
         """The stations, their connectors and sessions."""
         return self.controller.site
 
-    async def _run_blocking(self, job: Any) -> Any:
-        return await self.hass.async_add_executor_job(job)
-
     # ------------------------------------------------------------------ lifecycle
     async def async_load(self) -> None:
         """Load the registry; the stations it holds get entities when the platforms set up."""
         await self.controller.restore()
+        sync_registry_issue(self.hass, self.site, self.store.path)
         self.devices.migrate_identifiers()
         self.devices.restore()
         await self.meters.sync(self.zones)
@@ -132,10 +132,14 @@ class EvChargingCoordinator:
         for station_id, station in self.site.stations.items():
             if station.registration is Registration.PENDING:
                 raise_pending(self.hass, station_id)
+        if self.site.settings.new_charger_policy is NewChargerPolicy.PENDING:
+            for station_id in self.site.pending:
+                raise_pending(self.hass, station_id)
 
     async def async_stop(self) -> None:
         """Close every charger connection and the port, then flush the registry."""
         self._unsubscribe()
+        self._unsubscribe_admission()
         self.meters.stop()
         await self.controller.stop()
         await self.store.flush()

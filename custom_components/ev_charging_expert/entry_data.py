@@ -48,7 +48,7 @@ def site_settings(entry: ConfigEntry) -> SiteSettings:
     """Site settings (new-charger policy, heartbeat) from the entry's data."""
     return SiteSettings(
         new_charger_policy=NewChargerPolicy(
-            entry.data.get(CONF_NEW_CHARGER_POLICY, NewChargerPolicy.ACCEPT)
+            entry.data.get(CONF_NEW_CHARGER_POLICY, NewChargerPolicy.PENDING)
         ),
         heartbeat_interval=int(entry.data.get(CONF_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL)),
     )

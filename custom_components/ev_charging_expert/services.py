@@ -23,7 +23,7 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
@@ -31,7 +31,7 @@ import voluptuous as vol
 from .const import DOMAIN, SUBENTRY_METER_MODEL, parse_device_identifier
 from .entry_data import model_subentries, models_from_entry, rename_model_in_meters
 from .evcore.charger import TriggerMessage
-from .evcore.errors import ConfigError
+from .evcore.errors import ConfigError, InvalidIdentityError, RegistryLockedError
 from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
 
@@ -192,7 +192,11 @@ async def _get_diagnostics(target: Target, data: dict[str, Any]) -> ServiceRespo
 
 async def _get_configuration(target: Target, data: dict[str, Any]) -> ServiceResponse:
     result = await target.charger.get_configuration(data.get("keys"))
-    keys: list[Any] = list(result.keys)
+    # The charger's secret: write-only in OCPP, but some chargers report it anyway.
+    keys: list[Any] = [
+        {**key, "value": "**REDACTED**"} if key.get("key") == "AuthorizationKey" else key
+        for key in result.keys
+    ]
     unknown: list[Any] = list(result.unknown_keys)
     return {"configuration_key": keys, "unknown_key": unknown}
 
@@ -330,7 +334,14 @@ async def _accept_charger(hass: HomeAssistant, call: ServiceCall) -> None:
         raise _validation_error("not_loaded")
     for entry in entries:
         hub = entry.runtime_data
-        hub.site.accept_station(station_id)
+        try:
+            hub.site.accept_station(station_id)
+        except InvalidIdentityError as err:
+            raise _validation_error("invalid_identity", problem=err.problem) from err
+        except RegistryLockedError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="registry_locked"
+            ) from err
         # As the repair flow does: a connected pending charger comes in now, not at its next
         # boot retry.
         hub.request_boot(station_id)

@@ -55,8 +55,9 @@ from custom_components.ev_charging_expert.evcore.load import (
     Control,
 )
 from custom_components.ev_charging_expert.evcore.load.delivery import DeliverySettings
+from custom_components.ev_charging_expert.evcore.model import NewChargerPolicy
 from custom_components.ev_charging_expert.evcore.ocpp.v16.smart_charging import round_limit
-from custom_components.ev_charging_expert.evcore.site import MemoryStore
+from custom_components.ev_charging_expert.evcore.site import MemoryStore, SiteSettings
 from tools.sim import Ev, SimulatedChargePoint
 from tools.sim.profiles import ACCEPTED
 
@@ -466,7 +467,13 @@ async def env() -> AsyncIterator[LoadEnv]:
     """A Controller (central system, load management, meters) on a ManualClock (T0), on
     127.0.0.1, with no chargers and no zones."""
     clock = ManualClock(T0)
-    controller = Controller(clock=clock, store=MemoryStore(), load_settings=LoadSettings())
+    controller = Controller(
+        clock=clock,
+        store=MemoryStore(),
+        # Simulated chargers come and go as the tests say: let them in.
+        settings=SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT),
+        load_settings=LoadSettings(),
+    )
     await controller.restore()
     await controller.start(host="127.0.0.1", port=0, ping_interval=None)
     environment = LoadEnv(controller, clock)

@@ -32,6 +32,7 @@ from custom_components.ev_charging_expert.evcore.ocpp.server import (
     CentralSystem,
     station_id_from_path,
 )
+from custom_components.ev_charging_expert.evcore.site import check_password
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -133,9 +134,11 @@ async def test_pending_charger_gets_pending_and_only_boot_and_heartbeat_are_serv
 
     assert answer.status == "Pending"
     assert answer.interval == 60  # retries soon instead of waiting a heartbeat period
-    assert site.stations["CP1"].registration is Registration.PENDING
-    assert events[:2] == [StationAdded("CP1"), StationPending("CP1")]
-    assert site.stations["CP1"].boot.vendor == "Acme"  # shown to the user who decides
+    # Held in memory until the user accepts it: nothing is stored for a stranger.
+    assert "CP1" not in site.stations
+    assert site.pending["CP1"].registration is Registration.PENDING
+    assert events[:1] == [StationPending("CP1")]
+    assert site.pending["CP1"].boot.vendor == "Acme"  # shown to the user who decides
 
     heartbeat = await charger.call(call.Heartbeat(), suppress=False)
     assert heartbeat.current_time
@@ -152,9 +155,9 @@ async def test_pending_charger_gets_pending_and_only_boot_and_heartbeat_are_serv
             await charger.call(message, suppress=False)
 
     # Nothing was asked of a charger that is not accepted.
-    assert not site.charger("CP1")._tasks
+    assert not site.chargers["CP1"]._tasks
     assert "GetConfiguration" not in charger.requests
-    assert 1 not in site.stations["CP1"].connectors
+    assert 1 not in site.pending["CP1"].connectors
 
 
 async def test_accepting_a_pending_charger_accepts_its_next_boot(start_central_system, connect_cp):
@@ -379,9 +382,9 @@ async def test_password_is_stored_as_a_salted_hash(central_system):
     assert "s3cret" not in first
     assert first.startswith("pbkdf2_sha256$")
     assert first != second
-    assert site.check_password("CP1", "s3cret")
-    assert not site.check_password("CP1", "S3cret")
-    assert not site.check_password("unknown", "s3cret")
+    assert check_password("s3cret", site.password_hash("CP1"))
+    assert not check_password("S3cret", site.password_hash("CP1"))
+    assert site.password_hash("unknown") is None
 
 
 # ---------------------------------------------------------------------- TLS

@@ -31,8 +31,10 @@ async def good(connect_cp):
 
 
 @pytest.fixture
-async def bad(connect_raw, good):
+async def bad(central_system, connect_raw, good):
     """A raw websocket from charger BAD (accepted, never booted: nothing is asked of it)."""
+    site, _, _ = central_system
+    site.accept_station("BAD")  # by the user: an unknown identity must boot first
     return await connect_raw("/ocpp/BAD")
 
 
@@ -181,6 +183,7 @@ async def test_oversized_frame_closes_the_connection_with_1009(
 ):
     site, cs, _ = await start_central_system(max_frame=1024)
     good = await connect_cp("GOOD", cs=cs)
+    site.accept_station("BAD")
     bad = await connect_raw("/ocpp/BAD", cs=cs)
     filler = "a" * (1024 - len('[2,"ok","DataTransfer",{"vendorId":"x","data":""}]'))
     fits = '[2,"ok","DataTransfer",{"vendorId":"x","data":"' + filler + '"}]'

@@ -149,7 +149,7 @@ async def test_repair_fix_flow_of_a_charger_that_went_away_accepts_it_for_later(
     charger = await connect_charger("CP1", boot=False)
     await charger.boot()
     await charger.close()
-    await wait_for(hass, lambda: not hub.site.stations["CP1"].connected)
+    await wait_for(hass, lambda: not hub.site.pending["CP1"].connected)
 
     flow = await start_repair_fix_flow(repairs_client, DOMAIN, ISSUE_ID)
     result = await process_repair_fix_flow(repairs_client, flow["flow_id"])

@@ -27,6 +27,7 @@ async def test_stray_answers_are_dropped_counted_and_logged_once(
 ):
     site, _, _ = central_system
     good = await connect_cp("GOOD")
+    site.accept_station("BAD")  # by the user: an unknown identity must boot first
     bad = await connect_raw("/ocpp/BAD")
     handler = site.chargers["BAD"]
     caplog.clear()
@@ -51,6 +52,7 @@ async def test_stray_answers_are_dropped_counted_and_logged_once(
 )
 async def test_an_answer_with_an_odd_unique_id_is_stray(central_system, connect_raw, frame):
     site, _, _ = central_system
+    site.accept_station("BAD")  # by the user: an unknown identity must boot first
     bad = await connect_raw("/ocpp/BAD")
 
     await bad.send(frame)

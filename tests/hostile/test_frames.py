@@ -33,8 +33,10 @@ async def good(connect_cp):
 
 
 @pytest.fixture
-async def bad(connect_raw, good):
+async def bad(central_system, connect_raw, good):
     """A raw websocket from charger BAD (accepted, never booted)."""
+    site, _, _ = central_system
+    site.accept_station("BAD")  # by the user: an unknown identity must boot first
     return await connect_raw("/ocpp/BAD")
 
 

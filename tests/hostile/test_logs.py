@@ -21,6 +21,7 @@ async def test_values_with_a_newline_cannot_forge_a_log_line(
     site, _, _ = central_system
     caplog.set_level(logging.DEBUG, logger="custom_components.ev_charging_expert")
     charger = await connect_cp("CP1")
+    site.accept_station("RAW")  # by the user: an unknown identity must boot first
     raw = await connect_raw("/ocpp/RAW")
 
     await charger.call(

@@ -268,7 +268,11 @@ async def advance(clock: ManualClock, seconds: float, step: float = 1.0) -> None
 
 @pytest.fixture
 async def server():
-    site = Site(SystemClock(), MemoryStore(), SiteSettings(heartbeat_interval=120))
+    site = Site(
+        SystemClock(),
+        MemoryStore(),
+        SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT, heartbeat_interval=120),
+    )
     await site.load()
     cs = CentralSystem(site, host="127.0.0.1", port=0, ping_interval=None)
     await cs.start()
@@ -489,7 +493,7 @@ async def test_pending_charger_retries_its_boot(charger_factory):
         clock = ManualClock(T0)
         cp = charger_factory("SIM-03", f"ws://127.0.0.1:{cs.port}/ocpp", clock=clock, auto=False)
         await until(lambda: cp.registration == "Pending")
-        assert site.stations["SIM-03"].registration is Registration.PENDING
+        assert site.pending["SIM-03"].registration is Registration.PENDING
         site.accept_station("SIM-03")
         await advance(clock, 60)
         await asyncio.wait_for(cp.wait_accepted(), 5)

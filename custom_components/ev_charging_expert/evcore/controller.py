@@ -10,14 +10,14 @@ class; nobody else wires Site, the central system, load management and the meter
 - The meter → budget path that safety rule 4 depends on is wired here, once: a meter event
   (polled Modbus meters, or `external_meter_changed` for readings pushed from outside) makes
   load management re-check that zone's budget.
-- Injected: the clock, the store, and how to run blocking work (`run_blocking`).
+- Injected: the clock, the store, and how to run blocking work (`executor`: password checks
+  now, the session store next).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .charger import REQUEST_TIMEOUT
 from .events import AllocationUpdated, ControllerEvent, MeterUpdated
@@ -35,9 +35,10 @@ from .view import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     import ssl
 
+    from .admission import AdmissionLimits, Executor
     from .charger import Charger
     from .clock import Clock
     from .config import LoadSettings, ZoneConfig
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
     from .meters import MeterEvent, ModelRegistry
     from .meters.external import MeterSource
     from .site import SiteStore
-
-    type RunBlocking = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,10 +66,12 @@ class Controller:
         delivery: DeliverySettings | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         meter_models: ModelRegistry | None = None,
-        run_blocking: RunBlocking | None = None,
+        executor: Executor | None = None,
+        limits: AdmissionLimits | None = None,
     ) -> None:
         self.clock = clock
-        self.run_blocking: RunBlocking = run_blocking or _to_thread
+        self.executor = executor
+        self.limits = limits
         self.site = Site(clock, store, settings or SiteSettings())
         self.load = LoadManager(
             self.site, settings=load_settings, delivery=delivery, request_timeout=request_timeout
@@ -110,6 +111,8 @@ class Controller:
             request_timeout=self.request_timeout,
             max_frame=max_frame,
             ping_interval=ping_interval,
+            limits=self.limits,
+            executor=self.executor,
         )
         try:
             await self.central_system.start()
@@ -343,7 +346,3 @@ class Controller:
         if lease is None:
             return None
         return AllocationView(key, None, None, None, lease.held, lease.sent)
-
-
-async def _to_thread(job: Callable[[], Any]) -> Any:
-    return await asyncio.to_thread(job)

@@ -70,3 +70,32 @@ class ChargerInputError(EvcoreError):
         self.station_id = station_id
         self.field = field
         self.message = message
+
+
+class InvalidIdentityError(ConfigError):
+    """A charge box identity breaks the identity rule (see `admission.identity_problem`)."""
+
+    def __init__(self, station_id: str, problem: str) -> None:
+        super().__init__(f"invalid charge box identity {station_id!r}: {problem}")
+        self.station_id = station_id
+        self.problem = problem
+
+
+class StoreCorruptError(EvcoreError):
+    """The saved station registry cannot be read.
+
+    `kept_as` names where the unreadable data were set aside; None when they stay where they
+    are (then nothing may be saved over them).
+    """
+
+    def __init__(self, problem: str, kept_as: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.kept_as = kept_as
+
+
+class RegistryLockedError(EvcoreError):
+    """The station registry could not be read: nothing is admitted until the user decides."""
+
+    def __init__(self) -> None:
+        super().__init__("the station registry could not be read; restore it or start empty")

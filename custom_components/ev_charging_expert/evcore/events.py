@@ -57,7 +57,7 @@ class Event:
 # ---------------------------------------------------------------------- stations
 @dataclass(frozen=True, slots=True)
 class StationAdded(Event):
-    """A station was seen for the first time (accepted or pending)."""
+    """A station joined the registry (accepted, or removed while it was pending)."""
 
     kind: ClassVar[str] = "station_added"
     station_id: str
@@ -106,6 +106,38 @@ class StationPending(Event):
     """A new charger waits for the user to accept it."""
 
     kind: ClassVar[str] = "station_pending"
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDropped(Event):
+    """A waiting unknown charger was forgotten to make room for a newer one."""
+
+    kind: ClassVar[str] = "pending_dropped"
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingListFull(Event):
+    """The list of waiting unknown chargers is full: the oldest go for the newest."""
+
+    kind: ClassVar[str] = "pending_list_full"
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class StationAuthFailing(Event):
+    """A known charger presented wrong passwords until its back-off started."""
+
+    kind: ClassVar[str] = "station_auth_failing"
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StationAuthRecovered(Event):
+    """A charger whose passwords were failing presented the right one."""
+
+    kind: ClassVar[str] = "station_auth_recovered"
     station_id: str
 
 
@@ -188,6 +220,10 @@ type SiteEvent = (
     | StationBooted
     | StationUncontrollable
     | StationPending
+    | PendingDropped
+    | PendingListFull
+    | StationAuthFailing
+    | StationAuthRecovered
     | StationAccepted
     | StationRemoved
     | CardPresented

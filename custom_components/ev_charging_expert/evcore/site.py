@@ -8,24 +8,35 @@ Changes are announced as typed events to subscribers.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
-import hashlib
-import hmac
+from datetime import UTC, datetime
 import logging
-import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import limits
+from .admission import check_password, hash_password, identity_problem
 from .clock import parse_timestamp
 from .config import StationConfig
-from .errors import ChargerInputError, ChargerNotConnectedError, UnknownStationError
+from .errors import (
+    ChargerInputError,
+    ChargerNotConnectedError,
+    InvalidIdentityError,
+    RegistryLockedError,
+    StoreCorruptError,
+    UnknownStationError,
+)
 from .events import (
     CardPresented,
+    PendingDropped,
+    PendingListFull,
     SessionEnded,
     SessionStarted,
     SiteEvent,
     StationAccepted,
     StationAdded,
+    StationAuthFailing,
+    StationAuthRecovered,
     StationBooted,
     StationConfigured,
     StationPending,
@@ -45,7 +56,6 @@ from .model import (
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from datetime import datetime
 
     from .charger import Charger
     from .clock import Clock
@@ -54,14 +64,26 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 STORAGE_VERSION = 1
-_PBKDF2_ROUNDS = 20_000
+# Errors of data that decode but do not fit the registry's shape (a hand edit, a bad disk).
+_SHAPE_ERRORS = (AttributeError, KeyError, TypeError, ValueError)
+__all__ = ["MemoryStore", "Site", "SiteSettings", "SiteStore", "check_password", "hash_password"]
 
 
 class SiteStore(Protocol):
     """Where the site keeps its station registry (HA's `Store` in production)."""
 
     async def load(self) -> dict[str, Any] | None:
-        """Return the saved data, or None on first start."""
+        """Return the saved data, or None on first start.
+
+        Raises StoreCorruptError when saved data exist but cannot be decoded; the store has
+        then set them aside (`kept_as`), or left them in place (`kept_as` None).
+        """
+
+    async def set_aside(self) -> str | None:
+        """Keep the saved data under a new name (they cannot be used); return that name.
+
+        None when nothing is saved. Raises OSError when they cannot be moved.
+        """
 
     def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
         """Save `data()` soon; repeated calls may be coalesced."""
@@ -74,6 +96,8 @@ class MemoryStore:
         self._data = data
         self._provider: Callable[[], dict[str, Any]] | None = None
         self.saves = 0
+        self.set_aside_data: list[dict[str, Any]] = []
+        """What `set_aside` kept, oldest first."""
 
     @property
     def data(self) -> dict[str, Any] | None:
@@ -87,6 +111,15 @@ class MemoryStore:
         """Return what was saved last."""
         return self.data
 
+    async def set_aside(self) -> str | None:
+        """Move what was saved to `set_aside_data`."""
+        data = self.data
+        if data is None:
+            return None
+        self.set_aside_data.append(data)
+        self._data = None
+        return f"set_aside_data[{len(self.set_aside_data) - 1}]"
+
     def schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
         """Remember what to save; dumped lazily (a thousand saves in a row cost one dump)."""
         self._provider = data
@@ -97,27 +130,13 @@ class MemoryStore:
 class SiteSettings:
     """Site-wide settings."""
 
-    new_charger_policy: NewChargerPolicy = NewChargerPolicy.ACCEPT
+    # Pending by default: a stranger's made-up identities then cost a bounded list in memory
+    # and nothing else (ACCEPT stores every identity that boots, and makes it an HA device).
+    new_charger_policy: NewChargerPolicy = NewChargerPolicy.PENDING
     heartbeat_interval: int = 300
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """Salted PBKDF2 of a charger's AuthorizationKey, as stored in the registry."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _PBKDF2_ROUNDS)
-    return f"pbkdf2_sha256${_PBKDF2_ROUNDS}${salt.hex()}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    """Compare a presented password with a stored hash, in constant time."""
-    try:
-        _, rounds, salt, digest = stored.split("$")
-        computed = hashlib.pbkdf2_hmac(
-            "sha256", password.encode(), bytes.fromhex(salt), int(rounds)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(computed.hex(), digest)
+    max_pending: int = 100
+    """Unknown identities held in memory (pending, or connected and not booted yet); the
+    oldest is dropped for a new one."""
 
 
 class Site:
@@ -129,6 +148,15 @@ class Site:
         self.clock = clock
         self.settings = settings or SiteSettings()
         self.stations: dict[str, StationState] = {}
+        """The registry: stations the user accepted, removed or configured (saved)."""
+        self.pending: OrderedDict[str, StationState] = OrderedDict()
+        """Unknown identities seen lately, oldest first: in memory only, `max_pending` at most."""
+        self.pending_dropped = 0
+        """Unknown identities dropped from a full `pending` since the start."""
+        self._pending_full = False
+        self.registry_problem: StoreCorruptError | None = None
+        """Why the saved registry could not be read: every charger is refused meanwhile."""
+        self._may_save = True
         self._store = store
         self._chargers: dict[str, Charger] = {}
         self._listeners: list[Callable[[SiteEvent], None]] = []
@@ -138,23 +166,104 @@ class Site:
 
     # ------------------------------------------------------------------ persistence
     async def load(self) -> None:
-        """Restore the station registry."""
-        data = await self._store.load()
+        """Restore the station registry; an unreadable one locks the site (fails closed)."""
+        try:
+            data = await self._store.load()
+        except StoreCorruptError as err:
+            self._lock(err)
+            return
         if not data:
             return
+        try:
+            self._restore(data)
+        except _SHAPE_ERRORS as err:
+            self.stations.clear()
+            try:
+                kept_as = await self._store.set_aside()
+            except OSError as move_error:
+                _LOGGER.error("The unreadable station registry stays in place: %s", move_error)  # noqa: TRY400  # no traceback for a file that cannot move
+                kept_as = None
+            self._lock(StoreCorruptError(f"unexpected content ({err!r})", kept_as))
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        if (locked := data.get("locked")) is not None:
+            self.registry_problem = StoreCorruptError(str(locked["problem"]), locked.get("kept_as"))
+            _LOGGER.error(
+                "The station registry is still locked (%s): every charger is refused until "
+                "it is restored from a backup or an empty registry is started",
+                self.registry_problem,
+            )
+            return
         self._next_transaction_id = int(data.get("next_transaction_id", 1))
-        for station_id, raw in data.get("stations", {}).items():
-            self.stations[station_id] = _station_from_dict(station_id, raw)
+        stations: dict[str, Any] = data.get("stations", {})
+        for station_id, raw in stations.items():
+            station = _station_from_dict(station_id, raw)
+            if station.registration is Registration.PENDING and _untouched(station):
+                # Saved by an earlier version: unknown identities now live in memory only.
+                self.pending[station_id] = station
+                continue
+            self.stations[station_id] = station
+        while len(self.pending) > self.settings.max_pending:
+            self.pending.popitem(last=False)
+        if len(self.stations) < len(stations):
+            self._save()
+
+    def _lock(self, problem: StoreCorruptError) -> None:
+        """Refuse every charger until the user restores the registry or starts an empty one."""
+        self.registry_problem = problem
+        self.stations.clear()
+        self.pending.clear()
+        kept = f"; the unreadable data are kept as {problem.kept_as}" if problem.kept_as else ""
+        _LOGGER.error(
+            "The station registry cannot be read (%s)%s. Every charger is refused (its "
+            "password and whether it was removed are unknown) until the registry is restored "
+            "from a backup or an empty registry is started",
+            problem,
+            kept,
+        )
+        if problem.kept_as is None:
+            # The unreadable data are still where a save would go: never write over them.
+            self._may_save = False
+        else:
+            # Saved, so that a restart stays locked although the unreadable data moved away.
+            self._save()
+
+    async def start_empty(self) -> None:
+        """The user's choice after an unreadable registry: start with no station at all.
+
+        The passwords and removals of the lost registry are forgotten: every charger is a new
+        charger again (see the new-charger policy).
+        """
+        problem = self.registry_problem
+        if problem is None:
+            return
+        if problem.kept_as is None:
+            kept_as = await self._store.set_aside()
+            if kept_as is not None:
+                _LOGGER.warning("The unreadable station registry is kept as %s", kept_as)
+        self.registry_problem = None
+        self._may_save = True
+        self.stations.clear()
+        # Transaction ids restart high enough not to reuse those of the lost registry.
+        self._next_transaction_id = max(
+            self._next_transaction_id, int((self.clock.now() - _EPOCH).total_seconds())
+        )
+        self._save()
+        _LOGGER.warning("Started an empty station registry, as the user chose")
 
     def _save(self) -> None:
-        self._store.schedule_save(self._dump)
+        if self._may_save:
+            self._store.schedule_save(self._dump)
 
     def _dump(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "version": STORAGE_VERSION,
             "next_transaction_id": self._next_transaction_id,
             "stations": {sid: _station_to_dict(s) for sid, s in self.stations.items()},
         }
+        if (problem := self.registry_problem) is not None:
+            data["locked"] = {"problem": problem.problem, "kept_as": problem.kept_as}
+        return data
 
     # ------------------------------------------------------------------ events
     def subscribe(self, listener: Callable[[SiteEvent], None]) -> Callable[[], None]:
@@ -194,10 +303,16 @@ class Site:
         return station is not None and station.registration is Registration.ACCEPTED
 
     def accept_station(self, station_id: str) -> None:
-        """Let a pending or removed charger in."""
+        """Let a pending or removed charger in (or one that never connected yet)."""
+        if self.registry_problem is not None:
+            raise RegistryLockedError
+        if (problem := identity_problem(station_id)) is not None:
+            raise InvalidIdentityError(station_id, problem)
         station = self.stations.get(station_id)
         if station is None:
-            station = self.stations[station_id] = StationState(station_id)
+            station = self.pending.pop(station_id, None) or StationState(station_id)
+            self.stations[station_id] = station
+            self._pending_full &= len(self.pending) >= self.settings.max_pending
             self._emit(StationAdded(station_id))
         station.registration = Registration.ACCEPTED
         self._save()
@@ -205,7 +320,11 @@ class Site:
         self._emit(StationUpdated(station_id))
 
     async def remove_station(self, station_id: str) -> None:
-        """Forget a station's state and refuse it from now on."""
+        """Forget a station's state and refuse it from now on (a pending one too)."""
+        if (pending := self.pending.pop(station_id, None)) is not None:
+            self.stations[station_id] = pending
+            self._pending_full &= len(self.pending) >= self.settings.max_pending
+            self._emit(StationAdded(station_id))
         station = self.station(station_id)
         for hook in list(self._removal_hooks):
             try:
@@ -243,6 +362,8 @@ class Site:
     # ------------------------------------------------------------------ connections
     def admission_refusal(self, station_id: str) -> str | None:
         """Why a connection from this charger is refused, or None to let it in."""
+        if self.registry_problem is not None:
+            return "the central system cannot read its charger registry"
         station = self.stations.get(station_id)
         if station is not None and station.registration is Registration.REMOVED:
             return "charger removed from the central system"
@@ -250,15 +371,20 @@ class Site:
 
     def password_required(self, station_id: str) -> bool:
         """Whether the charger must present a password."""
-        station = self.stations.get(station_id)
-        return station is not None and station.password_hash is not None
+        return self.password_hash(station_id) is not None
 
-    def check_password(self, station_id: str, password: str) -> bool:
-        """Check a charger's Basic-auth password."""
+    def password_hash(self, station_id: str) -> str | None:
+        """The stored hash of a charger's password (check it off the event loop)."""
         station = self.stations.get(station_id)
-        if station is None or station.password_hash is None:
-            return False
-        return check_password(password, station.password_hash)
+        return None if station is None else station.password_hash
+
+    def authentication_failing(self, station_id: str) -> None:
+        """A known charger's wrong passwords started a back-off (its password changed?)."""
+        self._emit(StationAuthFailing(station_id))
+
+    def authentication_recovered(self, station_id: str) -> None:
+        """A charger whose passwords were failing presented the right one."""
+        self._emit(StationAuthRecovered(station_id))
 
     def attach(self, charger: Charger) -> Charger | None:
         """Make `charger` the station's connection; returns the one it replaces, if any."""
@@ -266,13 +392,15 @@ class Site:
         old = self._chargers.get(station_id)
         self._chargers[station_id] = charger
         station = self.stations.get(station_id)
+        known = station is not None
         if station is None:
-            station = self._new_station(station_id)
+            station = self._pending_station(station_id)
         now = self.clock.now()
         station.connected = True
         station.connected_since = now
         station.last_seen = now
-        self._emit(StationUpdated(station_id))
+        if known:
+            self._emit(StationUpdated(station_id))
         return old
 
     def detach(self, charger: Charger) -> None:
@@ -281,6 +409,8 @@ class Site:
         if self._chargers.get(station_id) is not charger:
             return
         del self._chargers[station_id]
+        if (pending := self.pending.get(station_id)) is not None:
+            pending.connected = False
         station = self.stations.get(station_id)
         if station is not None:
             station.connected = False
@@ -299,28 +429,60 @@ class Site:
         """Live connections by station id (read-only use)."""
         return self._chargers
 
-    def _new_station(self, station_id: str) -> StationState:
-        pending = self.settings.new_charger_policy is NewChargerPolicy.PENDING
-        station = StationState(
-            station_id, registration=Registration.PENDING if pending else Registration.ACCEPTED
+    def _pending_station(self, station_id: str) -> StationState:
+        """An unknown identity, held in memory (the newest last); the oldest goes when full."""
+        station = self.pending.get(station_id)
+        if station is not None:
+            self.pending.move_to_end(station_id)
+            return station
+        station = self.pending[station_id] = StationState(
+            station_id, registration=Registration.PENDING
         )
+        if len(self.pending) > self.settings.max_pending:
+            dropped, _ = self.pending.popitem(last=False)
+            self.pending_dropped += 1
+            self._emit(PendingDropped(dropped))
+            if not self._pending_full:
+                self._pending_full = True
+                _LOGGER.warning(
+                    "%d unknown chargers wait already: the oldest is forgotten for each new one "
+                    "(many new chargers, or someone trying made-up identities?)",
+                    self.settings.max_pending,
+                )
+                self._emit(PendingListFull(self.settings.max_pending))
+        if self.settings.new_charger_policy is NewChargerPolicy.PENDING:
+            self._emit(StationPending(station_id))
+        return station
+
+    def _admit_new(self, station_id: str) -> StationState:
+        """The policy lets new chargers in: an unknown identity that booted joins the registry."""
+        station = self.pending.pop(station_id, None) or StationState(station_id)
+        station.registration = Registration.ACCEPTED
         self.stations[station_id] = station
         self._save()
         self._emit(StationAdded(station_id))
-        if pending:
-            self._emit(StationPending(station_id))
         return station
 
     # ------------------------------------------------------------------ from chargers
     def frame_received(self, station_id: str) -> None:
         """Any frame counts as a sign of life."""
-        station = self.stations.get(station_id)
+        station = self.stations.get(station_id) or self.pending.get(station_id)
         if station is not None:
             station.last_seen = self.clock.now()
 
     def station_booted(self, station_id: str, boot: BootInfo) -> Registration:
-        """The charger booted: store the identity and say whether the charger is let in."""
-        station = self.stations.get(station_id) or self._new_station(station_id)
+        """The charger booted: say whether it is let in.
+
+        An unknown one joins the registry only when the policy admits new chargers.
+        """
+        station = self.stations.get(station_id)
+        if station is None:
+            if self.settings.new_charger_policy is not NewChargerPolicy.ACCEPT:
+                pending = self._pending_station(station_id)
+                pending.boot = boot
+                pending.last_boot = self.clock.now()
+                return Registration.PENDING
+            station = self._admit_new(station_id)
         if station.registration is Registration.REMOVED:
             return station.registration
         station.boot = boot
@@ -740,6 +902,13 @@ def _zero_draw(connector: ConnectorState, at: datetime) -> None:
 
 
 _DRAW_MEASURANDS = frozenset({"Current.Import", "Power.Active.Import"})
+_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def _untouched(station: StationState) -> bool:
+    """Nothing the user set: no password, no zone or other installer setting."""
+    return station.password_hash is None and station.config == StationConfig()
+
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 

@@ -1,10 +1,12 @@
 """The OCPP-J central system: one websocket port for every charger.
 
 `ws[s]://host:port/<anything>/<charge box identity>`: the identity is the last path segment,
-percent-decoded. The handshake checks, in order: an identity is present, the subprotocol of an
-OCPP version we speak is offered (`ocpp1.6`), the charger was not removed, and its password
-when it has one (OCPP security profile 1, HTTP Basic auth; profile 2 when the server runs with
-TLS). The subprotocol chosen picks the handler (`HANDLERS`).
+percent-decoded. The handshake checks, in order: an identity is present and follows the identity
+rule (`admission.identity_problem`), the subprotocol of an OCPP version we speak is offered
+(`ocpp1.6`), the port is not full, the registry could be read and the charger was not removed,
+then its password when it has one (OCPP security profile 1, HTTP Basic auth; profile 2 when the
+server runs with TLS), or else the cap on unauthenticated connections per source address. The
+limits are `admission.AdmissionLimits`. The subprotocol chosen picks the handler (`HANDLERS`).
 """
 
 from __future__ import annotations
@@ -13,20 +15,32 @@ import base64
 import binascii
 from http import HTTPStatus
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from ..admission import (
+    AdmissionLimits,
+    PasswordGate,
+    Refusal,
+    RefusalLog,
+    address_key,
+    default_executor,
+    identity_problem,
+)
 from . import v16
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     import ssl
 
     from websockets.asyncio.server import Server
     from websockets.http11 import Request, Response
 
+    from ..admission import Executor
     from ..site import Site
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,23 +53,74 @@ _SPOKEN = " or ".join(handler.VERSION for handler in HANDLERS.values())
 DEFAULT_MAX_FRAME = 256 * 1024
 
 
-class _QuietHandshakes(logging.LoggerAdapter[logging.Logger]):
-    """A port scan or a health check is not an error worth a traceback."""
+# Request headers that carry credentials: websockets logs every header at debug level.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# OCPP keys whose value is a secret: websockets logs every frame at debug level, its head and
+# tail (a secret value may be the tail, and its key cut off in the middle).
+_SECRET_KEYS = (b"AuthorizationKey",)
 
-    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+
+class _WebsocketsLog(logging.LoggerAdapter[logging.Logger]):
+    """websockets' logger for our port: a failed handshake is one debug line, no credentials.
+
+    A port scan, a TLS or HTTP probe is not an error worth a traceback. websockets wraps this
+    adapter in one of its own, whose `error()` and `debug()` end in our `log()`: the filtering
+    must be here, not in `error()`.
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if msg == "opening handshake failed":
             kwargs.pop("exc_info", None)
-            self.debug(msg, *args, **kwargs)
-            return
-        super().error(msg, *args, **kwargs)
+            error = sys.exc_info()[1]
+            reason = _describe(error) if error is not None else "no reason"
+            level, msg = logging.DEBUG, "opening handshake from %s failed: %r"
+            args = (_peer(kwargs.get("extra")), reason)
+        elif msg == "< %s: %s" and args and str(args[0]).lower() in _SECRET_HEADERS:
+            args = (args[0], "<redacted>")
+        elif msg in {"> %s", "< %s"} and args and _carries_secret(args[0]):
+            frame: Any = args[0]
+            args = (f"{frame.opcode.name} <redacted: carries a secret> [{len(frame.data)} bytes]",)
+        super().log(level, msg, *args, **kwargs)
+
+
+def _carries_secret(frame: object) -> bool:
+    data = getattr(frame, "data", None)
+    return isinstance(data, bytes | bytearray) and any(key in data for key in _SECRET_KEYS)
+
+
+def _describe(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    if error.__cause__ is not None:
+        text += f" ({type(error.__cause__).__name__}: {error.__cause__})"
+    return text
+
+
+def _peer(extra: Mapping[str, object] | None) -> str:
+    connection = (extra or {}).get("websocket")
+    remote = getattr(connection, "remote_address", None)
+    return address_key(remote) if remote else "?"
 
 
 def station_id_from_path(path: str) -> str | None:
-    """Return the charge box identity: the last non-empty segment of the URL path."""
+    """Return the charge box identity: the last non-empty segment of the URL path.
+
+    Percent-decoded; bytes that are not UTF-8 stay as surrogates, which the identity rule
+    refuses.
+    """
     segments = [s for s in urlsplit(path).path.split("/") if s]
     if not segments:
         return None
-    return unquote(segments[-1]) or None
+    return unquote(segments[-1], errors="surrogateescape") or None
+
+
+def _respond(connection: ServerConnection, refusal: Refusal) -> Response:
+    text = refusal.reason[:1].upper() + refusal.reason[1:]
+    response = connection.respond(refusal.status, f"{text}.\n")
+    if refusal.challenge:
+        response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+    if refusal.retry_after is not None:
+        response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 def _basic_auth(request: Request) -> tuple[str, str] | None:
@@ -86,6 +151,8 @@ class CentralSystem:
         request_timeout: float = v16.DEFAULT_TIMEOUT,
         max_frame: int = DEFAULT_MAX_FRAME,
         ping_interval: float | None = 60,
+        limits: AdmissionLimits | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self._site = site
         self._host = host
@@ -95,6 +162,14 @@ class CentralSystem:
         self._max_frame = max_frame
         self._ping_interval = ping_interval
         self._server: Server | None = None
+        self.limits = limits or AdmissionLimits()
+        # Through the site at each call: a test or simulation may swap its clock.
+        self.refusals = RefusalLog(lambda: site.clock.monotonic(), self.limits)  # noqa: PLW0108
+        self._passwords = PasswordGate(
+            site, self.limits, executor or default_executor, self.refusals
+        )
+        # Connections of chargers that are not accepted and present no password, by source.
+        self._unauthenticated: dict[str, dict[ServerConnection, str]] = {}
 
     @property
     def port(self) -> int:
@@ -116,7 +191,7 @@ class CentralSystem:
             ping_interval=self._ping_interval,
             ping_timeout=self._ping_interval,
             server_header=None,
-            logger=_QuietHandshakes(logging.getLogger(f"{__name__}.websockets")),
+            logger=_WebsocketsLog(logging.getLogger(f"{__name__}.websockets")),
         )
         _LOGGER.info("OCPP central system listening on %s:%s", self._host, self.port)
 
@@ -128,47 +203,100 @@ class CentralSystem:
         server.close(close_connections=True)
         await server.wait_closed()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        address = address_key(connection.remote_address)
         station_id = station_id_from_path(request.path)
         if station_id is None:
-            return connection.respond(
-                HTTPStatus.NOT_FOUND, "The URL must end with the charge box identity.\n"
+            return self._refuse(
+                connection,
+                address,
+                Refusal(HTTPStatus.NOT_FOUND, "the URL must end with the charge box identity"),
             )
+        if (problem := identity_problem(station_id)) is not None:
+            # Not echoed: it is what the rule keeps out of logs and answers.
+            return self._refuse(
+                connection,
+                address,
+                Refusal(HTTPStatus.BAD_REQUEST, f"invalid charge box identity: {problem}"),
+            )
+        who = f"{station_id!r} from {address}"
+        refusal = self._refusal(station_id, request)
+        if refusal is not None:
+            return self._refuse(connection, who, refusal)
+        if self._site.password_required(station_id):
+            # The gate logs its own refusals (per identity and address, with back-off).
+            refusal = await self._passwords.check(station_id, _basic_auth(request), address)
+            return None if refusal is None else _respond(connection, refusal)
+        if not self._site.is_accepted(station_id):
+            refusal = self._count_unauthenticated(connection, station_id, address)
+            if refusal is not None:
+                return self._refuse(connection, who, refusal)
+        return None
+
+    def _refuse(self, connection: ServerConnection, who: str, refusal: Refusal) -> Response:
+        self.refusals.refused(who, refusal)
+        return _respond(connection, refusal)
+
+    def _refusal(self, station_id: str, request: Request) -> Refusal | None:
+        """The checks of a valid identity that need no password: subprotocol, room, registry."""
         offered = [
             p.strip()
             for value in request.headers.get_all("Sec-WebSocket-Protocol")
             for p in value.split(",")
         ]
         if not any(p in HANDLERS for p in offered):
-            _LOGGER.warning(
-                "%s: refused, none of the subprotocols %s offered (offered %s)",
-                station_id,
-                SUBPROTOCOLS,
-                offered,
-            )
-            return connection.respond(
+            return Refusal(
                 HTTPStatus.BAD_REQUEST,
-                f"This central system speaks {_SPOKEN}: offer the "
-                f"{' or '.join(SUBPROTOCOLS)} subprotocol.\n",
+                f"this central system speaks {_SPOKEN}: offer the "
+                f"{' or '.join(SUBPROTOCOLS)} subprotocol",
             )
-        refusal = self._site.admission_refusal(station_id)
-        if refusal is not None:
-            _LOGGER.info("%s: refused, %s", station_id, refusal)
-            return connection.respond(HTTPStatus.FORBIDDEN, f"{refusal}\n")
-        if self._site.password_required(station_id):
-            credentials = _basic_auth(request)
-            if (
-                credentials is None
-                or credentials[0] != station_id
-                or not self._site.check_password(station_id, credentials[1])
-            ):
-                _LOGGER.warning("%s: refused, wrong or missing password", station_id)
-                response = connection.respond(
-                    HTTPStatus.UNAUTHORIZED, "Wrong or missing charger password.\n"
-                )
-                response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
-                return response
+        server = self._server
+        if server is not None and len(server.handlers) > self.limits.max_connections:
+            return Refusal(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"too many connections (limit {self.limits.max_connections})",
+                retry_after=60,
+            )
+        if (reason := self._site.admission_refusal(station_id)) is not None:
+            status = (
+                HTTPStatus.SERVICE_UNAVAILABLE
+                if self._site.registry_problem is not None
+                else HTTPStatus.FORBIDDEN
+            )
+            return Refusal(status, reason)
         return None
+
+    def _count_unauthenticated(
+        self, connection: ServerConnection, station_id: str, address: str
+    ) -> Refusal | None:
+        """Count an unknown charger's connection against its source; refuse past the cap."""
+        open_here = self._unauthenticated.setdefault(address, {})
+        live = self._server.handlers if self._server is not None else {}
+        for other, other_id in list(open_here.items()):
+            # Handshakes that failed after this check never reached _handle: drop them here.
+            if other not in live or self._site.is_accepted(other_id):
+                del open_here[other]
+        if len(open_here) >= self.limits.max_unauthenticated_per_address:
+            if not open_here:
+                del self._unauthenticated[address]
+            return Refusal(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "too many connections of unknown chargers from this address "
+                f"(limit {self.limits.max_unauthenticated_per_address})",
+                retry_after=60,
+            )
+        open_here[connection] = station_id
+        return None
+
+    def _forget_connection(self, connection: ServerConnection) -> None:
+        address = address_key(connection.remote_address)
+        open_here = self._unauthenticated.get(address)
+        if open_here is not None:
+            open_here.pop(connection, None)
+            if not open_here:
+                del self._unauthenticated[address]
 
     async def _handle(self, connection: ServerConnection) -> None:
         station_id = station_id_from_path(connection.request.path)  # type: ignore[union-attr]
@@ -179,17 +307,18 @@ class CentralSystem:
         )
         old = self._site.attach(handler)
         if old is not None:
-            _LOGGER.info("%s: reconnected; closing its previous connection", station_id)
+            _LOGGER.info("%r: reconnected; closing its previous connection", station_id)
             # The new connection is already in charge; the old one goes in the background.
             handler.spawn(old.close(code=1001, reason="Replaced by a new connection"))
-        _LOGGER.info("%s: connected from %s", station_id, connection.remote_address)
+        _LOGGER.info("%r: connected from %s", station_id, address_key(connection.remote_address))
         try:
             await handler.start()
         except ConnectionClosed as err:
-            _LOGGER.info("%s: disconnected (%s)", station_id, err)
+            _LOGGER.info("%r: disconnected (%s)", station_id, err)
         except Exception:
-            _LOGGER.exception("%s: connection failed", station_id)
+            _LOGGER.exception("%r: connection failed", station_id)
             await connection.close(code=1011, reason="Internal error")
         finally:
             handler.cancel_tasks()
+            self._forget_connection(connection)
             self._site.detach(handler)

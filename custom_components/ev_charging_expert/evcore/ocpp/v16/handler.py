@@ -11,6 +11,7 @@ import asyncio
 from contextlib import contextmanager
 from datetime import UTC
 import logging
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,9 @@ class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
     request that timed out at ERROR (debug: it is counted as a stray answer), and a CallError
     that a handler raises on purpose at ERROR with a traceback (debug, without: it is an
     answer, not a failure). Every argument is a charger's frame or field: quoted with repr so
-    that a newline in it cannot forge a log line.
+    that a newline in it cannot forge a log line. Frames carry the charger's AuthorizationKey
+    (ChangeConfiguration, and GetConfiguration answers of chargers that report it): its value
+    is redacted from every line.
     """
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
@@ -70,12 +73,35 @@ class _FramesAtDebug(logging.LoggerAdapter[logging.Logger]):
             level = logging.DEBUG
             kwargs["exc_info"] = False
         if self.isEnabledFor(level):
-            args = tuple(a if isinstance(a, (int, float)) else repr(a) for a in args)
+            args = tuple(a if isinstance(a, (int, float)) else repr(redact_frame(a)) for a in args)
             super().log(level, msg, *args, **kwargs)
 
 
 # How ocpp 2.1.0 logs an answer whose request is gone (ChargePoint._get_specific_response).
 _STRAY_ANSWER_LOG = "Ignoring response with unknown unique id: %s"
+
+
+# A quoted string, JSON or Python repr, and the innermost {...} objects around such strings.
+_QUOTED = r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
+_OBJECT = re.compile(rf"""\{{(?:[^{{}}"']|{_QUOTED})*\}}""")
+_VALUE = re.compile(rf"""(["']value["']\s*:\s*)(?:{_QUOTED})""")
+_SECRET_KEYS = ("AuthorizationKey",)
+
+
+def redact_frame(arg: object) -> object:
+    """`arg` (a frame, or a message object that prints one) with secret values replaced."""
+    text = arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+    if not any(key in text for key in _SECRET_KEYS):
+        return arg
+    return _OBJECT.sub(_redact_object, text)
+
+
+def _redact_object(match: re.Match[str]) -> str:
+    obj = match.group()
+    if not any(key in obj for key in _SECRET_KEYS):
+        return obj
+    return _VALUE.sub(r'\1"**REDACTED**"', obj)
+
 
 _FRAME_LOG = _FramesAtDebug(logging.getLogger(f"{__package__}.frames"))
 
