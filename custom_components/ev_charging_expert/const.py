@@ -75,6 +75,7 @@ ISSUE_UNASSIGNED: Final = "unassigned_stations"
 ISSUE_UNCONTROLLABLE: Final = "uncontrollable_charger"
 ISSUE_ORPHAN_ZONE: Final = "orphan_zone"
 ISSUE_DEGRADED_ZERO: Final = "degraded_zero"
+ISSUE_NEGATIVE_BUILDING: Final = "negative_building_load"
 
 
 def signal_zone(entry_id: str, zone_id: str) -> str:

@@ -47,6 +47,7 @@ from .const import (
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     ISSUE_DEGRADED_ZERO,
+    ISSUE_NEGATIVE_BUILDING,
     ISSUE_ORPHAN_ZONE,
     ISSUE_PENDING_CHARGER,
     ISSUE_UNASSIGNED,
@@ -223,6 +224,7 @@ class EvChargingHub:
         self._unsubscribe_load: Callable[[], None] | None = None
         self._zone_status: dict[str, ZoneStatus] = {}
         self._degraded_issues: set[str] = set()
+        self._building_issues: set[str] = set()
         self.central_system: CentralSystem | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._known_connectors: set[tuple[str, int]] = set()
@@ -411,6 +413,8 @@ class EvChargingHub:
             async_dispatcher_send(self.hass, signal_station(entry_id, station_id))
         if update.degraded_problems_changed:
             self._sync_degraded_issues()
+        if update.building_warnings_changed:
+            self._sync_building_issues()
         for key in update.connectors:
             async_dispatcher_send(
                 self.hass, signal_connector(entry_id, key.station_id, key.connector_id)
@@ -440,6 +444,19 @@ class EvChargingHub:
                 },
             )
         self._degraded_issues = set(problems)
+
+    def _sync_building_issues(self) -> None:
+        warnings = self.load.negative_building_loads
+        for zone_id in self._building_issues - warnings.keys():
+            ir.async_delete_issue(self.hass, DOMAIN, f"{ISSUE_NEGATIVE_BUILDING}_{zone_id}")
+        for zone_id, warning in warnings.items():
+            zone = self.zones.get(zone_id)
+            self._raise_issue(
+                f"{ISSUE_NEGATIVE_BUILDING}_{zone_id}",
+                ISSUE_NEGATIVE_BUILDING,
+                {"zone": zone.name if zone else zone_id, "figures": warning.summary()},
+            )
+        self._building_issues = set(warnings)
 
     def _sync_orphan_issue(self, orphans: list[str]) -> None:
         if orphans:

@@ -13,10 +13,13 @@ import pytest
 
 from custom_components.ev_charging_expert.evcore.allocation.phases import Wiring
 from custom_components.ev_charging_expert.evcore.config import ZoneConfig, ZoneMode
+from custom_components.ev_charging_expert.evcore.load.budgets import NEGATIVE_BUILDING_DELAY
 from custom_components.ev_charging_expert.evcore.meters.external import ExternalMeter
 
 if TYPE_CHECKING:
     from conftest_load import LoadEnv
+
+    from custom_components.ev_charging_expert.evcore.events import AllocationUpdated
 
 pytest_plugins = ("conftest_load",)  # the `env` fixture
 
@@ -160,3 +163,53 @@ async def test_lost_meter_degrades_the_zone_to_its_setpoint(env: LoadEnv, how: s
     await _read(env, meter, 10.0)
     await env.converge(stable=5.0)
     assert not env.lm.budgets["d"].degraded
+
+
+async def test_a_meter_that_does_not_see_our_evs_is_reported_after_five_minutes(
+    env: LoadEnv,
+) -> None:
+    """A meter on another feeder (or with a wrong CT ratio) reads 5 A while our two EVs draw
+    21 A each: the building's load is clamped to 0 A (the budget is then wrong, too high),
+    and once that has lasted NEGATIVE_BUILDING_DELAY the zone is reported, with the figures;
+    a correct reading clears it."""
+    updates: list[AllocationUpdated] = []
+    env.lm.subscribe(updates.append)
+    meter = await _site(env, max_age=60.0)
+    await _read(env, meter, 20.0)
+    await env.plug("S1")
+    await env.plug("S2")
+    for _ in range(20):
+        await env.advance(5.0, step=5.0)
+        await _read(env, meter, 20.0)
+    assert sorted(env.limits().values()) == [21.0, 21.0]
+    assert env.lm.negative_building_loads == {}
+
+    start = env.clock.monotonic()
+    meter.update((5.0, 5.0, 5.0))  # now wired to the wrong feeder
+    env.lm.meter_updated("m1")
+    await env.settle()
+    info = env.lm.budgets["d"]
+    assert info.building == (0.0, 0.0, 0.0)
+    assert info.computed_building == (-37.0, -37.0, -37.0)
+    assert env.lm.state.negative_building["d"].since == start
+    updates.clear()
+    while env.clock.monotonic() - start < NEGATIVE_BUILDING_DELAY - 5.0:
+        await env.advance(5.0, step=5.0)
+        meter.update((5.0, 5.0, 5.0))
+        env.lm.meter_updated("m1")
+        await env.settle()
+        assert env.lm.negative_building_loads == {}
+    assert not any(u.building_warnings_changed for u in updates)
+    await env.advance(5.0, step=5.0)  # no new reading needed: a timer looks at it
+    warning = env.lm.negative_building_loads["d"]
+    assert warning.since == start
+    assert warning.measured == (5.0, 5.0, 5.0)
+    # With no building load left, the EVs got all of the zone's 63 A (less the margin).
+    assert sorted(env.limits().values()) == [31.0, 31.0]
+    assert warning.evs == (62.0, 62.0, 62.0)
+    assert warning.building == (-57.0, -57.0, -57.0)
+    assert [u.building_warnings_changed for u in updates] == [True]
+
+    await _read(env, meter, 20.0)  # the meter is fixed
+    assert env.lm.negative_building_loads == {}
+    assert updates[-1].building_warnings_changed

@@ -11,6 +11,8 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 
 from custom_components.ev_charging_expert.const import DOMAIN
+from custom_components.ev_charging_expert.evcore.events import AllocationUpdated
+from custom_components.ev_charging_expert.evcore.load.budgets import NegativeBuildingLoad
 
 from .conftest import entity_id, zone_subentry
 from .test_load_entities import select
@@ -105,3 +107,23 @@ async def test_dc_station_has_no_degraded_current(
     )
     await hass.async_block_till_done()
     assert hass.states.get(entity_id(hass, "sensor", "DC1_degraded_current")).state == "unknown"
+
+
+async def test_a_zone_whose_meter_does_not_see_the_evs_raises_a_repair_with_the_figures(
+    hass: HomeAssistant, hub: EvChargingHub
+) -> None:
+    state = hub.load.state
+    state.negative_building["dyn"] = NegativeBuildingLoad(
+        "dyn", 0.0, (5.0, 5.0, 5.0), (40.0, 0.0, 0.0), (-35.0, 5.0, 5.0)
+    )
+    state.building_warnings = frozenset({"dyn"})
+    hub._on_load_update(AllocationUpdated(frozenset(), frozenset(), building_warnings_changed=True))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "negative_building_load_dyn")
+    assert issue is not None
+    assert issue.translation_placeholders["zone"] == "Building"
+    assert "L1: measured 5.0 A, our EVs 40.0 A, building -35.0 A" in (
+        issue.translation_placeholders["figures"]
+    )
+    state.building_warnings = frozenset()
+    hub._on_load_update(AllocationUpdated(frozenset(), frozenset(), building_warnings_changed=True))
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "negative_building_load_dyn") is None

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..keys import ConnectorKey
     from ..meters.external import MeterSource
     from ..site import Site
-    from .budgets import ZoneBudgetInfo
+    from .budgets import NegativeBuildingLoad, ZoneBudgetInfo
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,6 +82,10 @@ class LoadState:
     zone_meters: dict[str, MeterSource] = field(default_factory=dict)
     budgets: dict[str, ZoneBudgetInfo] = field(default_factory=dict)
     """Each zone's own budget at the last run, and how it was found."""
+    negative_building: dict[str, NegativeBuildingLoad] = field(default_factory=dict)
+    """Dynamic zones whose computed building load is clearly negative, and since when."""
+    building_warnings: frozenset[str] = frozenset()
+    """Those reported (negative for long enough), as last announced."""
     degraded: DegradedPlan = field(default_factory=DegradedPlan)
     """Each station's degraded current at the last run."""
     leases: dict[ConnectorKey, LeaseState] = field(default_factory=dict)
