@@ -109,6 +109,26 @@ async def test_dc_station_has_no_degraded_current(
     assert hass.states.get(entity_id(hass, "sensor", "DC1_degraded_current")).state == "unknown"
 
 
+async def test_the_degraded_zero_repair_gives_the_figures_and_what_to_change(
+    hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
+) -> None:
+    for station_id in ("A", "B", "C"):
+        await connect_charger(station_id)
+        await select(hass, f"{station_id}_zone", "Parking")
+    await hass.services.async_call(
+        NUMBER_DOMAIN,
+        SERVICE_SET_VALUE,
+        {ATTR_ENTITY_ID: entity_id(hass, "number", "A_minimum_override"), "value": 40},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static")
+    assert issue is not None
+    assert issue.translation_placeholders["reason"] == hub.load.degraded.problems["static"]
+    assert "3 stations need 52 A" in issue.translation_placeholders["reason"]
+    assert "2 of them would fit" in issue.translation_placeholders["reason"]
+
+
 async def test_a_zone_whose_meter_does_not_see_the_evs_raises_a_repair_with_the_figures(
     hass: HomeAssistant, hub: EvChargingHub
 ) -> None:
