@@ -141,8 +141,9 @@ async def test_a_zone_whose_meter_does_not_see_the_evs_raises_a_repair_with_the_
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "negative_building_load_dyn")
     assert issue is not None
     assert issue.translation_placeholders["zone"] == "Building"
-    assert "L1: measured 5.0 A, our EVs 40.0 A, building -35.0 A" in (
-        issue.translation_placeholders["figures"]
+    assert (
+        "L1: measured 5.0 A, our EVs 40.0 A, building -35.0 A"
+        in (issue.translation_placeholders["figures"])
     )
     state.building_warnings = frozenset()
     hub._on_load_update(AllocationUpdated(frozenset(), frozenset(), building_warnings_changed=True))
