@@ -541,6 +541,19 @@ def test_ev_plugged_on_a_connector_held_at_an_unconfirmed_limit_gets_nothing_unt
     assert check(snapshot, unsafe) == ["connector x: 6.0 A while held at an unconfirmed limit"]
 
 
+def test_a_charger_not_under_control_yet_takes_its_rating_without_suspending_anyone():
+    """A charger that just connected counts at its rating until its base is confirmed; the EV
+    it leaves no room for gets 0 A meanwhile, but is not suspended: no resume delay."""
+    evs = [mono("a"), mono("new", fixed_load=(32.0, 0.0, 0.0), provisional=True)]
+    _, first = run([zone("z", 32)], evs)
+    assert setpoints(first) == {"a": 0.0}
+    assert first.reasons["new"] is Reason.UNCONTROLLED
+    assert first.state.running == {"a", "new"}
+    assert not first.state.suspended
+    second = step(first, [zone("z", 32)], [mono("a"), mono("new")], now=1.0)
+    assert setpoints(second) == {"a": 16.0, "new": 16.0}
+
+
 @pytest.mark.parametrize("budget", [-5.0, math.nan, 0.0])
 def test_negative_nan_or_zero_budget_counts_as_zero(budget):
     _, allocation = run([zone("z", budget)], [mono("a")])

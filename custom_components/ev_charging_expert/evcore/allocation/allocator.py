@@ -28,10 +28,13 @@ Steps.
       per event; no per-connector work inside the sweep.
 3. Setpoints are rounded down to the resolution, never below the minimum.
 
-Unconfirmed limits go away as soon as their chargers confirm 0 A, usually at once. So who is
-admitted and who is suspended (and the state kept for the next run) is decided as if they were
-gone; an admitted EV whose minimum does not fit beside them gets 0 A for now without being
-suspended, and gets its share back at the next run instead of after the resume delay.
+Unconfirmed limits go away as soon as their chargers confirm 0 A, and provisional fixed loads
+(chargers that just connected, counted at their rating until we control them) as soon as
+their base is confirmed: usually within a second. So who is admitted and who is suspended (and
+the state kept for the next run) is decided as if they were settled already; an admitted EV
+whose minimum does not fit beside them gets 0 A for now without being suspended, and gets its
+share at the next run instead of after the resume delay (after a reconnection storm, the
+whole site would otherwise wait that long).
 """
 
 from __future__ import annotations
@@ -74,8 +77,8 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
     zones and connectors). Pass `result.state` back in the next snapshot.
     """
     plan: Allocation | None = None
-    if any(c.unconfirmed > 0 and c.fixed_load is None for c in snapshot.connectors):
-        plan = allocate(replace(snapshot, connectors=tuple(map(_confirmed, snapshot.connectors))))
+    if any(_settled(c) is not c for c in snapshot.connectors):
+        plan = allocate(replace(snapshot, connectors=tuple(map(_settled, snapshot.connectors))))
     settings = snapshot.settings
     index = snapshot.zone_index
     state = snapshot.state
@@ -174,9 +177,11 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
     )
 
 
-def _confirmed(c: ConnectorSnapshot) -> ConnectorSnapshot:
-    """The connector once its charger has confirmed 0 A."""
-    if c.unconfirmed > 0 and c.fixed_load is None:
+def _settled(c: ConnectorSnapshot) -> ConnectorSnapshot:
+    """The connector once its charger has confirmed 0 A, or that we control it."""
+    if c.fixed_load is not None:
+        return replace(c, fixed_load=None, provisional=False) if c.provisional else c
+    if c.unconfirmed > 0:
         return replace(c, wants_current=False, unconfirmed=0.0)
     return c
 

@@ -122,6 +122,10 @@ class ConnectorSnapshot:
     vip_station: bool = False
     fixed_load: Phases | None = None
     """Set for a connector we cannot control: counted at these amps per *grid* phase."""
+    provisional: bool = False
+    """Its `fixed_load` holds only until its charger is under control (its configuration
+    read, its base confirmed: a charger that just connected): who runs is decided as if it
+    were controlled already, so the others are not suspended because of it."""
     unconfirmed: float = 0.0
     """A limit (A) the charger may still apply on grid phases where it was never counted (its
     EV left or changed, its phases are no longer known) because no lower limit was confirmed

@@ -59,6 +59,8 @@ class ChargerControl:
     booted, so its rating) and in flight (`sent`). It never expires."""
     base_seq: int = 0
     """Numbers the base sends: an answer to an older one is ignored."""
+    connected_since: float | None = None
+    """Monotonic time we saw it connect (None: not connected, or not seen yet)."""
 
 
 @dataclass(slots=True)
@@ -101,6 +103,8 @@ class LoadState:
     bases_blocked: bool = False
     """A base raise did not fit: the others' lower bases, once confirmed, make room."""
     stopped: bool = False
+    started_at: float = -math.inf
+    """Monotonic time load management started (it knows nothing of the chargers before)."""
 
     def station_leases(self, station_id: str) -> Iterator[LeaseState]:
         """The leases of a station's connectors."""

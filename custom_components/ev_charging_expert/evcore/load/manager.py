@@ -74,6 +74,7 @@ class LoadManager:
             state.settings = settings
         if delivery is not None:
             state.delivery = delivery
+        state.started_at = site.clock.monotonic()
         self._snapshots = SnapshotBuilder(site, state)
         self._leases = LeaseSender(
             site, state, request_run=self.request_run, request_replan=self.request_replan
@@ -269,9 +270,12 @@ class LoadManager:
         if station is None or station.registration is not Registration.ACCEPTED:
             return
         control = self.state.controls.setdefault(station_id, ChargerControl())
+        now = self._site.clock.monotonic()
+        if station.connected and control.connected_since is None:
+            control.connected_since = now
         if not station.connected:
             control.base_installed = False
-            now = self._site.clock.monotonic()
+            control.connected_since = None
             if control.base.sent is not None:
                 # It may have applied the base in flight: count the higher of the two.
                 record_answer(control.base, accepted=None, now=now)
@@ -306,7 +310,9 @@ class LoadManager:
 
     def on_boot(self, station_id: str) -> None:
         """A charger booted: it may have lost its limits; count it at its rating again."""
-        self.state.controls[station_id] = ChargerControl()
+        connected = self._site.stations[station_id].connected
+        now = self._site.clock.monotonic()
+        self.state.controls[station_id] = ChargerControl(connected_since=now if connected else None)
         for lease in self.state.station_leases(station_id):
             lease.held = None
         self.request_run()

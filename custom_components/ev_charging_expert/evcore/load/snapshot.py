@@ -47,6 +47,10 @@ _EV_SAMPLE_MAX_AGE = timedelta(seconds=60)  # an older EV sample says nothing ab
 _EV_REACTION = 5.0  # s an EV may take to follow a new limit
 # A phase drawing more than this (A) counts as used when detecting the EV's phases.
 _PHASE_IN_USE = 1.0
+PROVISIONAL_GRACE = 60.0
+"""Seconds a charger that just connected (or that load management has not heard of since it
+started) counts at its rating only provisionally: the others are not suspended for it (see
+`ConnectorSnapshot.provisional`). Taking control of a charger takes about a second."""
 
 
 class SnapshotBuilder:
@@ -238,6 +242,7 @@ class SnapshotBuilder:
                     wants_current=False,
                     ev_phases=ev_phases(state_now),
                     fixed_load=None,
+                    provisional=False,
                     unconfirmed=self._unconfirmed(key, previous.wiring, state_now, previous.rating),
                 )
             else:
@@ -252,7 +257,10 @@ class SnapshotBuilder:
                         state.leases.pop(key, None)  # nothing left to remember
                     continue
                 carried = replace(
-                    previous, fixed_load=_on_wired_phases(previous.wiring, amps), unconfirmed=0.0
+                    previous,
+                    fixed_load=_on_wired_phases(previous.wiring, amps),
+                    provisional=False,
+                    unconfirmed=0.0,
                 )
             connectors.append(carried)
 
@@ -289,6 +297,7 @@ class SnapshotBuilder:
             charging_duration_s=duration,
             vip_station=config.vip,
             fixed_load=None if fixed is None else _on_wired_phases(cconfig.wiring, fixed),
+            provisional=fixed is not None and self._provisional(station, control, key, now),
             unconfirmed=unconfirmed,
         )
 
@@ -333,6 +342,28 @@ class SnapshotBuilder:
             lease.unplanned = True
         lease.pattern = drawn_on
         return committed if lease.unplanned else 0.0
+
+    def _provisional(
+        self, station: StationState, control: ChargerControl, key: ConnectorKey, now: float
+    ) -> bool:
+        """Whether a connector counted at its rating is so only until we know more.
+
+        That is a charger that just connected, until its configuration is read and its base
+        confirmed, and one we have not heard of since load management started (a restart);
+        for PROVISIONAL_GRACE at most. Not one that refuses our limits, nor one offline whose
+        lease or base we know.
+        """
+        if control.control in UNCONTROLLED:
+            return False
+        if station.connected:
+            since = control.connected_since
+        else:
+            lease = self._state.leases.get(key)
+            if lease is not None and lease.held is not None:
+                return False
+            since = None
+        start = self._state.started_at if since is None else since
+        return now < start + PROVISIONAL_GRACE
 
     def _fixed_load(
         self,
