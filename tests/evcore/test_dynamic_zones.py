@@ -17,6 +17,8 @@ from custom_components.ev_charging_expert.evcore.load.budgets import NEGATIVE_BU
 from custom_components.ev_charging_expert.evcore.meters.external import ExternalMeter
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from conftest_load import LoadEnv
 
     from custom_components.ev_charging_expert.evcore.events import AllocationUpdated
@@ -58,14 +60,23 @@ async def _read(env: LoadEnv, meter: ExternalMeter, building: float) -> None:
     await env.settle()
 
 
-async def test_evs_share_what_the_building_leaves_and_follow_a_load_step(env: LoadEnv) -> None:
-    meter = await _site(env)
-    await _read(env, meter, 20.0)
+async def _two_evs_charging(
+    env: LoadEnv,
+    meter: ExternalMeter,
+    read: Callable[[LoadEnv, ExternalMeter, float], Awaitable[None]],
+) -> None:
+    """The building takes 20 A; two EVs plug in, ramp and report, the meter follows."""
+    await read(env, meter, 20.0)
     await env.plug("S1")
     await env.plug("S2")
-    for _ in range(20):  # the EVs ramp and report, the meter follows
+    for _ in range(20):
         await env.advance(5.0, step=5.0)
-        await _read(env, meter, 20.0)
+        await read(env, meter, 20.0)
+
+
+async def test_evs_share_what_the_building_leaves_and_follow_a_load_step(env: LoadEnv) -> None:
+    meter = await _site(env)
+    await _two_evs_charging(env, meter, _read)
     # 63 - 20 - 1 A margin = 42 A for two EVs.
     assert env.lm.budgets["d"].budget[0] == pytest.approx(42.0, abs=0.2)
     assert _allowed(env) <= 42.0 + 1e-6
@@ -83,12 +94,7 @@ async def test_a_decrease_the_evs_have_not_followed_yet_does_not_shrink_the_budg
     follow). Counting the EVs at their new limit meanwhile would make the building look bigger
     and cut the budget again at every reading, down to nothing."""
     meter = await _site(env)
-    await _read(env, meter, 20.0)
-    await env.plug("S1")
-    await env.plug("S2")
-    for _ in range(20):
-        await env.advance(5.0, step=5.0)
-        await _read(env, meter, 20.0)
+    await _two_evs_charging(env, meter, _read)
     before = _allowed(env)
     assert before == pytest.approx(42.0, abs=0.2)
     # The building takes 15 A more; the EVs still draw what they drew, for 4 s of readings.
@@ -112,12 +118,7 @@ async def test_an_ev_suspended_by_a_load_spike_resumes_after_the_resume_delay(
     the resume delay (60 s), not at the next revisit (15 min). The meter sees each EV's
     reported draw, or less at once when its limit went down (the charger enforces it)."""
     meter = await _site(env)
-    await _read_physical(env, meter, 20.0)
-    await env.plug("S1")
-    await env.plug("S2")
-    for _ in range(20):
-        await env.advance(5.0, step=5.0)
-        await _read_physical(env, meter, 20.0)
+    await _two_evs_charging(env, meter, _read_physical)
     assert sorted(env.limits().values()) == [21.0, 21.0]
     start = env.clock.monotonic()
     await _read_physical(env, meter, 55.0)  # 7 A left: one EV at its minimum
@@ -175,12 +176,7 @@ async def test_a_meter_that_does_not_see_our_evs_is_reported_after_five_minutes(
     updates: list[AllocationUpdated] = []
     env.lm.subscribe(updates.append)
     meter = await _site(env, max_age=60.0)
-    await _read(env, meter, 20.0)
-    await env.plug("S1")
-    await env.plug("S2")
-    for _ in range(20):
-        await env.advance(5.0, step=5.0)
-        await _read(env, meter, 20.0)
+    await _two_evs_charging(env, meter, _read)
     assert sorted(env.limits().values()) == [21.0, 21.0]
     assert env.lm.negative_building_loads == {}
 

@@ -77,6 +77,21 @@ async def two_charging_in_b(env: LoadEnv) -> tuple[TestCharger, TestCharger]:
     return s5, s6
 
 
+async def single_phase_evs_on_every_phase_of_b(env: LoadEnv) -> None:
+    """X, Y, Z in B (32 A) on TRI123, TRI231, TRI312, each with a single-phase EV: each on its
+    own grid phase, they all get 32 A."""
+    env.set_zones(*SITE)
+    for sid in ("X", "Y", "Z"):
+        await env.add_charger(sid)
+    env.place("X", "B", {1: TRI123})
+    env.place("Y", "B", {1: TRI231})
+    env.place("Z", "B", {1: TRI312})
+    for sid in ("X", "Y", "Z"):
+        await env.plug(sid, phases=1)
+    await env.converge()
+    assert assert_delivered(env) == {K("X", 1): 32.0, K("Y", 1): 32.0, K("Z", 1): 32.0}
+
+
 def assert_delivered(env: LoadEnv) -> dict[str, float]:
     """Every charger holds what the allocator decided (rounded down to 0.1 A)."""
     limits = env.limits()
@@ -624,18 +639,8 @@ async def test_new_ev_on_a_connector_that_last_saw_a_single_phase_ev(env, meter_
     Many chargers send no MeterValues after StopTransaction, so the last per-phase currents
     of the previous EV stay in the connector's state.
     """
-    env.set_zones(*SITE)
-    for sid in ("X", "Y", "Z"):
-        cp = await env.add_charger(sid)
-        cp.meter_values_after_stop = meter_values_after_stop
-    env.place("X", "B", {1: TRI123})
-    env.place("Y", "B", {1: TRI231})
-    env.place("Z", "B", {1: TRI312})
-    for sid in ("X", "Y", "Z"):
-        await env.plug(sid, phases=1)
-    await env.converge()
-    # Each single-phase EV on its own grid phase: all get 32 A.
-    assert assert_delivered(env) == {K("X", 1): 32.0, K("Y", 1): 32.0, K("Z", 1): 32.0}
+    await single_phase_evs_on_every_phase_of_b(env)
+    env.sims["X"].meter_values_after_stop = meter_values_after_stop
     await env.unplug("X")
     await env.converge()
     await env.advance(30)
@@ -655,16 +660,7 @@ async def test_stuck_charger_whose_single_phase_ev_leaves(env):
     from the moment its EV leaves and lower Y and Z — not only once X's unanswered change
     times out (30 s) and X is disconnected.
     """
-    env.set_zones(*SITE)
-    for sid in ("X", "Y", "Z"):
-        await env.add_charger(sid)
-    env.place("X", "B", {1: TRI123})
-    env.place("Y", "B", {1: TRI231})
-    env.place("Z", "B", {1: TRI312})
-    for sid in ("X", "Y", "Z"):
-        await env.plug(sid, phases=1)
-    await env.converge()
-    assert assert_delivered(env) == {K("X", 1): 32.0, K("Y", 1): 32.0, K("Z", 1): 32.0}
+    await single_phase_evs_on_every_phase_of_b(env)
     env.sims["X"].profile_mode = "ignore"
     await env.unplug("X")  # the checker runs here: Y and Z were lowered already
     await env.settle()
@@ -682,15 +678,7 @@ async def test_stuck_charger_whose_single_phase_ev_pauses_then_leaves(env):
     """A paused EV is still the same single-phase EV: X's 32 A stays on grid L1 and Y and Z
     keep charging (it is counted on every phase while paused, as any EV whose phases are not
     seen). Only when it leaves may X's 32 A land on L2 and L3: then Y and Z make room."""
-    env.set_zones(*SITE)
-    for sid in ("X", "Y", "Z"):
-        await env.add_charger(sid)
-    env.place("X", "B", {1: TRI123})
-    env.place("Y", "B", {1: TRI231})
-    env.place("Z", "B", {1: TRI312})
-    for sid in ("X", "Y", "Z"):
-        await env.plug(sid, phases=1)
-    await env.converge()
+    await single_phase_evs_on_every_phase_of_b(env)
     env.sims["X"].profile_mode = "ignore"
     env.sims["X"].reconnect_delay = (3600.0, 3600.0)
     ev = env.sims["X"].connectors[1].ev
@@ -712,15 +700,7 @@ async def test_single_phase_ev_leaving_lends_its_phases_back_once_confirmed(env)
     """The same departure with X answering: Y and Z dip to 0 A until X confirms 0 A (its
     32 A could land on their phases meanwhile), then get their 32 A back (the cost of that
     caution: their EVs pause, and are counted on every phase until they draw again)."""
-    env.set_zones(*SITE)
-    for sid in ("X", "Y", "Z"):
-        await env.add_charger(sid)
-    env.place("X", "B", {1: TRI123})
-    env.place("Y", "B", {1: TRI231})
-    env.place("Z", "B", {1: TRI312})
-    for sid in ("X", "Y", "Z"):
-        await env.plug(sid, phases=1)
-    await env.converge()
+    await single_phase_evs_on_every_phase_of_b(env)
     await env.unplug("X")
     await env.settle()
     assert env.lm.leases[K("X", 1)].held == 0.0

@@ -35,6 +35,13 @@ def zone_subentries() -> list:
     ]
 
 
+async def _set_minimum(hass: HomeAssistant, station_id: str, amps: float) -> None:
+    number = entity_id(hass, "number", f"{station_id}_minimum_override")
+    await hass.services.async_call(
+        NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: number, "value": amps}, blocking=True
+    )
+
+
 async def test_stations_show_their_degraded_current_and_scale_to_the_zone(
     hass: HomeAssistant, hub: EvChargingHub, connect_charger: ConnectCharger
 ) -> None:
@@ -43,12 +50,7 @@ async def test_stations_show_their_degraded_current_and_scale_to_the_zone(
     await connect_charger("W")
     for station_id in ("P1", "P2", "W"):
         await select(hass, f"{station_id}_zone", "Parking")
-    await hass.services.async_call(
-        NUMBER_DOMAIN,
-        SERVICE_SET_VALUE,
-        {ATTR_ENTITY_ID: entity_id(hass, "number", "W_minimum_override"), "value": 10},
-        blocking=True,
-    )
+    await _set_minimum(hass, "W", 10)
     await hass.async_block_till_done()
     # The guide's example: 12 + 12 + 10 A of minimums in 51 A: scale 1.5.
     degraded = {
@@ -63,12 +65,7 @@ async def test_minimums_that_do_not_fit_raise_a_repair(
 ) -> None:
     await connect_charger("A")
     await select(hass, "A_zone", "Parking")
-    await hass.services.async_call(
-        NUMBER_DOMAIN,
-        SERVICE_SET_VALUE,
-        {ATTR_ENTITY_ID: entity_id(hass, "number", "A_minimum_override"), "value": 60},
-        blocking=True,
-    )
+    await _set_minimum(hass, "A", 60)
     await hass.async_block_till_done()
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static")
     assert issue is not None
@@ -76,12 +73,7 @@ async def test_minimums_that_do_not_fit_raise_a_repair(
     state = hass.states.get(entity_id(hass, "sensor", "A_degraded_current"))
     assert state.state == "0.0"
 
-    await hass.services.async_call(
-        NUMBER_DOMAIN,
-        SERVICE_SET_VALUE,
-        {ATTR_ENTITY_ID: entity_id(hass, "number", "A_minimum_override"), "value": 0},
-        blocking=True,
-    )
+    await _set_minimum(hass, "A", 0)
     await hass.async_block_till_done()
     assert ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static") is None
 
@@ -115,12 +107,7 @@ async def test_the_degraded_zero_repair_gives_the_figures_and_what_to_change(
     for station_id in ("A", "B", "C"):
         await connect_charger(station_id)
         await select(hass, f"{station_id}_zone", "Parking")
-    await hass.services.async_call(
-        NUMBER_DOMAIN,
-        SERVICE_SET_VALUE,
-        {ATTR_ENTITY_ID: entity_id(hass, "number", "A_minimum_override"), "value": 40},
-        blocking=True,
-    )
+    await _set_minimum(hass, "A", 40)
     await hass.async_block_till_done()
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static")
     assert issue is not None
