@@ -107,6 +107,7 @@ ISSUE_UNASSIGNED: Final = "unassigned_stations"
 ISSUE_UNCONTROLLABLE: Final = "uncontrollable_charger"
 ISSUE_ORPHAN_ZONE: Final = "orphan_zone"
 ISSUE_DEGRADED_ZERO: Final = "degraded_zero"
+ISSUE_NEGATIVE_BUILDING: Final = "negative_building_load"
 
 # A station in no zone: the zone select's option, a name no zone may take.
 UNASSIGNED: Final = "unassigned"

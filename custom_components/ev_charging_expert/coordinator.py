@@ -54,6 +54,7 @@ from .issues import (
     clear_uncontrollable,
     raise_pending,
     raise_uncontrollable,
+    sync_building_warnings,
     sync_degraded,
     sync_orphans,
     sync_unassigned,
@@ -96,6 +97,7 @@ class EvChargingCoordinator:
         self.zones: dict[str, ZoneConfig] = {}
         self._known_zones: set[str] = set()
         self._degraded_issues: set[str] = set()
+        self._building_issues: set[str] = set()
         self._unsubscribe = self.controller.subscribe(self._on_event)
         self._unsubscribe_admission = self.controller.subscribe(admission_listener(hass))
 
@@ -275,6 +277,13 @@ class EvChargingCoordinator:
         entry_id = self.entry.entry_id
         for station_id in update.stations:
             async_dispatcher_send(self.hass, signal_station(entry_id, station_id))
+        if update.building_warnings_changed:
+            self._building_issues = sync_building_warnings(
+                self.hass,
+                self.controller.load.negative_building_loads,
+                self.zones,
+                self._building_issues,
+            )
         if update.degraded_problems_changed:
             self._degraded_issues = sync_degraded(
                 self.hass, self.controller.degraded_problems(), self.zones, self._degraded_issues

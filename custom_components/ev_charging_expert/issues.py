@@ -9,6 +9,7 @@ from homeassistant.helpers import issue_registry as ir
 from .const import (
     DOMAIN,
     ISSUE_DEGRADED_ZERO,
+    ISSUE_NEGATIVE_BUILDING,
     ISSUE_ORPHAN_ZONE,
     ISSUE_PENDING_CHARGER,
     ISSUE_UNASSIGNED,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
 
     from .evcore.config import ZoneConfig
+    from .evcore.load.budgets import NegativeBuildingLoad
 
 _LISTED = 10  # stations named in a repair; the count says the rest
 
@@ -103,6 +105,26 @@ def sync_degraded(
             {"zone": zone.name if zone else zone_id, "reason": reason},
         )
     return set(problems)
+
+
+def sync_building_warnings(
+    hass: HomeAssistant,
+    warnings: Mapping[str, NegativeBuildingLoad],
+    zones: Mapping[str, ZoneConfig],
+    raised: set[str],
+) -> set[str]:
+    """One repair per dynamic zone whose meter reads less than its EVs draw; returns them."""
+    for zone_id in raised - warnings.keys():
+        clear_issue(hass, f"{ISSUE_NEGATIVE_BUILDING}_{zone_id}")
+    for zone_id, warning in warnings.items():
+        zone = zones.get(zone_id)
+        raise_issue(
+            hass,
+            f"{ISSUE_NEGATIVE_BUILDING}_{zone_id}",
+            ISSUE_NEGATIVE_BUILDING,
+            {"zone": zone.name if zone else zone_id, "figures": warning.summary()},
+        )
+    return set(warnings)
 
 
 def sync_orphans(hass: HomeAssistant, orphans: Iterable[str]) -> None:

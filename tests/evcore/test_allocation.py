@@ -510,6 +510,50 @@ def test_uncontrolled_load_above_the_budget_leaves_nothing_and_is_not_a_guard_vi
     assert check(snapshot, allocation) == []
 
 
+def test_unconfirmed_limit_is_counted_on_its_pattern_and_lowers_the_others_at_once():
+    """X's single-phase EV left while X holds 32 A (not confirmed lower yet): that limit may
+    now land on every phase. Y (grid L2) and Z (grid L3) get 0 A meanwhile, without being
+    suspended: once X confirms 0 A, they get 32 A back at once."""
+    tri231, tri312 = Wiring.TRI231, Wiring.TRI312
+    evs = [
+        ev("x", wants=False, unconfirmed=32.0),
+        ev("y", wiring=tri231, ev_phases=1),
+        ev("z", wiring=tri312, ev_phases=1),
+    ]
+    _, first = run([zone("z", 32)], evs)
+    assert setpoints(first) == {"x": 0.0, "y": 0.0, "z": 0.0}
+    assert first.reasons["y"] is Reason.SUSPENDED_NO_CAPACITY
+    assert first.zones["z"].fixed == (32.0, 32.0, 32.0)
+    assert first.state.running == {"y", "z"}
+    assert not first.state.suspended
+    evs[0] = ev("x", wants=False)
+    second = step(first, [zone("z", 32)], evs, now=1.0)
+    assert setpoints(second) == {"x": 0.0, "y": 32.0, "z": 32.0}
+
+
+def test_ev_plugged_on_a_connector_held_at_an_unconfirmed_limit_gets_nothing_until_confirmed():
+    evs = [ev("x", unconfirmed=16.0), mono("y")]
+    snapshot, allocation = run([zone("z", 32)], evs)
+    assert setpoints(allocation) == {"x": 0.0, "y": 16.0}
+    assert allocation.reasons["x"] is Reason.SUSPENDED_NO_CAPACITY
+    assert "x" not in allocation.state.suspended | allocation.state.running
+    unsafe = replace(allocation, setpoints={"x": 6.0, "y": 16.0})
+    assert check(snapshot, unsafe) == ["connector x: 6.0 A while held at an unconfirmed limit"]
+
+
+def test_a_charger_not_under_control_yet_takes_its_rating_without_suspending_anyone():
+    """A charger that just connected counts at its rating until its base is confirmed; the EV
+    it leaves no room for gets 0 A meanwhile, but is not suspended: no resume delay."""
+    evs = [mono("a"), mono("new", fixed_load=(32.0, 0.0, 0.0), provisional=True)]
+    _, first = run([zone("z", 32)], evs)
+    assert setpoints(first) == {"a": 0.0}
+    assert first.reasons["new"] is Reason.UNCONTROLLED
+    assert first.state.running == {"a", "new"}
+    assert not first.state.suspended
+    second = step(first, [zone("z", 32)], [mono("a"), mono("new")], now=1.0)
+    assert setpoints(second) == {"a": 16.0, "new": 16.0}
+
+
 @pytest.mark.parametrize("budget", [-5.0, math.nan, 0.0])
 def test_negative_nan_or_zero_budget_counts_as_zero(budget):
     _, allocation = run([zone("z", budget)], [mono("a")])

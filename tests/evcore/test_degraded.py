@@ -116,3 +116,65 @@ def test_a_charger_we_cannot_control_takes_its_rating_first() -> None:
     plan = degraded_plan(zones, stations, IEC)
     assert plan.station["P1"] == 0.0
     assert "64 A of which chargers we cannot control" in plan.problems["park"]
+
+
+def test_more_stations_than_the_zone_holds_at_their_minimum_all_get_zero_and_say_so() -> None:
+    zones = _zones(ZoneConfig("z", "Parking", 32.0))
+    stations = _stations(*(StationNeeds(f"S{i}", "z", (TRI,)) for i in range(6)))
+    plan = degraded_plan(zones, stations, IEC)
+    assert set(plan.station.values()) == {0.0}
+    shortfall = plan.shortfalls["z"]
+    assert (shortfall.stations, shortfall.needed, shortfall.capacity, shortfall.fit) == (
+        6,
+        36.0,
+        32.0,
+        5,
+    )
+    assert (
+        plan.problems["z"]
+        == shortfall.summary()
+        == (
+            "degraded: all stations 0 A because 6 stations x 6 A (minimum current) = 36 A > 32 A "
+            "that zone 'Parking' can give without Home Assistant (its maximum); 5 of them would fit"
+        )
+    )
+    # Five of them fit: each gets 32 / 30 of its minimum.
+    del stations["S5"]
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.shortfalls == {}
+    assert set(plan.station.values()) == {6.4}
+
+
+def test_a_short_parent_is_named_with_its_sub_zones_stations() -> None:
+    zones = _zones(
+        ZoneConfig("root", "Main", 20.0),
+        ZoneConfig("a", "A", 63.0, parent_id="root"),
+        ZoneConfig("d", "D", 63.0, parent_id="root", mode=ZoneMode.DYNAMIC, degraded_setpoint=32),
+    )
+    stations = _stations(
+        StationNeeds("A1", "a", (TRI, TRI)),
+        StationNeeds("A2", "a", (TRI,)),
+        StationNeeds("D1", "d", (TRI,), degraded_override=10.0),
+    )
+    plan = degraded_plan(zones, stations, IEC)
+    assert plan.station == {"A1": 0.0, "A2": 0.0, "D1": 0.0}
+    assert plan.shortfalls["a"] == plan.shortfalls["d"]
+    shortfall = plan.shortfalls["a"]
+    assert (shortfall.zone_id, shortfall.stations, shortfall.needed, shortfall.each) == (
+        "root",
+        3,
+        28.0,
+        None,
+    )
+    assert shortfall.fit == 2
+    assert "3 stations need 28 A (minimum currents)" in shortfall.summary()
+    dynamic = degraded_plan(
+        _zones(ZoneConfig("d", "D", 63.0, mode=ZoneMode.DYNAMIC, degraded_setpoint=8.0)),
+        _stations(StationNeeds("D1", "d", (TRI,), degraded_override=10.0)),
+        IEC,
+    )
+    assert dynamic.shortfalls["d"].summary() == (
+        "degraded: all stations 0 A because 1 station x 10 A (degraded current) = 10 A > 8 A "
+        "that zone 'D' can give without Home Assistant (its degraded setpoint); 0 of them "
+        "would fit"
+    )

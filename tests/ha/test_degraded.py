@@ -11,6 +11,8 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 
 from custom_components.ev_charging_expert.const import DOMAIN
+from custom_components.ev_charging_expert.evcore.events import AllocationUpdated
+from custom_components.ev_charging_expert.evcore.load.budgets import NegativeBuildingLoad
 
 from .conftest import entity_id, zone_subentry
 from .test_load_entities import select
@@ -33,6 +35,13 @@ def zone_subentries() -> list:
     ]
 
 
+async def _set_minimum(hass: HomeAssistant, station_id: str, amps: float) -> None:
+    number = entity_id(hass, "number", f"{station_id}_minimum_override")
+    await hass.services.async_call(
+        NUMBER_DOMAIN, SERVICE_SET_VALUE, {ATTR_ENTITY_ID: number, "value": amps}, blocking=True
+    )
+
+
 async def test_stations_show_their_degraded_current_and_scale_to_the_zone(
     hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
 ) -> None:
@@ -41,12 +50,7 @@ async def test_stations_show_their_degraded_current_and_scale_to_the_zone(
     await connect_charger("W")
     for station_id in ("P1", "P2", "W"):
         await select(hass, f"{station_id}_zone", "Parking")
-    await hass.services.async_call(
-        NUMBER_DOMAIN,
-        SERVICE_SET_VALUE,
-        {ATTR_ENTITY_ID: entity_id(hass, "number", "W_minimum_override"), "value": 10},
-        blocking=True,
-    )
+    await _set_minimum(hass, "W", 10)
     await hass.async_block_till_done()
     # The guide's example: 12 + 12 + 10 A of minimums in 51 A: scale 1.5.
     degraded = {
@@ -61,12 +65,7 @@ async def test_minimums_that_do_not_fit_raise_a_repair(
 ) -> None:
     await connect_charger("A")
     await select(hass, "A_zone", "Parking")
-    await hass.services.async_call(
-        NUMBER_DOMAIN,
-        SERVICE_SET_VALUE,
-        {ATTR_ENTITY_ID: entity_id(hass, "number", "A_minimum_override"), "value": 60},
-        blocking=True,
-    )
+    await _set_minimum(hass, "A", 60)
     await hass.async_block_till_done()
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static")
     assert issue is not None
@@ -74,12 +73,7 @@ async def test_minimums_that_do_not_fit_raise_a_repair(
     state = hass.states.get(entity_id(hass, "sensor", "A_degraded_current"))
     assert state.state == "0.0"
 
-    await hass.services.async_call(
-        NUMBER_DOMAIN,
-        SERVICE_SET_VALUE,
-        {ATTR_ENTITY_ID: entity_id(hass, "number", "A_minimum_override"), "value": 0},
-        blocking=True,
-    )
+    await _set_minimum(hass, "A", 0)
     await hass.async_block_till_done()
     assert ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static") is None
 
@@ -105,3 +99,39 @@ async def test_dc_station_has_no_degraded_current(
     )
     await hass.async_block_till_done()
     assert hass.states.get(entity_id(hass, "sensor", "DC1_degraded_current")).state == "unknown"
+
+
+async def test_the_degraded_zero_repair_gives_the_figures_and_what_to_change(
+    hass: HomeAssistant, hub: EvChargingCoordinator, connect_charger: ConnectCharger
+) -> None:
+    for station_id in ("A", "B", "C"):
+        await connect_charger(station_id)
+        await select(hass, f"{station_id}_zone", "Parking")
+    await _set_minimum(hass, "A", 40)
+    await hass.async_block_till_done()
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "degraded_zero_static")
+    assert issue is not None
+    assert issue.translation_placeholders["reason"] == hub.controller.degraded_problems()["static"]
+    assert "3 stations need 52 A" in issue.translation_placeholders["reason"]
+    assert "2 of them would fit" in issue.translation_placeholders["reason"]
+
+
+async def test_a_zone_whose_meter_does_not_see_the_evs_raises_a_repair_with_the_figures(
+    hass: HomeAssistant, hub: EvChargingCoordinator
+) -> None:
+    state = hub.controller.load.state
+    state.negative_building["dyn"] = NegativeBuildingLoad(
+        "dyn", 0.0, (5.0, 5.0, 5.0), (40.0, 0.0, 0.0), (-35.0, 5.0, 5.0)
+    )
+    state.building_warnings = frozenset({"dyn"})
+    hub._on_allocation(AllocationUpdated(frozenset(), frozenset(), building_warnings_changed=True))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "negative_building_load_dyn")
+    assert issue is not None
+    assert issue.translation_placeholders["zone"] == "Building"
+    assert (
+        "L1: measured 5.0 A, our EVs 40.0 A, building -35.0 A"
+        in (issue.translation_placeholders["figures"])
+    )
+    state.building_warnings = frozenset()
+    hub._on_allocation(AllocationUpdated(frozenset(), frozenset(), building_warnings_changed=True))
+    assert ir.async_get(hass).async_get_issue(DOMAIN, "negative_building_load_dyn") is None

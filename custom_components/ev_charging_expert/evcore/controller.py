@@ -16,6 +16,7 @@ class; nobody else wires Site, the central system, load management and the meter
 
 from __future__ import annotations
 
+from dataclasses import replace
 import logging
 from typing import TYPE_CHECKING
 
@@ -172,12 +173,7 @@ class Controller:
             if previous.get(z) != self._zone_views.get(z)
         }
         if changed != update.zones:
-            update = AllocationUpdated(
-                update.connectors,
-                frozenset(changed),
-                update.stations,
-                update.degraded_problems_changed,
-            )
+            update = replace(update, zones=frozenset(changed))
         self._emit(update)
 
     # ------------------------------------------------------------------ configuration

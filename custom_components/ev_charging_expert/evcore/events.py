@@ -201,6 +201,8 @@ class AllocationUpdated(Event):
     """Stations whose degraded current changed."""
     degraded_problems_changed: bool = False
     """The zones whose stations get 0 A in degraded mode (and why) changed."""
+    building_warnings_changed: bool = False
+    """The dynamic zones whose building load stays clearly negative (wrong meter) changed."""
 
 
 # ---------------------------------------------------------------------- meters

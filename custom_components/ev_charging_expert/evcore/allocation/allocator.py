@@ -7,6 +7,7 @@ connectors there, must stay within the zone's budget on that phase.
 Steps.
 
 1. Classify connectors: uncontrolled (fixed load, subtracted from every constraint it loads),
+   held at an unconfirmed limit (the same, on the grid phases of its pattern; it gets 0 A),
    not charging, maximum below the minimum current, or a candidate. Candidates form two tiers:
    VIP (card or station) first, then everyone else.
 2. Per tier, in order, against what the fixed loads and the previous tier left:
@@ -26,11 +27,20 @@ Steps.
       at which constraints become full. Cost: O(n log n) for sorting plus O(cells x depth)
       per event; no per-connector work inside the sweep.
 3. Setpoints are rounded down to the resolution, never below the minimum.
+
+Unconfirmed limits go away as soon as their chargers confirm 0 A, and provisional fixed loads
+(chargers that just connected, counted at their rating until we control them) as soon as
+their base is confirmed: usually within a second. So who is admitted and who is suspended (and
+the state kept for the next run) is decided as if they were settled already; an admitted EV
+whose minimum does not fit beside them gets 0 A for now without being suspended, and gets its
+share at the next run instead of after the resume delay (after a reconnection storm, the
+whole site would otherwise wait that long).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from heapq import heappop, heappush
 import math
 from types import MappingProxyType
@@ -49,6 +59,7 @@ from .phases import NUM_PHASES, THREE_PHASE
 
 if TYPE_CHECKING:
     from ..keys import ConnectorKey
+    from .model import ConnectorSnapshot
 
 EPSILON = 1e-9
 """Slack (A) for floating-point noise when testing whether a minimum fits."""
@@ -65,6 +76,9 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
     Pure and deterministic: the result depends only on the snapshot (not on the order of its
     zones and connectors). Pass `result.state` back in the next snapshot.
     """
+    plan: Allocation | None = None
+    if any(_settled(c) is not c for c in snapshot.connectors):
+        plan = allocate(replace(snapshot, connectors=tuple(map(_settled, snapshot.connectors))))
     settings = snapshot.settings
     index = snapshot.zone_index
     state = snapshot.state
@@ -94,21 +108,26 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
         if not tier:
             continue
         tier.sort()
-        admitted, held_back = _admit(
-            tier,
-            residual,
-            state,
-            reevaluate=reevaluate,
-            resume_from=now - settings.resume_delay,
-            resumed=resumed,
-        )
+        if plan is None:
+            admitted, held_back = _admit(
+                tier,
+                residual,
+                state,
+                reevaluate=reevaluate,
+                resume_from=now - settings.resume_delay,
+                resumed=resumed,
+            )
+        else:
+            admitted = [cand for cand in tier if cand[1] in plan.state.running]
+            held_back = [(c[1], plan.reasons[c[1]]) for c in tier if c[1] in plan.state.suspended]
         for cid, reason in held_back:
             reasons[cid] = reason
             setpoints[cid] = 0.0
             suspended.append(cid)
         if admitted:
+            served = admitted if plan is None else _room_now(admitted, residual, setpoints, reasons)
             limits = _fill(
-                admitted,
+                served,
                 residual,
                 allocated,
                 settings.resolution,
@@ -128,6 +147,14 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
         )
         for z, zone in enumerate(zones)
     }
+    if plan is not None:
+        return replace(
+            plan,
+            setpoints=MappingProxyType(setpoints),
+            reasons=MappingProxyType(reasons),
+            limited_by=MappingProxyType(limited_by),
+            zones=MappingProxyType(zone_allocations),
+        )
     previous_since = state.suspended_since
     since = {cid: previous_since.get(cid, now) for cid in suspended}
     since = {cid: min(t, now) for cid, t in since.items()}  # a clock gone back
@@ -150,13 +177,25 @@ def allocate(snapshot: SiteSnapshot) -> Allocation:
     )
 
 
+def _settled(c: ConnectorSnapshot) -> ConnectorSnapshot:
+    """The connector once its charger has confirmed 0 A, or that we control it."""
+    if c.fixed_load is not None:
+        return replace(c, fixed_load=None, provisional=False) if c.provisional else c
+    if c.unconfirmed > 0:
+        return replace(c, wants_current=False, unconfirmed=0.0)
+    return c
+
+
 def _classify(
     snapshot: SiteSnapshot,
     fixed: list[float],
     setpoints: dict[ConnectorKey, float],
     reasons: dict[ConnectorKey, Reason],
 ) -> tuple[list[_Candidate], list[_Candidate]]:
-    """Sort connectors out; add fixed loads; return the VIP and the regular candidates."""
+    """Sort connectors out; add fixed loads; return the VIP and the regular candidates.
+
+    Unconfirmed limits count as fixed loads.
+    """
     index = snapshot.zone_index
     position = index.position
     paths = index.paths
@@ -178,11 +217,19 @@ def _classify(
                 fixed[k + 1] += f2
                 fixed[k + 2] += f3
             continue
+        pattern = c.pattern
+        if c.unconfirmed > 0:
+            # Its limit may land where nobody counted it: it takes that room, and gets
+            # nothing more until its charger confirms a new limit.
+            for k in constraints[z][pattern]:
+                fixed[k] += c.unconfirmed
+            reasons[cid] = Reason.SUSPENDED_NO_CAPACITY if c.wants_current else Reason.NOT_CHARGING
+            setpoints[cid] = 0.0
+            continue
         if not c.wants_current:
             reasons[cid] = Reason.NOT_CHARGING
             setpoints[cid] = 0.0
             continue
-        pattern = c.pattern
         minimum = three if pattern == THREE_PHASE else single
         if c.limit < minimum:
             reasons[cid] = Reason.BELOW_MINIMUM
@@ -240,6 +287,27 @@ def _admit(
         else:
             suspended.append((cand[1], _why(cand, residual)))
     return admitted, suspended
+
+
+def _room_now(
+    admitted: list[_Candidate],
+    residual: list[float],
+    setpoints: dict[ConnectorKey, float],
+    reasons: dict[ConnectorKey, Reason],
+) -> list[_Candidate]:
+    """The admitted whose minimum fits beside the unconfirmed limits, in priority order.
+
+    The others get 0 A for now, without being suspended (see the module docstring).
+    """
+    avail = residual.copy()
+    served: list[_Candidate] = []
+    for cand in admitted:
+        if _fits(cand, avail):
+            served.append(cand)
+        else:
+            reasons[cand[1]] = _why(cand, residual)
+            setpoints[cand[1]] = 0.0
+    return served
 
 
 def _fits(cand: _Candidate, avail: list[float]) -> bool:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ..keys import ConnectorKey
-    from .model import Allocation, Phases, SiteSnapshot
+    from .model import Allocation, ConnectorSnapshot, Phases, SiteSnapshot
 
 TOLERANCE = 1e-6
 """Amperes of floating-point noise tolerated before a limit counts as violated."""
@@ -27,10 +27,10 @@ def check(snapshot: SiteSnapshot, allocation: Allocation) -> list[str]:
 
     Checked: every controllable connector has a setpoint, which is a number, 0 or at least the
     minimum current, and at most the connector's maximum; no setpoint for an unknown or an
-    uncontrolled connector; on every grid phase of every zone (sub-zones included), the
-    setpoints fit in what the budget leaves after the uncontrolled loads. A zone phase that the
-    uncontrolled loads alone overload is not a violation of the allocation, unless it also
-    gives current there.
+    uncontrolled connector, 0 A for one held at an unconfirmed limit; on every grid phase of
+    every zone (sub-zones included), the setpoints fit in what the budget leaves after the
+    uncontrolled loads and the unconfirmed limits. A zone phase that those alone overload is
+    not a violation of the allocation, unless it also gives current there.
     """
     index = snapshot.zone_index
     nk = NUM_PHASES * len(index.zones)
@@ -68,8 +68,6 @@ def _connector_problems(
     """Check each connector's setpoint; add up loads per constraint; return setpoints seen."""
     index = snapshot.zone_index
     position, constraints, paths = index.position, index.constraints, index.paths
-    standard = snapshot.settings.minimum_standard
-    single, three = standard.single_phase, standard.three_phase
     known = 0
     for c in snapshot.connectors:
         cid = c.connector_id
@@ -83,18 +81,39 @@ def _connector_problems(
                 problems.append(f"connector {cid}: setpoint for an uncontrolled connector")
         elif value is None:
             problems.append(f"connector {cid}: no setpoint")
-        elif not value >= 0:
-            problems.append(f"connector {cid}: invalid setpoint {value!r}")
-        elif value > 0:
-            minimum = three if c.pattern == THREE_PHASE else single
-            if not minimum - TOLERANCE <= value <= c.limit + TOLERANCE:
-                problems.append(
-                    f"connector {cid}: {value} A is outside [{minimum}, {c.limit}] A "
-                    "(minimum current, maximum current)"
-                )
+        elif c.unconfirmed > 0:
             for k in constraints[z][c.pattern]:
-                given[k] += value
+                fixed[k] += c.unconfirmed
+            if value != 0:
+                problems.append(f"connector {cid}: {value} A while held at an unconfirmed limit")
+        else:
+            _check_setpoint(
+                snapshot, c, value, constraints[z][c.pattern], given=given, problems=problems
+            )
     return known
+
+
+def _check_setpoint(
+    snapshot: SiteSnapshot,
+    c: ConnectorSnapshot,
+    value: float,
+    constraints: tuple[int, ...],
+    *,
+    given: list[float],
+    problems: list[str],
+) -> None:
+    if not value >= 0:
+        problems.append(f"connector {c.connector_id}: invalid setpoint {value!r}")
+    elif value > 0:
+        standard = snapshot.settings.minimum_standard
+        minimum = standard.three_phase if c.pattern == THREE_PHASE else standard.single_phase
+        if not minimum - TOLERANCE <= value <= c.limit + TOLERANCE:
+            problems.append(
+                f"connector {c.connector_id}: {value} A is outside [{minimum}, {c.limit}] A "
+                "(minimum current, maximum current)"
+            )
+        for k in constraints:
+            given[k] += value
 
 
 def _add_fixed(load: Phases, path: tuple[int, ...], fixed: list[float]) -> None:

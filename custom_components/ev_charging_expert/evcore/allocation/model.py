@@ -122,6 +122,15 @@ class ConnectorSnapshot:
     vip_station: bool = False
     fixed_load: Phases | None = None
     """Set for a connector we cannot control: counted at these amps per *grid* phase."""
+    provisional: bool = False
+    """Its `fixed_load` holds only until its charger is under control (its configuration
+    read, its base confirmed: a charger that just connected): who runs is decided as if it
+    were controlled already, so the others are not suspended because of it."""
+    unconfirmed: float = 0.0
+    """A limit (A) the charger may still apply on grid phases where it was never counted (its
+    EV left or changed, its phases are no longer known) because no lower limit was confirmed
+    since: counted on every grid phase of `pattern`, and the connector gets 0 A until the
+    charger confirms a new limit (then its room is given away)."""
     pattern: int = field(init=False, repr=False)
     """Where the setpoint lands on the grid (see `phases.load_pattern`)."""
     limit: float = field(init=False, repr=False)
@@ -144,6 +153,7 @@ class ConnectorSnapshot:
                 raise ValueError(f"{self.connector_id}: fixed_load needs one value per phase")
             for value in self.fixed_load:
                 _non_negative(self.connector_id, "fixed_load", value)
+        _non_negative(self.connector_id, "unconfirmed", self.unconfirmed)
         object.__setattr__(self, "pattern", load_pattern(self.wiring, self.ev_phases))
         object.__setattr__(self, "limit", float(limit))
 
@@ -274,7 +284,7 @@ class ZoneAllocation:
     zone_id: str
     budget: Phases
     fixed: Phases
-    """Load of uncontrolled connectors."""
+    """Load of uncontrolled connectors, and the unconfirmed limits still counted."""
     allocated: Phases
     """Sum of the setpoints given."""
 

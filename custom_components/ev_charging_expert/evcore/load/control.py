@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..keys import ConnectorKey
     from ..meters.external import MeterSource
     from ..site import Site
-    from .budgets import ZoneBudgetInfo
+    from .budgets import NegativeBuildingLoad, ZoneBudgetInfo
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class ChargerControl:
     booted, so its rating) and in flight (`sent`). It never expires."""
     base_seq: int = 0
     """Numbers the base sends: an answer to an older one is ignored."""
+    connected_since: float | None = None
+    """Monotonic time we saw it connect (None: not connected, or not seen yet)."""
 
 
 @dataclass(slots=True)
@@ -82,6 +84,10 @@ class LoadState:
     zone_meters: dict[str, MeterSource] = field(default_factory=dict)
     budgets: dict[str, ZoneBudgetInfo] = field(default_factory=dict)
     """Each zone's own budget at the last run, and how it was found."""
+    negative_building: dict[str, NegativeBuildingLoad] = field(default_factory=dict)
+    """Dynamic zones whose computed building load is clearly negative, and since when."""
+    building_warnings: frozenset[str] = frozenset()
+    """Those reported (negative for long enough), as last announced."""
     degraded: DegradedPlan = field(default_factory=DegradedPlan)
     """Each station's degraded current at the last run."""
     leases: dict[ConnectorKey, LeaseState] = field(default_factory=dict)
@@ -97,6 +103,8 @@ class LoadState:
     bases_blocked: bool = False
     """A base raise did not fit: the others' lower bases, once confirmed, make room."""
     stopped: bool = False
+    started_at: float = -math.inf
+    """Monotonic time load management started (it knows nothing of the chargers before)."""
 
     def station_leases(self, station_id: str) -> Iterator[LeaseState]:
         """The leases of a station's connectors."""

@@ -6,7 +6,8 @@ station of the site on it at once, whatever Home Assistant does.
 - A station in a static zone gets its minimum (connectors x the minimum current, or the
   installer's per-station minimum) times a scale factor that spreads the zone's maximum over
   the stations: scale = zone max / sum of the minimums. When the minimums do not fit (scale
-  below 1) the stations of that zone get 0 A, and the reason is reported.
+  below 1) the stations of that zone get 0 A, and the reason is reported (`DegradedShortfall`):
+  that is the safe rule, but the whole zone then stops a lease after Home Assistant does.
 - The same holds on every zone above: the scale of a station is the smallest over its zone and
   every ancestor (a parent is often smaller than the sum of its sub-zones).
 - A dynamic zone's capacity, without its meter, is its degraded setpoint: its stations get 0 A
@@ -54,6 +55,49 @@ class StationNeeds:
     """A station we cannot control: what it draws without us (the sum of its ratings, A)."""
 
 
+@dataclass(frozen=True, slots=True)
+class DegradedShortfall:
+    """Why every station of a zone gets 0 A in degraded mode: their asks do not fit."""
+
+    zone_id: str
+    """The zone whose fallback capacity is short: the stations' own, or one above it."""
+    zone_name: str
+    dynamic: bool
+    """A dynamic zone: its capacity is its degraded setpoint, the asks are degraded currents."""
+    stations: int
+    """Stations whose asks count there (theirs, and those of its other sub-zones)."""
+    needed: float
+    """The sum of their asks (A): their minimums, or their degraded currents (dynamic)."""
+    each: float | None
+    """The ask of every one of them, when they all ask the same (A)."""
+    capacity: float
+    """What the zone gives without us: its max, or a dynamic zone's degraded setpoint (A)."""
+    uncontrolled: float
+    """Of that capacity, what chargers we cannot control may draw (A)."""
+    fit: int
+    """How many of those stations would fit (the smallest asks first)."""
+
+    def summary(self) -> str:
+        """What the zone's status says: all its stations get 0 A, and why, with the figures."""
+        count = f"{self.stations} station{'s' if self.stations != 1 else ''}"
+        asks = "degraded current" if self.dynamic else "minimum current"
+        if self.each is not None:
+            need = f"{count} x {self.each:g} A ({asks}) = {self.needed:g} A"
+        else:
+            need = f"{count} need {self.needed:g} A ({asks}s)"
+        source = "its degraded setpoint" if self.dynamic else "its maximum"
+        taken = (
+            f", {self.uncontrolled:g} A of which chargers we cannot control may draw"
+            if self.uncontrolled > 0
+            else ""
+        )
+        return (
+            f"degraded: all stations 0 A because {need} > {self.capacity:g} A that zone "
+            f"{self.zone_name!r} can give without Home Assistant ({source}{taken}); "
+            f"{self.fit} of them would fit"
+        )
+
+
 @dataclass(slots=True)
 class DegradedPlan:
     """Per station: its degraded current (whole station) and per connector (the base profile)."""
@@ -63,7 +107,9 @@ class DegradedPlan:
     scale: dict[str, float] = field(default_factory=dict)
     """Per zone that holds stations: the scale factor applied (0 when the minimums do not fit)."""
     problems: dict[str, str] = field(default_factory=dict)
-    """Per zone: why its stations get 0 A in degraded mode."""
+    """Per zone: why its stations get 0 A in degraded mode (`shortfalls`, as text)."""
+    shortfalls: dict[str, DegradedShortfall] = field(default_factory=dict)
+    """Per zone holding stations that all get 0 A in degraded mode: why, with the figures."""
 
 
 def station_minimum(needs: StationNeeds, standard: MinimumStandard) -> float:
@@ -132,6 +178,26 @@ def _scale(
     return scale, short
 
 
+def _shortfall(zone: ZoneConfig, asks: list[float], taken: float, room: float) -> DegradedShortfall:
+    fit, total = 0, 0.0
+    for ask in sorted(asks):
+        total += ask
+        if total > room + 1e-9:
+            break
+        fit += 1
+    return DegradedShortfall(
+        zone_id=zone.zone_id,
+        zone_name=zone.name,
+        dynamic=zone.mode is ZoneMode.DYNAMIC,
+        stations=len(asks),
+        needed=round(sum(asks), 1),
+        each=asks[0] if len(set(asks)) == 1 else None,
+        capacity=fallback_capacity(zone),
+        uncontrolled=taken,
+        fit=fit,
+    )
+
+
 def degraded_plan(
     zones: Mapping[str, ZoneConfig],
     stations: Mapping[str, StationNeeds],
@@ -141,9 +207,11 @@ def degraded_plan(
     plan = DegradedPlan()
     asks = _asks(zones, stations, standard)
     under: dict[str, float] = dict.fromkeys(zones, 0.0)
+    members: dict[str, list[float]] = {zone_id: [] for zone_id in zones}
     for station_id, ask in asks.items():
         for zone_id in zone_path(stations[station_id].zone_id, zones):
             under[zone_id] += ask
+            members[zone_id].append(ask)
     # What chargers we cannot control take first, whatever we do.
     taken: dict[str, float] = dict.fromkeys(zones, 0.0)
     for needs in stations.values():
@@ -160,16 +228,9 @@ def degraded_plan(
         scale, short = _scale(zone_path(needs.zone_id, zones), under, capacity)
         if short is not None:
             scale = 0.0
-            full = fallback_capacity(zones[short])
-            uncontrolled = (
-                f", {taken[short]:g} A of which chargers we cannot control may draw"
-                if taken[short] > 0
-                else ""
-            )
-            plan.problems[needs.zone_id] = (
-                f"the degraded currents under zone {zones[short].name!r} need "
-                f"{under[short]:g} A but it can give {full:g} A{uncontrolled}"
-            )
+            shortfall = _shortfall(zones[short], members[short], taken[short], capacity[short])
+            plan.shortfalls[needs.zone_id] = shortfall
+            plan.problems[needs.zone_id] = shortfall.summary()
         elif zones[needs.zone_id].mode is ZoneMode.DYNAMIC or not math.isfinite(scale):
             scale = 1.0  # an override is what the installer asked for, not scaled up
         plan.scale[needs.zone_id] = min(plan.scale.get(needs.zone_id, scale), scale)

@@ -86,12 +86,22 @@ class LeaseState:
     """The least the charger is known to allow (A) while its lease runs: the value it
     confirmed, or the lower of the old and the new when a change was not answered."""
     floor_at: float = -math.inf
+    """Monotonic time the lease that gives `floor` was sent (it ends a lease duration later;
+    then the base profile applies and nothing is known to be allowed)."""
     previous: float | None = None
     """The confirmed limit before the last confirmed change (the EV may still follow it)."""
     changed_at: float = -math.inf
     """Monotonic time that change was confirmed."""
-    """Monotonic time the lease that gives `floor` was sent (it ends a lease duration later;
-    then the base profile applies and nothing is known to be allowed)."""
+    pattern: int | None = None
+    """The load pattern its EV drew on at the last run (every wired phase when unknown)."""
+    session: int | None = None
+    """The transaction `session_phases` belongs to."""
+    session_phases: int | None = None
+    """Phases the EV of that session was last seen drawing on."""
+    unplanned: bool = False
+    """Its committed limit may be drawn on grid phases it was not counted on when the others'
+    limits were planned (its EV left or changed): the allocator counts it there until the
+    charger confirms 0 A (see `snapshot.SnapshotBuilder`)."""
 
     def may_run_until(self, lease_duration: float) -> float:
         """Monotonic time the last lease sent may run until (answered or not)."""

@@ -112,9 +112,12 @@ class LeaseSender:
             if answer.accepted is None:
                 self._drop(station_id, charger)
             if answer.accepted is False or (
-                answer.accepted and station_id in self._state.bases_waiting
+                answer.accepted
+                and (station_id in self._state.bases_waiting or self._unconfirmed(send))
             ):
-                self._request_run()  # counted at its rating now / a base may rise now
+                # Counted at its rating now / a base may rise now / the room it was counted
+                # at on phases where its limit was not planned is free again.
+                self._request_run()
             elif self._state.waiting or answer.accepted is None or self._target_moved(send, lease):
                 # A confirmed decrease may make room for a waiting increase; an unanswered
                 # change is planned again (at the higher value it now counts at); a target
@@ -145,6 +148,11 @@ class LeaseSender:
         )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    def _unconfirmed(self, send: Send) -> bool:
+        last = self._state.last
+        previous = last.by_key.get(send.connector_id) if last is not None else None
+        return previous is not None and previous.unconfirmed > 0
 
     def _target_moved(self, send: Send, lease: LeaseState) -> bool:
         last = self._state.last

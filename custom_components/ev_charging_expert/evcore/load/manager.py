@@ -33,6 +33,7 @@ from ..events import (
 from ..keys import ConnectorKey
 from ..model import Registration
 from .bases import BaseKeeper
+from .budgets import NEGATIVE_BUILDING_DELAY, track_negative_building
 from .control import ChargerControl, Control, LoadState, Run
 from .delivery import DeliverySettings, plan, record_answer
 from .leases import LeaseSender
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from ..meters.external import MeterSource
     from ..model import StationState
     from ..site import Site
-    from .budgets import ZoneBudgetInfo
+    from .budgets import NegativeBuildingLoad, ZoneBudgetInfo
     from .degraded import DegradedPlan
     from .delivery import LeaseState
     from .observe import LoadObserver
@@ -75,6 +76,7 @@ class LoadManager:
             state.settings = settings
         if delivery is not None:
             state.delivery = delivery
+        state.started_at = site.clock.monotonic()
         self._snapshots = SnapshotBuilder(site, state)
         self._leases = LeaseSender(
             site, state, request_run=self.request_run, request_replan=self.request_replan
@@ -122,6 +124,18 @@ class LoadManager:
     def budgets(self) -> dict[str, ZoneBudgetInfo]:
         """Each zone's own budget at the last run, and how it was found."""
         return self.state.budgets
+
+    @property
+    def negative_building_loads(self) -> dict[str, NegativeBuildingLoad]:
+        """Dynamic zones whose meter reads clearly less than our EVs draw, for minutes.
+
+        Their computed building load has stayed below `NEGATIVE_BUILDING_THRESHOLD` on a phase
+        for `NEGATIVE_BUILDING_DELAY` (the meter is on another feeder, its CT ratio is wrong):
+        it is clamped to 0, so their budget is wrong. With the figures of the last reading;
+        `AllocationUpdated.building_warnings_changed` says when this changes.
+        """
+        state = self.state
+        return {z: state.negative_building[z] for z in state.building_warnings}
 
     @property
     def degraded(self) -> DegradedPlan:
@@ -224,6 +238,13 @@ class LoadManager:
             return
         threshold = state.settings.safety_margin / 2
         fresh = self._snapshots.budgets(state.last.snapshot, only=zone_ids)
+        now = self._site.clock.monotonic()
+        state.negative_building = track_negative_building(
+            state.negative_building, fresh, now, partial=True
+        )
+        if self._building_warnings(now) != state.building_warnings:
+            self.request_run()
+            return
         for zone_id in zone_ids:
             info, old = fresh.get(zone_id), state.budgets.get(zone_id)
             if info is None or old is None or old.degraded != info.degraded:
@@ -276,9 +297,12 @@ class LoadManager:
         if station is None or station.registration is not Registration.ACCEPTED:
             return
         control = self.state.controls.setdefault(station_id, ChargerControl())
+        now = self._site.clock.monotonic()
+        if station.connected and control.connected_since is None:
+            control.connected_since = now
         if not station.connected:
             control.base_installed = False
-            now = self._site.clock.monotonic()
+            control.connected_since = None
             if control.base.sent is not None:
                 # It may have applied the base in flight: count the higher of the two.
                 record_answer(control.base, accepted=None, now=now)
@@ -313,7 +337,9 @@ class LoadManager:
 
     def on_boot(self, station_id: str) -> None:
         """A charger booted: it may have lost its limits; count it at its rating again."""
-        self.state.controls[station_id] = ChargerControl()
+        connected = self._site.stations[station_id].connected
+        now = self._site.clock.monotonic()
+        self.state.controls[station_id] = ChargerControl(connected_since=now if connected else None)
         for lease in self.state.station_leases(station_id):
             lease.held = None
         self.request_run()
@@ -368,6 +394,9 @@ class LoadManager:
         self.runs += 1
         old_degraded, state.degraded = state.degraded, self._snapshots.degraded_plan()
         snapshot = self._snapshots.build(now)
+        state.negative_building = track_negative_building(
+            state.negative_building, state.budgets, now
+        )
         allocation = allocate(snapshot)
         problems = check(snapshot, allocation)
         if problems:
@@ -398,8 +427,9 @@ class LoadManager:
             allocation.next_reevaluation_at,
             allocation.next_resume_at,
             state.lease_ends,
+            *(n.reported_at for n in state.negative_building.values() if n.reported_at > now),
         )
-        self._announce(previous, old_degraded)
+        self._announce(previous, old_degraded, self._report_building_warnings(now))
         if observer is not None:
             sends = len(the_plan.sends)
             observer.run_finished(RunObserved(now, stopwatch() - start, full=True, sends=sends))
@@ -426,6 +456,28 @@ class LoadManager:
         )
         return len(the_plan.sends)
 
+    def _building_warnings(self, now: float) -> frozenset[str]:
+        return frozenset(z for z, n in self.state.negative_building.items() if now >= n.reported_at)
+
+    def _report_building_warnings(self, now: float) -> bool:
+        """Log the zones newly reported for a negative building load; return if any changed."""
+        state = self.state
+        warnings = self._building_warnings(now)
+        if warnings == state.building_warnings:
+            return False
+        for zone_id in sorted(warnings - state.building_warnings):
+            zone = state.zones.get(zone_id)
+            _LOGGER.warning(
+                "Zone %s: its meter reads less than our EVs draw (%s) for %d min; its building "
+                "load is taken as 0 A and its budget is wrong: check the meter's feeder and "
+                "current transformer ratio",
+                zone.name if zone is not None else zone_id,
+                state.negative_building[zone_id].summary(),
+                NEGATIVE_BUILDING_DELAY // 60,
+            )
+        state.building_warnings = warnings
+        return True
+
     def _arm_timer(self, now: float, *wake_times: float) -> None:
         """Wake at the earliest of `wake_times`, and at the next renewal at the latest."""
         delay = max(min(*wake_times, now + self.state.delivery.renewal_period) - now, 0.05)
@@ -433,7 +485,9 @@ class LoadManager:
             self._timer.cancel()
         self._timer = self._site.clock.call_later(delay, self.request_run)
 
-    def _announce(self, previous: Run | None, old_degraded: DegradedPlan) -> None:
+    def _announce(
+        self, previous: Run | None, old_degraded: DegradedPlan, warnings_changed: bool
+    ) -> None:
         state = self.state
         if state.last is None or not self._listeners:
             return
@@ -455,9 +509,9 @@ class LoadManager:
         )
         old_zones = previous.allocation.zones if previous else {}
         zones = frozenset(z for z, v in new.zones.items() if old_zones.get(z) != v)
-        if not changed and not zones and not stations and not problems:
+        if not changed and not zones and not stations and not problems and not warnings_changed:
             return
-        update = AllocationUpdated(changed, zones, stations, problems)
+        update = AllocationUpdated(changed, zones, stations, problems, warnings_changed)
         for listener in list(self._listeners):
             try:
                 listener(update)

@@ -3,7 +3,9 @@
 What cannot be controlled right now is counted as a fixed load (safety rule 3): a charger
 without Smart Charging or that refused our limits at its rating, one whose base is not
 confirmed at its rating, an offline one at its lease (until it ends) then at its base, and a
-station that left a zone there until it confirms 0 A.
+station that left a zone there until it confirms 0 A. A connector whose limit may now land on
+grid phases it was not counted on (its EV left or paused, the phases it used are no longer
+known) counts there at that limit until the charger confirms 0 A (`unconfirmed`).
 """
 
 from __future__ import annotations
@@ -45,10 +47,17 @@ _EV_SAMPLE_MAX_AGE = timedelta(seconds=60)  # an older EV sample says nothing ab
 _EV_REACTION = 5.0  # s an EV may take to follow a new limit
 # A phase drawing more than this (A) counts as used when detecting the EV's phases.
 _PHASE_IN_USE = 1.0
+PROVISIONAL_GRACE = 60.0
+"""Seconds a charger that just connected (or that load management has not heard of since it
+started) counts at its rating only provisionally: the others are not suspended for it (see
+`ConnectorSnapshot.provisional`). Taking control of a charger takes about a second."""
 
 
 class SnapshotBuilder:
-    """Reads the site and the load state; writes only `state.lease_ends` and budgets."""
+    """Reads the site and the load state.
+
+    Writes only `state.lease_ends`, budgets, and each lease's `pattern` and `unplanned`.
+    """
 
     def __init__(self, site: Site, state: LoadState) -> None:
         self._site = site
@@ -227,8 +236,17 @@ class SnapshotBuilder:
                 confirmed_zero = lease.sent is None and lease.held is not None and lease.held <= 0
                 if confirmed_zero and base <= 0:
                     continue  # 0 A confirmed: it draws nothing here any more
-                carried = replace(previous, wants_current=False, fixed_load=None)
+                state_now = station.connectors.get(key.connector_id) if station else None
+                carried = replace(
+                    previous,
+                    wants_current=False,
+                    ev_phases=ev_phases(state_now),
+                    fixed_load=None,
+                    provisional=False,
+                    unconfirmed=self._unconfirmed(key, previous.wiring, state_now, previous.rating),
+                )
             else:
+                self._unconfirmed(key, previous.wiring, None, previous.rating, fixed=True)
                 expires = lease.may_run_until(state.delivery.lease_duration)
                 runs = now < expires
                 if runs:
@@ -238,7 +256,12 @@ class SnapshotBuilder:
                     if station is None or station.registration is not Registration.ACCEPTED:
                         state.leases.pop(key, None)  # nothing left to remember
                     continue
-                carried = replace(previous, fixed_load=_on_wired_phases(previous.wiring, amps))
+                carried = replace(
+                    previous,
+                    fixed_load=_on_wired_phases(previous.wiring, amps),
+                    provisional=False,
+                    unconfirmed=0.0,
+                )
             connectors.append(carried)
 
     def _connector(
@@ -255,6 +278,9 @@ class SnapshotBuilder:
         cconfig = config.connector(connector.connector_id)
         key = ConnectorKey(station.station_id, connector.connector_id)
         fixed = self._fixed_load(station, control, key, cconfig.rating, now)
+        unconfirmed = self._unconfirmed(
+            key, cconfig.wiring, connector, cconfig.rating, fixed=fixed is not None
+        )
         transaction = connector.transaction
         duration = 0.0
         if transaction is not None:
@@ -271,7 +297,73 @@ class SnapshotBuilder:
             charging_duration_s=duration,
             vip_station=config.vip,
             fixed_load=None if fixed is None else _on_wired_phases(cconfig.wiring, fixed),
+            provisional=fixed is not None and self._provisional(station, control, key, now),
+            unconfirmed=unconfirmed,
         )
+
+    def _unconfirmed(
+        self,
+        key: ConnectorKey,
+        wiring: Wiring,
+        connector: ConnectorState | None,
+        rating: float,
+        *,
+        fixed: bool = False,
+    ) -> float:
+        """The limit to count for a connector on grid phases it was not counted on (or 0).
+
+        Everyone's limits were planned with this connector's on the grid phases its EV draws
+        on. When those widen — its single-phase EV leaves (the next one may draw on every
+        wired phase) or starts drawing on more phases — the limit the charger holds lands on
+        phases where nobody counted it, and delivery, which only holds back increases, would
+        never lower the others for it: a charger that does not answer would leave them there
+        until its request times out. So until the charger confirms 0 A, the connector counts
+        on its pattern at what delivery counts it: its committed limit.
+
+        An EV's phases are those seen during its session (an EV that pauses is still the same
+        EV: the allocator counts it on every wired phase meanwhile, but its limit does not
+        land there). A fixed load is counted on every wired phase already (`fixed`).
+        """
+        lease = self._state.leases.get(key)
+        if lease is None:
+            return 0.0
+        transaction = connector.transaction if connector is not None else None
+        session = transaction.transaction_id if transaction is not None else None
+        if session is None or session != lease.session:
+            lease.session, lease.session_phases = session, None
+        seen = ev_phases(connector)
+        if seen is not None:
+            lease.session_phases = seen
+        drawn_on = load_pattern(wiring, None if fixed else lease.session_phases)
+        committed = lease.committed(rating)
+        if fixed or committed <= 0:
+            lease.unplanned = False
+        elif lease.pattern is not None and not _within(drawn_on, lease.pattern):
+            lease.unplanned = True
+        lease.pattern = drawn_on
+        return committed if lease.unplanned else 0.0
+
+    def _provisional(
+        self, station: StationState, control: ChargerControl, key: ConnectorKey, now: float
+    ) -> bool:
+        """Whether a connector counted at its rating is so only until we know more.
+
+        That is a charger that just connected, until its configuration is read and its base
+        confirmed, and one we have not heard of since load management started (a restart);
+        for PROVISIONAL_GRACE at most. Not one that refuses our limits, nor one offline whose
+        lease or base we know.
+        """
+        if control.control in UNCONTROLLED:
+            return False
+        if station.connected:
+            since = control.connected_since
+        else:
+            lease = self._state.leases.get(key)
+            if lease is not None and lease.held is not None:
+                return False
+            since = None
+        start = self._state.started_at if since is None else since
+        return now < start + PROVISIONAL_GRACE
 
     def _fixed_load(
         self,
@@ -305,6 +397,11 @@ class SnapshotBuilder:
             return base
         self._state.lease_ends = min(self._state.lease_ends, expires)  # then at its base
         return max(lease.committed(rating), base)
+
+
+def _within(pattern: int, other: int) -> bool:
+    """Whether every grid phase of load pattern `pattern` is one of `other`'s."""
+    return set(PATTERN_PHASES[pattern]) <= set(PATTERN_PHASES[other])
 
 
 def _on_wired_phases(wiring: Wiring, amps: float) -> Phases:
