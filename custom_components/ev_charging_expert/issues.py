@@ -87,6 +87,27 @@ def clear_uncontrollable(hass: HomeAssistant, station_id: str) -> None:
     clear_issue(hass, f"{ISSUE_UNCONTROLLABLE}_{station_id}")
 
 
+def sync_zone_issues(
+    hass: HomeAssistant,
+    key: str,
+    details: Mapping[str, dict[str, str]],
+    zones: Mapping[str, ZoneConfig],
+    raised: set[str],
+) -> set[str]:
+    """One repair `key` per zone in `details`, with its placeholders and the zone's name.
+
+    Clears those raised before and no longer in it; returns the zones raised now.
+    """
+    for zone_id in raised - details.keys():
+        clear_issue(hass, f"{key}_{zone_id}")
+    for zone_id, placeholders in details.items():
+        zone = zones.get(zone_id)
+        raise_issue(
+            hass, f"{key}_{zone_id}", key, {"zone": zone.name if zone else zone_id} | placeholders
+        )
+    return set(details)
+
+
 def sync_degraded(
     hass: HomeAssistant,
     problems: Mapping[str, str],
@@ -94,17 +115,8 @@ def sync_degraded(
     raised: set[str],
 ) -> set[str]:
     """One repair per zone whose stations get 0 A in degraded mode; returns those raised."""
-    for zone_id in raised - problems.keys():
-        clear_issue(hass, f"{ISSUE_DEGRADED_ZERO}_{zone_id}")
-    for zone_id, reason in problems.items():
-        zone = zones.get(zone_id)
-        raise_issue(
-            hass,
-            f"{ISSUE_DEGRADED_ZERO}_{zone_id}",
-            ISSUE_DEGRADED_ZERO,
-            {"zone": zone.name if zone else zone_id, "reason": reason},
-        )
-    return set(problems)
+    details = {zone_id: {"reason": reason} for zone_id, reason in problems.items()}
+    return sync_zone_issues(hass, ISSUE_DEGRADED_ZERO, details, zones, raised)
 
 
 def sync_building_warnings(
@@ -114,17 +126,8 @@ def sync_building_warnings(
     raised: set[str],
 ) -> set[str]:
     """One repair per dynamic zone whose meter reads less than its EVs draw; returns them."""
-    for zone_id in raised - warnings.keys():
-        clear_issue(hass, f"{ISSUE_NEGATIVE_BUILDING}_{zone_id}")
-    for zone_id, warning in warnings.items():
-        zone = zones.get(zone_id)
-        raise_issue(
-            hass,
-            f"{ISSUE_NEGATIVE_BUILDING}_{zone_id}",
-            ISSUE_NEGATIVE_BUILDING,
-            {"zone": zone.name if zone else zone_id, "figures": warning.summary()},
-        )
-    return set(warnings)
+    details = {zone_id: {"figures": w.summary()} for zone_id, w in warnings.items()}
+    return sync_zone_issues(hass, ISSUE_NEGATIVE_BUILDING, details, zones, raised)
 
 
 def sync_orphans(hass: HomeAssistant, orphans: Iterable[str]) -> None:
