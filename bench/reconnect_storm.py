@@ -2,8 +2,9 @@
 
 Two processes on loopback (127.0.0.1):
 
-  server   this process: evcore `Site(SystemClock(), MemoryStore())` + `CentralSystem` +
-           `LoadManager` in a bare asyncio loop. The N stations are registered beforehand
+  server   this process: evcore's `Controller` (Site, central system, load manager, as
+           production builds them) on `SystemClock()` and a `MemoryStore`, in a bare asyncio
+           loop. The N stations are registered beforehand
            (accepted, one 32 A connector each) in zones of 50 stations under one site zone;
            the wiring rotates over TRI123, TRI231, TRI312, MONO1, MONO2, MONO3.
   chargers a child process (`--client`): N raw websocket clients (subprotocol ocpp1.6, no
@@ -25,12 +26,12 @@ the chargers of a fresh site have no profile yet).
 Scenario, per N: start, connect every charger, wait until every connector holds its setpoint
 and every station its base (steady state); then the storm:
 
-  restart  Home Assistant restarts: the load manager and the central system stop (every
-           connection closes), a new Site is loaded from the same store, a new LoadManager
-           and CentralSystem start on the same port. The new load manager knows nothing of
-           the chargers' profiles: each counts at its rating until its base is confirmed.
-  blip     the network drops every connection; the central system restarts on the same port,
-           Site and LoadManager stay.
+  restart  Home Assistant restarts: the Controller stops (every connection and the port close,
+           the load manager stops), a new Controller is restored from the same store and
+           starts on the same port. Its load manager knows nothing of the chargers'
+           profiles: each counts at its rating until its base is confirmed.
+  blip     the network drops every connection (the server closes them all at once, 1001
+           Going away); the Controller, its port and its load manager stay.
 
 Measured from the instant the storm starts (t0, before anything stops): every charger
 connected and booted again (server side), every connector holding its setpoint and every
@@ -39,9 +40,14 @@ station its base again ("allocated"); load-manager runs in that window: how many
 violations of the invariant and the highest share of a zone phase's max the chargers were
 allowed.
 
+Instrumentation: evcore's observation hook (`LoadManager.observe`, evcore/load/observe.py)
+reports every run (duration, full run or re-plan, sends, and for a full run the time in the
+snapshot, in `allocate()` and in the sends); nothing in evcore is patched.
+
     .venv/bin/python bench/reconnect_storm.py                  # N = 100 and 1000, restart
     .venv/bin/python bench/reconnect_storm.py --n 1000 --scenario blip
     .venv/bin/python bench/reconnect_storm.py --quick          # smoke: N = 50
+    .venv/bin/python bench/reconnect_storm.py --n 1000 --profile  # + cProfile of each storm
 
 Results: a table on stdout; JSON in bench/results/ (git-ignored). Exit code 1 when a violation
 was seen or the storm did not settle within the goal (30 s).
@@ -87,6 +93,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from websockets.asyncio.client import ClientConnection
+
+    from custom_components.ev_charging_expert.evcore.controller import Controller
+    from custom_components.ev_charging_expert.evcore.load import LoadManager
+    from custom_components.ev_charging_expert.evcore.load.delivery import Send
+    from custom_components.ev_charging_expert.evcore.load.observe import (
+        AnswerBooked,
+        BudgetsChecked,
+        RunObserved,
+    )
+    from custom_components.ev_charging_expert.evcore.site import Site
 
 
 def charger_id(index: int) -> str:
@@ -454,103 +470,64 @@ class ClientProcess:
 
 
 # =============================================================================== server side
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Run:
-    """One load-manager run, and where its time went."""
+    """One load-manager run, and where its time went (as `LoadManager.observe` reports it)."""
 
     at: float
     """Monotonic time it ended."""
     seconds: float
     full: bool
     """A full run (snapshot and allocation), not a delivery re-plan."""
-    build: float = 0.0
-    """Seconds in the snapshot (budgets included)."""
-    allocate: float = 0.0
-    """Seconds in `allocate()`."""
+    build: float | None = None
+    """Seconds in the degraded plan and the snapshot (budgets included); None: a re-plan."""
+    allocate: float | None = None
+    """Seconds in `allocate()`; None: a re-plan."""
     sends: int = 0
-    send: float = 0.0
+    send: float | None = None
     """Seconds handing setpoints to the chargers' connections (the sends themselves are
-    asynchronous)."""
+    asynchronous); None: a re-plan."""
 
 
 @dataclass
 class Probe:
-    """Timing of the load manager's runs (evcore code unchanged)."""
+    """The load managers' runs, through evcore's observation hook (nothing patched).
+
+    A `LoadObserver` (evcore/load/observe.py) by its four methods rather than a subclass: the
+    charger process runs this file too and never imports evcore.
+    """
 
     runs: list[Run] = field(default_factory=list)
-    current: Run | None = None
-    profile: bool = False
-    """cProfile every run; keep the longest one's statistics."""
-    longest: tuple[float, str] = (0.0, "")
 
-    def attach(self, lm: Any) -> None:
-        """Wrap this load manager's `_run`, its snapshot builder and its lease sender."""
-        original_run = lm._run  # noqa: SLF001
-        original_build = lm._snapshots.build  # noqa: SLF001
-        original_send = lm._leases.send  # noqa: SLF001
+    def attach(self, lm: LoadManager) -> None:
+        """Observe this load manager (a restart makes a new one)."""
+        lm.observe(self)
 
-        def run() -> None:
-            self.current = Run(0.0, 0.0, full=lm._full_run or lm.last is None)  # noqa: SLF001
-            profiler = cProfile.Profile() if self.profile else None
-            start = time.perf_counter()
-            try:
-                if profiler is not None:
-                    profiler.runcall(original_run)
-                else:
-                    original_run()
-            finally:
-                seconds = self.current.seconds = time.perf_counter() - start
-                self.current.at = time.monotonic()
-                self.runs.append(self.current)
-                self.current = None
-                if profiler is not None and seconds > self.longest[0]:
-                    out = io.StringIO()
-                    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
-                    self.longest = (seconds, out.getvalue())
-
-        def build(now: float) -> Any:
-            start = time.perf_counter()
-            try:
-                return original_build(now)
-            finally:
-                if self.current is not None:
-                    self.current.build += time.perf_counter() - start
-
-        def send(what: Any, now: float) -> None:
-            start = time.perf_counter()
-            try:
-                original_send(what, now)
-            finally:
-                if self.current is not None:
-                    self.current.sends += 1
-                    self.current.send += time.perf_counter() - start
-
-        lm._run = run  # noqa: SLF001
-        lm._snapshots.build = build  # noqa: SLF001
-        lm._leases.send = send  # noqa: SLF001
-
-    def install(self) -> Callable[[], None]:
-        """Wrap `allocate` as the load manager calls it; return the undo."""
-        from custom_components.ev_charging_expert.evcore.load import (  # noqa: PLC0415
-            manager,
+    def run_finished(self, run: RunObserved) -> None:
+        self.runs.append(
+            Run(
+                time.monotonic(),
+                run.duration,
+                run.full,
+                build=run.snapshot_duration,
+                allocate=run.allocate_duration,
+                sends=run.sends,
+                send=run.send_duration,
+            )
         )
 
-        original = manager.allocate
+    def limit_sent(self, send: Send) -> None:
+        """Not needed: a run reports how many setpoints it sent."""
 
-        def allocate(snapshot: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return original(snapshot)
-            finally:
-                if self.current is not None:
-                    self.current.allocate += time.perf_counter() - start
+    def answer_booked(self, answer: AnswerBooked) -> None:
+        """Not needed: `Server.allocated` reads the leases."""
 
-        manager.allocate = allocate  # type: ignore[assignment]
-        return lambda: setattr(manager, "allocate", original)
+    def budgets_checked(self, check: BudgetsChecked) -> None:
+        """Not needed: no meters here."""
 
 
 class Server:
-    """Site + CentralSystem + LoadManager for N registered stations."""
+    """evcore's Controller (Site, central system, load manager) for N registered stations."""
 
     def __init__(self, n: int) -> None:
         from custom_components.ev_charging_expert.evcore.allocation.phases import (  # noqa: PLC0415
@@ -573,13 +550,23 @@ class Server:
             config = StationConfig(zone_id=station_zone(index), connectors={1: connector})
             stations[charger_id(index)] = {"registration": "accepted", "config": config.to_dict()}
         self.store = MemoryStore({"version": 1, "next_transaction_id": 1, "stations": stations})
-        self.site: Any = None
-        self.cs: Any = None
-        self.lm: Any = None
+        self.controller: Controller | None = None
 
-    async def start(self, *, keep_site: bool = False) -> None:
-        """Start (or restart) the central system; with a new Site and LoadManager unless
-        `keep_site`."""
+    @property
+    def lm(self) -> LoadManager:
+        """The current controller's load manager."""
+        assert self.controller is not None  # noqa: S101  # started
+        return self.controller.load
+
+    @property
+    def site(self) -> Site:
+        """The current controller's site."""
+        assert self.controller is not None  # noqa: S101  # started
+        return self.controller.site
+
+    async def start(self) -> None:
+        """Build a Controller from the store (as Home Assistant starting does), give it the
+        zones and open its OCPP port (the same port again after a restart)."""
         from custom_components.ev_charging_expert.evcore.clock import (  # noqa: PLC0415
             SystemClock,
         )
@@ -587,45 +574,49 @@ class Server:
             ZoneConfig,
             validate_zones,
         )
-        from custom_components.ev_charging_expert.evcore.load import (  # noqa: PLC0415
-            LoadManager,
-        )
-        from custom_components.ev_charging_expert.evcore.ocpp.server import (  # noqa: PLC0415
-            CentralSystem,
+        from custom_components.ev_charging_expert.evcore.controller import (  # noqa: PLC0415
+            Controller,
         )
         from custom_components.ev_charging_expert.evcore.site import (  # noqa: PLC0415
-            Site,
             SiteSettings,
         )
 
-        if not keep_site:
-            self.site = Site(SystemClock(), self.store, SiteSettings(heartbeat_interval=3600))
-            await self.site.load()
-        self.cs = CentralSystem(self.site, host=HOST, port=self.port)
-        await self.cs.start()
-        self.port = self.cs.port
-        if not keep_site:
-            self.lm = LoadManager(self.site)
-            self.probe.attach(self.lm)
-            zones = [
-                ZoneConfig(z.zone_id, z.zone_id, z.max_a, parent_id=z.parent)
-                for z in site_zones(self.n)
-            ]
-            self.lm.set_zones(validate_zones(zones))
+        controller = self.controller = Controller(
+            clock=SystemClock(), store=self.store, settings=SiteSettings(heartbeat_interval=3600)
+        )
+        self.probe.attach(controller.load)
+        await controller.restore()
+        zones = [
+            ZoneConfig(z.zone_id, z.zone_id, z.max_a, parent_id=z.parent)
+            for z in site_zones(self.n)
+        ]
+        controller.set_zones(validate_zones(zones))
+        await controller.start(host=HOST, port=self.port)
+        port = controller.port
+        assert port is not None  # noqa: S101  # started
+        self.port = port
 
-    async def stop(self, *, keep_site: bool = False) -> None:
-        """Stop the central system (every connection closes), and the load manager."""
-        if not keep_site:
-            self.lm.stop()
-        await self.cs.stop()
+    async def stop(self) -> None:
+        """Stop the controller: every connection and the port close, load management stops."""
+        if self.controller is not None:
+            self.controller.load.observe(None)
+            await self.controller.stop()
+
+    async def drop_connections(self) -> None:
+        """Close every charger's connection (the network failing); the rest stays."""
+        chargers = list(self.site.chargers.values())
+        await asyncio.gather(
+            *(c.close(code=1001, reason="Going away") for c in chargers), return_exceptions=True
+        )
 
     def connected(self) -> int:
         """Stations connected with their configuration read."""
+        site = self.site
         return sum(
             1
-            for sid, station in self.site.stations.items()
+            for sid, station in site.stations.items()
             if station.connected
-            and (charger := self.site.chargers.get(sid)) is not None
+            and (charger := site.chargers.get(sid)) is not None
             and charger.capabilities is not None
         )
 
@@ -657,34 +648,49 @@ class Server:
         return time.monotonic() - start
 
 
+def _profile_text(profiler: cProfile.Profile) -> str:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+    return out.getvalue()
+
+
 async def run_storm(n: int, scenario: str, *, profile: bool = False) -> dict[str, Any]:
     """One storm of N chargers; the figures."""
     server = Server(n)
-    server.probe.profile = profile
-    undo = server.probe.install()
     await server.start()
     client = ClientProcess(server.port, n)
+    # Wall time from the storm until every charger is allocated (not `time.thread_time`: since
+    # Python 3.12 cProfile also sees other threads, whose calls would read their own clocks).
+    profiler = cProfile.Profile() if profile else None
     try:
         setup = await server.wait(lambda: server.connected() == n, SETTLE_TIMEOUT_S)
         steady = await server.wait(server.allocated, SETTLE_TIMEOUT_S)
         if setup is None or steady is None:
             raise RuntimeError(f"no steady state before the storm (N = {n})")
         await client.ask("arm")
-        keep = scenario == "blip"
         t0 = time.monotonic()
-        await server.stop(keep_site=keep)
-        down = time.monotonic() - t0
-        await server.start(keep_site=keep)
-        listening = time.monotonic() - t0
+        if profiler is not None:
+            profiler.enable()
+        if scenario == "blip":
+            await server.drop_connections()
+            down = time.monotonic() - t0
+            listening = 0.0
+        else:
+            await server.stop()
+            down = time.monotonic() - t0
+            await server.start()
+            listening = time.monotonic() - t0
         back = await server.wait(lambda: server.connected() == n, SETTLE_TIMEOUT_S)
         done = await server.wait(server.allocated, SETTLE_TIMEOUT_S)
+        if profiler is not None:
+            profiler.disable()
         stats = await client.ask("stats")
     finally:
         client.close()
         await server.stop()
-        undo()
-    if profile:
-        print(f"longest run of the whole bench, N = {n}: {server.probe.longest[1]}")
+    if profiler is not None:
+        print(f"cProfile of the storm (wall time), N = {n}:")
+        print(_profile_text(profiler))
     runs = [r for r in server.probe.runs if r.at >= t0]
     longest = max(runs, key=lambda r: r.seconds, default=Run(0.0, 0.0, full=False))
     return {
@@ -699,16 +705,20 @@ async def run_storm(n: int, scenario: str, *, profile: bool = False) -> dict[str
         "full_runs": sum(1 for r in runs if r.full),
         "runs_total_ms": 1000 * sum(r.seconds for r in runs),
         "longest_run_ms": 1000 * longest.seconds,
-        "longest_run_build_ms": 1000 * longest.build,
-        "longest_run_allocate_ms": 1000 * longest.allocate,
+        "longest_run_build_ms": _ms(longest.build),
+        "longest_run_allocate_ms": _ms(longest.allocate),
         "longest_run_sends": longest.sends,
-        "longest_run_send_ms": 1000 * longest.send,
-        "longest_allocate_ms": 1000 * max((r.allocate for r in runs), default=0.0),
+        "longest_run_send_ms": _ms(longest.send),
+        "longest_allocate_ms": 1000 * max((r.allocate or 0.0 for r in runs), default=0.0),
         "violations": stats["violations"],
         "invariant_checks": stats["checks"],
         "worst_zone_phase_share": stats["worst_share"],
         "connects": stats["connects"],
     }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else 1000 * seconds
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -744,7 +754,7 @@ def main() -> int:
     parser.add_argument("--n", default="100,1000", help="charger counts, comma-separated")
     parser.add_argument("--scenario", default="restart", help="restart, blip or both")
     parser.add_argument("--quick", action="store_true", help="smoke run: N = 50")
-    parser.add_argument("--profile", action="store_true", help="cProfile the longest run")
+    parser.add_argument("--profile", action="store_true", help="cProfile each storm")
     args = parser.parse_args()
     if args.client:
         asyncio.run(client_main(*args.client))

@@ -64,6 +64,12 @@ async def test_observer_sees_runs_sends_answers_and_budget_checks(env: LoadEnv) 
     assert all(r.duration >= 0 for r in seen.runs)
     assert sum(r.sends for r in seen.runs) == sum(s.kind != "base" for s in seen.sends)
     assert any(r.full for r in seen.runs)
+    for run in seen.runs:
+        phases = (run.snapshot_duration, run.allocate_duration, run.send_duration)
+        if run.full:
+            assert all(p is not None and 0 <= p <= run.duration for p in phases)
+        else:
+            assert phases == (None, None, None)
     assert {s.kind for s in seen.sends if s.connector_id == ConnectorKey("S1", 0)} == {"base"}
     assert any(s.connector_id == key and s.kind != "base" for s in seen.sends)
     last = next(a for a in reversed(seen.answers) if a.key == key)

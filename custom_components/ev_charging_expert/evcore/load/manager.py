@@ -397,7 +397,9 @@ class LoadManager:
         state.negative_building = track_negative_building(
             state.negative_building, state.budgets, now
         )
+        built = stopwatch() if observer is not None else 0.0
         allocation = allocate(snapshot)
+        allocated = stopwatch() if observer is not None else 0.0
         problems = check(snapshot, allocation)
         if problems:
             # A violation is a bug: keep the previous safe values and say so loudly.
@@ -408,8 +410,10 @@ class LoadManager:
             state.allocator = allocation.state
             targets = dict(allocation.setpoints)
         the_plan = plan(snapshot, targets, state.leases, state.delivery)
+        planned = stopwatch() if observer is not None else 0.0
         for send in the_plan.sends:
             self._leases.send(send, now)
+        sent = stopwatch() if observer is not None else 0.0
         if the_plan.sends:
             # The setpoints are what a budget change waits for: bases (the fallback) follow
             # a moment later instead of doubling the traffic of this instant.
@@ -431,8 +435,16 @@ class LoadManager:
         )
         self._announce(previous, old_degraded, self._report_building_warnings(now))
         if observer is not None:
-            sends = len(the_plan.sends)
-            observer.run_finished(RunObserved(now, stopwatch() - start, full=True, sends=sends))
+            run = RunObserved(
+                now,
+                stopwatch() - start,
+                full=True,
+                sends=len(the_plan.sends),
+                snapshot_duration=built - start,
+                allocate_duration=allocated - built,
+                send_duration=sent - planned,
+            )
+            observer.run_finished(run)
 
     def _replan(self, now: float) -> int:
         """Delivery only, on the last snapshot: an answer may have freed room for increases.

@@ -53,6 +53,12 @@ class RunObserved:
     """Snapshot + allocate + plan; False: delivery re-planned on the last snapshot."""
     sends: int
     """Setpoints it sent (bases follow later and are reported by `limit_sent` only)."""
+    snapshot_duration: float | None = None
+    """Seconds in the degraded plan and the snapshot (budgets included); None: a re-plan."""
+    allocate_duration: float | None = None
+    """Seconds in `allocate()`; None: a re-plan."""
+    send_duration: float | None = None
+    """Seconds handing its setpoints to the charger ports; None: a re-plan."""
 
 
 @dataclass(frozen=True, slots=True)
