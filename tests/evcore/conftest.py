@@ -175,3 +175,17 @@ async def connect_raw(central_system: CentralSystemParts) -> AsyncIterator[Conne
     yield connect_raw_
     for ws in opened:
         await ws.close()
+
+
+@pytest.fixture
+async def good(connect_cp):
+    """A well-behaved charger GOOD, booted, connected beside the one under test."""
+    return await connect_cp("GOOD")
+
+
+@pytest.fixture
+async def bad(central_system, connect_raw, good):
+    """A raw websocket from charger BAD (accepted, never booted: nothing is asked of it)."""
+    site, _, _ = central_system
+    site.accept_station("BAD")  # by the user: an unknown identity must boot first
+    return await connect_raw("/ocpp/BAD")

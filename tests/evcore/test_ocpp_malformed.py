@@ -25,19 +25,6 @@ async def assert_other_charger_works(site, charger) -> None:
     assert await site.charger("GOOD").clear_cache() == "Accepted"
 
 
-@pytest.fixture
-async def good(connect_cp):
-    return await connect_cp("GOOD")
-
-
-@pytest.fixture
-async def bad(central_system, connect_raw, good):
-    """A raw websocket from charger BAD (accepted, never booted: nothing is asked of it)."""
-    site, _, _ = central_system
-    site.accept_station("BAD")  # by the user: an unknown identity must boot first
-    return await connect_raw("/ocpp/BAD")
-
-
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [

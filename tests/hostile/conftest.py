@@ -6,16 +6,20 @@ meter) did, and checks that it is refused, counted, logged once and harmless to 
 
 from tests.evcore.conftest import (
     _loopback_sockets,
+    bad,
     central_system,
     connect_cp,
     connect_raw,
+    good,
     start_central_system,
 )
 
 __all__ = [
     "_loopback_sockets",
+    "bad",
     "central_system",
     "connect_cp",
     "connect_raw",
+    "good",
     "start_central_system",
 ]

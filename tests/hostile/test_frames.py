@@ -27,19 +27,6 @@ def _start(meter_start: str) -> str:
     )
 
 
-@pytest.fixture
-async def good(connect_cp):
-    return await connect_cp("GOOD")
-
-
-@pytest.fixture
-async def bad(central_system, connect_raw, good):
-    """A raw websocket from charger BAD (accepted, never booted)."""
-    site, _, _ = central_system
-    site.accept_station("BAD")  # by the user: an unknown identity must boot first
-    return await connect_raw("/ocpp/BAD")
-
-
 @pytest.mark.parametrize(
     "case",
     [
