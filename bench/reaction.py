@@ -79,7 +79,13 @@ from bench.harness.measure import (  # noqa: E402
     thread_cpu_seconds,
     wait_quiet,
 )
-from bench.harness.ocpp_client import RawCharger, compact, connect, connect_all  # noqa: E402
+from bench.harness.ocpp_client import (  # noqa: E402
+    SMART_CHARGER_CONFIGURATION,
+    RawCharger,
+    compact,
+    connect,
+    connect_all,
+)
 from bench.harness.processes import JsonLineProcess, emit  # noqa: E402
 from bench.harness.report import (  # noqa: E402
     Table,
@@ -124,20 +130,6 @@ def charger_id(index: int) -> str:
 
 
 # =============================================================================== charger process
-_CONFIG_KEYS = compact(
-    {
-        "configurationKey": [
-            {"key": "SupportedFeatureProfiles", "readonly": True, "value": "Core,SmartCharging"},
-            {"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "8"},
-            {
-                "key": "ChargingScheduleAllowedChargingRateUnit",
-                "readonly": True,
-                "value": "Current",
-            },
-            {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
-        ]
-    }
-)
 _ACCEPTED = '{"status":"Accepted"}'
 
 
@@ -152,7 +144,7 @@ class SimCharger(RawCharger):
     __slots__ = ("records",)
 
     def __init__(self, index: int, ws: ClientConnection) -> None:
-        answers = {"SetChargingProfile": _ACCEPTED, "GetConfiguration": _CONFIG_KEYS}
+        answers = {"SetChargingProfile": _ACCEPTED, "GetConfiguration": SMART_CHARGER_CONFIGURATION}
         super().__init__(index, ws, answers, timeout=120)
         self.records: list[tuple[float, int, int, float]] = []
 

@@ -68,18 +68,20 @@ import os
 from pathlib import Path
 import pstats
 import random
-import resource
 import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `custom_components.ev_charging_expert` imports from the repo root
+if str(ROOT) not in sys.path:  # `bench.harness` and the integration import from the repo root
     sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results"
-HOST = "127.0.0.1"
-SUBPROTOCOL = "ocpp1.6"
+
+from bench.harness import HOST, RESULTS  # noqa: E402
+from bench.harness.measure import raise_nofile  # noqa: E402
+from bench.harness.ocpp_client import SMART_CHARGER_CONFIGURATION, SUBPROTOCOL  # noqa: E402
+from bench.harness.processes import emit  # noqa: E402
+
 RATING_A = 32.0
 ZONE_SIZE = 50
 SITE_ZONE = "site"
@@ -156,33 +158,7 @@ def ev_grid_phases(index: int) -> tuple[int, ...]:
     return (0, 1, 2)
 
 
-def _raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-
-
 # =============================================================================== charger process
-_CONFIG_KEYS = json.dumps(
-    {
-        "configurationKey": [
-            {"key": "SupportedFeatureProfiles", "readonly": True, "value": "Core,SmartCharging"},
-            {"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "8"},
-            {
-                "key": "ChargingScheduleAllowedChargingRateUnit",
-                "readonly": True,
-                "value": "Current",
-            },
-            {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
-        ]
-    },
-    separators=(",", ":"),
-)
 _ACCEPTED = '{"status":"Accepted"}'
 
 
@@ -328,7 +304,7 @@ class SimCharger:
             self.refresh(f"{charger_id(self.index)} accepted a profile")
             await ws.send(f"[3,{uid},{_ACCEPTED}]")
         elif action == "GetConfiguration":
-            await ws.send(f"[3,{uid},{_CONFIG_KEYS}]")
+            await ws.send(f"[3,{uid},{SMART_CHARGER_CONFIGURATION}]")
         else:
             await ws.send(f'[4,{uid},"NotImplemented","{action} not simulated",{{}}]')
 
@@ -389,7 +365,7 @@ class SimCharger:
 
 async def client_main(port: int, n: int) -> None:
     """The charger process: run N chargers; obey `arm`, `stats` and `quit` on stdin."""
-    _raise_nofile()
+    raise_nofile()
     invariant = Invariant(n)
     url = f"ws://{HOST}:{port}/ocpp"
     chargers = [SimCharger(i, url, invariant) for i in range(n)]
@@ -409,10 +385,10 @@ async def client_main(port: int, n: int) -> None:
         command = line.strip()
         if command == "arm":
             invariant.arm()
-            _emit({"type": "armed"})
+            emit({"type": "armed"})
         elif command == "stats":
             invariant.check("stats")
-            _emit(
+            emit(
                 {
                     "type": "stats",
                     "violations": invariant.violations,
@@ -759,7 +735,7 @@ def main() -> int:
     if args.client:
         asyncio.run(client_main(*args.client))
         return 0
-    _raise_nofile()
+    raise_nofile()
     sizes = (
         [50] if args.quick or os.environ.get("BENCH_QUICK") else [int(x) for x in args.n.split(",")]
     )

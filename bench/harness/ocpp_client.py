@@ -28,6 +28,23 @@ def compact(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
+SMART_CHARGER_CONFIGURATION = compact(
+    {
+        "configurationKey": [
+            {"key": "SupportedFeatureProfiles", "readonly": True, "value": "Core,SmartCharging"},
+            {"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "8"},
+            {
+                "key": "ChargingScheduleAllowedChargingRateUnit",
+                "readonly": True,
+                "value": "Current",
+            },
+            {"key": "NumberOfConnectors", "readonly": True, "value": "1"},
+        ]
+    }
+)
+"""A GetConfiguration answer: a one-connector charger with Smart Charging, limits in A."""
+
+
 async def connect(url: str, *, deflate: bool = False) -> ClientConnection:
     """Open one charger's websocket (subprotocol ocpp1.6) to `url`."""
     from websockets.asyncio.client import connect as ws_connect  # noqa: PLC0415
