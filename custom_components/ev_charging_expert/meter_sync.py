@@ -156,12 +156,13 @@ class MeterSync:
         """
         subentries = meter_subentries(self.entry)
         usable = {m for m, sub in subentries.items() if not sub.data.get(CONF_REPORTING_ONLY)}
+        zone_meters = zone_meter_ids(self.entry)
         mapping: dict[str, MeterSource] = {}
         missing: list[str] = []
         for zone_id, zone in zones.items():
             if zone.mode is not ZoneMode.DYNAMIC:
                 continue  # a static zone's meter is ignored (the flow refuses one)
-            meter_id = zone_meter_ids(self.entry).get(zone_id)
+            meter_id = zone_meters.get(zone_id)
             source = self.source(meter_id) if meter_id in usable else None
             if meter_id not in usable:
                 missing.append(zone.name)
