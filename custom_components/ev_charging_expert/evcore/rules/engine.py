@@ -247,10 +247,10 @@ class Rules:
         self._changed(run=True)
 
     # ------------------------------------------------------------------ time-of-use
-    def _refresh_tou(self, *, force_run: bool = False) -> None:
-        """Look at the period now; re-arm the boundary timer."""
-        now = self._clock.now()
-        at = max(now, self._tou_due) if self._tou_due is not None else now
+    def _refresh_tou(self, at: datetime | None = None, *, force_run: bool = False) -> None:
+        """Look at the period now (or at the boundary just reached); re-arm the timer."""
+        if at is None:
+            at = self._clock.now()
         active = self.tou.active_periods(at)
         period = self.tou.period_at(at)
         changed = [p.name for p in active] != [p.name for p in self._active]
@@ -280,7 +280,9 @@ class Rules:
 
     def _tou_tick(self) -> None:
         self._tou_timer = None
-        self._refresh_tou()
+        now, due = self._clock.now(), self._tou_due
+        # A timer may fire a hair before its boundary (float time): the boundary is reached.
+        self._refresh_tou(now if due is None else max(now, due))
 
     # ------------------------------------------------------------------ reading
     def inputs(self) -> RuleInputs:
