@@ -235,3 +235,33 @@ async def test_periods_and_inputs_are_added_from_the_ui(
     hass.states.async_set("binary_sensor.fire", STATE_UNAVAILABLE)
     await _settle(hass)
     assert hub.controller.rules_view().active_inputs == ("fire",)
+
+
+async def test_the_tou_switch_and_a_period_that_follows_a_schedule(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hub: EvChargingCoordinator
+) -> None:
+    hass.states.async_set(RELAY, "off")
+    hass.states.async_set("schedule.solar", "off")
+    flow = await start_subentry_flow(hass, init_integration, SUBENTRY_TOU_PERIOD)
+    result = await submit(
+        hass, flow, {"name": "solar", "percent": 25, "source_entity": "schedule.solar"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await _settle(hass)
+    assert hub.controller.rules_view().tou_period is None
+    hass.states.async_set("schedule.solar", "on")
+    await _settle(hass)
+    assert hub.controller.rules_view().tou_period == "solar"
+    assert _state(hass, "sensor", "zone_side_limited_by").attributes["period"] == "solar"
+    # The site switch: off keeps the periods, nominal limits.
+    switch = entity_id(hass, "switch", "site_tou_enabled")
+    await hass.services.async_call("switch", "turn_off", {"entity_id": switch}, blocking=True)
+    await _settle(hass)
+    assert hass.states.get(switch).state == "off"
+    assert init_integration.options["tou_enabled"] is False
+    assert hub.controller.rules_view().tou_period is None
+    assert _state(hass, "sensor", "zone_side_limited_by").state == "nominal"
+    assert hub.controller.tou.periods() == ("peak", "solar")
+    await hass.services.async_call("switch", "turn_on", {"entity_id": switch}, blocking=True)
+    await _settle(hass)
+    assert hub.controller.rules_view().tou_period == "solar"
