@@ -300,7 +300,7 @@ class Rules:
             inputs=active_inputs,
             tou_period=self._period,
             tou=tou,
-            remote=dict(self._remote.setpoints),
+            remote=dict(self._remote.setpoints),  # the pipeline looks up existing zones
         )
 
     @property
@@ -316,11 +316,12 @@ class Rules:
     def view(self) -> RulesView:
         """The rules' state now."""
         settings = self.remote_settings
+        zones = self._zones()
         return RulesView(
             remote_enabled=settings.enabled,
             remote_source=str(settings.source),
             heartbeat_lapsed=self._remote.lapsed,
-            setpoints=dict(self._remote.setpoints),
+            setpoints={z: a for z, a in self._remote.setpoints.items() if z in zones},
             tou_enabled=self.tou.config.enabled,
             tou_period=self._period,
             active_inputs=self.active_inputs(),
