@@ -77,9 +77,9 @@ async def setup_rules(api: HaApi, entry_id: str) -> None:
             "digital_input",
             {"name": INPUT_NAME, "entity_id": RELAY, "percent": INPUT_PERCENT, "enabled": True},
         )
-        kind = "input_boolean helper" if helper else "state"
+        kind = "an input_boolean helper" if helper else "a bare state"
         print(
-            f"demo: added the digital input {INPUT_NAME!r} ({RELAY}, a {kind}): on = every "
+            f"demo: added the digital input {INPUT_NAME!r} ({RELAY}, {kind}): on = every "
             f"zone at {INPUT_PERCENT} % of its max"
         )
     if "tou_period" not in types:
