@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..model import ConnectorStatus
 
@@ -274,3 +274,11 @@ class Optimiser:
         if not values:
             return None, None
         return max(values), oldest
+
+
+def optimisation_diagnostics(optimiser: Optimiser) -> list[dict[str, Any]]:
+    """The caps in force, JSON-friendly (diagnostics)."""
+    return [
+        {"station_id": key.station_id, "connector_id": key.connector_id, "cap": cap}
+        for key, cap in sorted(optimiser.caps.items())
+    ]
