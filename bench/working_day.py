@@ -72,6 +72,7 @@ from custom_components.ev_charging_expert.evcore.config import (  # noqa: E402
     validate_zones,
 )
 from custom_components.ev_charging_expert.evcore.controller import Controller  # noqa: E402
+from custom_components.ev_charging_expert.evcore.load.observe import LoadObserver  # noqa: E402
 from custom_components.ev_charging_expert.evcore.model import NewChargerPolicy  # noqa: E402
 from custom_components.ev_charging_expert.evcore.site import (  # noqa: E402
     MemoryStore,
@@ -81,6 +82,8 @@ from tools.sim import Ev  # noqa: E402
 
 if TYPE_CHECKING:
     from conftest_load import TestCharger
+
+    from custom_components.ev_charging_expert.evcore.load.delivery import Send
 
 DAY_START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # a Monday
 ZONE_ID = "parking"
@@ -154,11 +157,23 @@ class Outcome:
     late_cut_steps: int = 0
     profiles: int = 0
     profiles_per_connector_hour: float = 0.0
+    sends: dict[str, int] = field(default_factory=dict)
+    """Limits sent by kind: decrease, increase, renewal (leases), base."""
     guard_violations: int = 0
     runs: int = 0
     wall_s: float = 0.0
     speedup: float = 0.0
     max_caps: int = 0
+
+
+class SendCounter(LoadObserver):
+    """Counts the limits load management sends, by kind (the observation hook)."""
+
+    def __init__(self, sends: dict[str, int]) -> None:
+        self.sends = sends
+
+    def limit_sent(self, send: Send) -> None:
+        self.sends[send.kind] = self.sends.get(send.kind, 0) + 1
 
 
 def plan_day(connectors: int, hours: float, seed: int) -> list[Visit]:
@@ -210,6 +225,7 @@ async def simulate(optimise: bool, visits: list[Visit], hours: float, zone_max: 
     await controller.start(host="127.0.0.1", port=0, ping_interval=None)
     env = LoadEnv(controller, clock)
     outcome = Outcome(optimise=optimise)
+    controller.load.observe(SendCounter(outcome.sends))
     try:
         env.set_zones(zone(zone_max))
         stations = sorted({v.station_id for v in visits})
@@ -294,6 +310,12 @@ async def arrive(env: LoadEnv, visit: Visit) -> None:
     env.check(f"session started on {visit.station_id}/{visit.connector_id}")
 
 
+def changes_per_connector_hour(outcome: Outcome, hours: float, connectors: int) -> float:
+    """Lease decreases and increases (not renewals, not bases) per connector per hour."""
+    changes = outcome.sends.get("decrease", 0) + outcome.sends.get("increase", 0)
+    return changes / connectors / hours
+
+
 def report(
     outcomes: list[Outcome], hours: float, connectors: int, zone_max: float
 ) -> tuple[str, float]:
@@ -306,6 +328,7 @@ def report(
         ("peak % max", 10),
         ("slowest cut s", 13),
         ("profiles/conn/h", 15),
+        ("changes/conn/h", 14),
         ("caps (max)", 10),
         ("wall s", 7),
         ("x real time", 11),
@@ -318,7 +341,8 @@ def report(
             str(o.checks),
             fmt(100 * o.peak_share),
             fmt(o.slowest_cut_s, 0),
-            fmt(o.profiles_per_connector_hour, 2),
+            fmt(o.profiles_per_connector_hour, 1),
+            fmt(changes_per_connector_hour(o, hours, connectors), 1),
             str(o.max_caps),
             fmt(o.wall_s, 0),
             fmt(o.speedup, 0),
@@ -333,6 +357,9 @@ def report(
     if True in by_mode and False in by_mode and by_mode[False].energy_kwh > 0:
         gain = by_mode[True].energy_kwh / by_mode[False].energy_kwh - 1
         print(f"energy delivered with optimisation on: {100 * gain:+.1f} % (goal +20 %)")
+    for o in outcomes:
+        mode = "on" if o.optimise else "off"
+        print(f"limits sent ({mode}): {dict(sorted(o.sends.items()))}")
     kinds = [k.name for k in EV_KINDS]
     print("energy by kind of EV (kWh), off / on:")
     for name in kinds:
