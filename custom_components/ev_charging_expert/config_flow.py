@@ -20,6 +20,7 @@ from homeassistant.helpers import config_validation as cv, selector
 import voluptuous as vol
 
 from .const import (
+    CONF_CONSUMPTION_OPTIMISATION,
     CONF_HEARTBEAT_INTERVAL,
     CONF_MINIMUM_STANDARD,
     CONF_NEW_CHARGER_POLICY,
@@ -220,6 +221,10 @@ class SiteSettingsFlow(OptionsFlow):
                     CONF_SAFETY_MARGIN,
                     default=options.get(CONF_SAFETY_MARGIN, DEFAULT_SAFETY_MARGIN),
                 ): vol.All(vol.Coerce(float), vol.Range(min=0, max=50)),
+                vol.Required(
+                    CONF_CONSUMPTION_OPTIMISATION,
+                    default=options.get(CONF_CONSUMPTION_OPTIMISATION, False),
+                ): selector.BooleanSelector(),
                 **rules_option_fields(options),
             }
         )

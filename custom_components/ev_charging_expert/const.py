@@ -100,6 +100,7 @@ CONF_REEVALUATION_MINUTES: Final = "reevaluation_minutes"
 CONF_NOMINAL_VOLTAGE: Final = "nominal_voltage"
 CONF_SAFETY_MARGIN: Final = "safety_margin"
 DEFAULT_SAFETY_MARGIN: Final = 1.0
+CONF_CONSUMPTION_OPTIMISATION: Final = "consumption_optimisation"
 DEFAULT_REEVALUATION_MINUTES: Final = 15
 DEFAULT_NOMINAL_VOLTAGE: Final = 230
 

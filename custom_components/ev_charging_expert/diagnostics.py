@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.components.diagnostics import async_redact_data
 
 from .const import DOMAIN, meter_device_id, parse_device_identifier
+from .evcore.load.optimise import optimisation_diagnostics
 from .evcore.meters.catalog import model_to_data
 from .security import admission_diagnostics
 
@@ -56,6 +57,7 @@ def _load_diagnostics(hub: EvChargingCoordinator) -> dict[str, Any]:
         "settings": asdict(hub.controller.load.settings),
         "zone_config": {zid: asdict(zone) for zid, zone in hub.zones.items()},
         **view,
+        "optimisation_caps": optimisation_diagnostics(hub.controller.load.optimiser),
     }
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.core import callback
 
 from .const import (
+    CONF_CONSUMPTION_OPTIMISATION,
     CONF_DEGRADED_SETPOINT,
     CONF_HEARTBEAT_INTERVAL,
     CONF_MAX_CURRENT,
@@ -66,6 +67,7 @@ def load_settings(entry: ConfigEntry) -> LoadSettings:
         * float(options.get(CONF_REEVALUATION_MINUTES, DEFAULT_REEVALUATION_MINUTES)),
         nominal_voltage=float(options.get(CONF_NOMINAL_VOLTAGE, DEFAULT_NOMINAL_VOLTAGE)),
         safety_margin=float(options.get(CONF_SAFETY_MARGIN, DEFAULT_SAFETY_MARGIN)),
+        consumption_optimisation=bool(options.get(CONF_CONSUMPTION_OPTIMISATION, False)),
     )
 
 

@@ -584,7 +584,9 @@ async def test_diagnostics_show_the_load_management(  # noqa: PLR0917  # pytest 
         "reevaluation_period": 900.0,
         "nominal_voltage": 230.0,
         "safety_margin": 1.0,
+        "consumption_optimisation": False,
     }
+    assert load["optimisation_caps"] == []
     assert load["zone_config"] == {
         MAIN: {
             "zone_id": MAIN,

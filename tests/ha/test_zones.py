@@ -17,6 +17,7 @@ from homeassistant.helpers import (
 import pytest
 
 from custom_components.ev_charging_expert.const import (
+    CONF_CONSUMPTION_OPTIMISATION,
     CONF_DEGRADED_SETPOINT,
     CONF_MAX_CURRENT,
     CONF_MINIMUM_STANDARD,
@@ -391,6 +392,7 @@ async def test_site_settings_are_stored_and_applied_live(
             CONF_REEVALUATION_MINUTES: 15,
             CONF_NOMINAL_VOLTAGE: 230,
             CONF_SAFETY_MARGIN: 1.0,
+            CONF_CONSUMPTION_OPTIMISATION: False,
         }.items()
     )
     options = {
@@ -399,6 +401,7 @@ async def test_site_settings_are_stored_and_applied_live(
         CONF_REEVALUATION_MINUTES: 5,
         CONF_NOMINAL_VOLTAGE: 240,
         CONF_SAFETY_MARGIN: 2.0,
+        CONF_CONSUMPTION_OPTIMISATION: True,
     }
 
     result = await hass.config_entries.options.async_configure(flow["flow_id"], options)
@@ -412,6 +415,7 @@ async def test_site_settings_are_stored_and_applied_live(
         reevaluation_period=300.0,
         nominal_voltage=240.0,
         safety_margin=2.0,
+        consumption_optimisation=True,
     )
     assert init_integration.runtime_data is hub
     assert hub.site.chargers["CP1"] is handler

@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--check: how far (A) the budget of 'Building' may stray out of its expected range",
     )
     parser.add_argument(
+        "--optimise", action="store_true", help="switch consumption optimisation on"
+    )
+    parser.add_argument(
         "--check",
         type=float,
         default=0,

@@ -36,6 +36,7 @@ from tools.demo.ha_process import (
     port_open,
     prepare_config,
 )
+from tools.demo.optimisation import enable_optimisation
 from tools.demo.rest import PASSWORD, USERNAME, HaApi
 from tools.demo.rules import check_rules, setup_rules
 from tools.sim import Fleet
@@ -180,6 +181,8 @@ class Demo:
                 await self.guard(setup_rules(api, entries[0]["entry_id"]))
             except DemoError as err:
                 print(f"demo: warning: could not set up the demo zones and meter: {err}")
+            if self.args.optimise:
+                await self.guard(enable_optimisation(api, entries[0]["entry_id"]))
 
     async def setup_zones(self, api: HaApi, entry_id: str) -> None:
         """Add the demo's meter and zones through the subentry flows, when the integration

@@ -151,6 +151,8 @@ class LoadSettings:
     """Used to express a limit in W for chargers that only take W."""
     safety_margin: float = 1.0
     """Subtracted from a dynamic zone's budget on each phase (A): meter noise and lag."""
+    consumption_optimisation: bool = False
+    """Lower the limit of an EV that draws clearly less, for the others (see load/optimise.py)."""
 
     def allocation_settings(self) -> AllocationSettings:
         """The allocator's part of the settings."""

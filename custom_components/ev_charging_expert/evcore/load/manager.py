@@ -38,6 +38,7 @@ from .control import ChargerControl, Control, LoadState, Run
 from .delivery import DeliverySettings, plan, record_answer
 from .leases import LeaseSender
 from .observe import BudgetsChecked, RunObserved, cpu_clock, guarded, stopwatch
+from .optimise import Optimiser
 from .snapshot import SnapshotBuilder, ev_phases, wants_current
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class LoadManager:
             request_run=self.request_run,
             request_replan=self.request_replan,
         )
+        self.optimiser = Optimiser(site, state)
         self._listeners: list[Callable[[AllocationUpdated], None]] = []
         self._scheduled = False
         self._full_run = False
@@ -326,13 +328,15 @@ class LoadManager:
         last = self.state.last
         if connector is None or last is None:
             return True
-        previous = last.by_key.get(ConnectorKey(station.station_id, connector_id))
+        key = ConnectorKey(station.station_id, connector_id)
+        previous = last.by_key.get(key)
         if previous is None:
             # Not managed at the last run: it matters only if its station is in a zone now.
             return station.config.zone_id in self.state.zones and wants_current(connector)
         return (
             wants_current(connector) != previous.wants_current
             or ev_phases(connector) != previous.ev_phases
+            or self.optimiser.draw_reached_cap(key)
         )
 
     def on_boot(self, station_id: str) -> None:
@@ -393,7 +397,7 @@ class LoadManager:
         self._full_run = False
         self.runs += 1
         old_degraded, state.degraded = state.degraded, self._snapshots.degraded_plan()
-        snapshot = self._snapshots.build(now)
+        snapshot = self.optimiser.apply(self._snapshots.build(now))
         state.negative_building = track_negative_building(
             state.negative_building, state.budgets, now
         )
@@ -431,6 +435,7 @@ class LoadManager:
             allocation.next_reevaluation_at,
             allocation.next_resume_at,
             state.lease_ends,
+            self.optimiser.next_at,
             *(n.reported_at for n in state.negative_building.values() if n.reported_at > now),
         )
         self._announce(previous, old_degraded, self._report_building_warnings(now))
@@ -465,6 +470,7 @@ class LoadManager:
             last.allocation.next_reevaluation_at,
             last.allocation.next_resume_at,
             state.lease_ends,
+            self.optimiser.next_at,
         )
         return len(the_plan.sends)
 
