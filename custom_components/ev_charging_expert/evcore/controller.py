@@ -20,12 +20,14 @@ from dataclasses import replace
 import logging
 from typing import TYPE_CHECKING
 
+from .auth.authorization import Authorization
+from .auth.cards import CardRegistry
 from .charger import REQUEST_TIMEOUT
 from .events import AllocationUpdated, ControllerEvent, MeterUpdated
 from .load import LoadManager
 from .meters import MeterPool, MeterState, MeterStateChanged
 from .ocpp.server import DEFAULT_MAX_FRAME, CentralSystem
-from .site import Site, SiteSettings
+from .site import MemoryStore, Site, SiteSettings
 from .view import (
     SUSPENDED_REASONS,
     AllocationView,
@@ -69,6 +71,7 @@ class Controller:
         meter_models: ModelRegistry | None = None,
         executor: Executor | None = None,
         limits: AdmissionLimits | None = None,
+        card_store: SiteStore | None = None,
     ) -> None:
         self.clock = clock
         self.executor = executor
@@ -87,11 +90,18 @@ class Controller:
             self.load.subscribe(self._on_allocation),
             self.meters.subscribe(self._on_meter_event),
         ]
+        # Cards (issue 13): the registry, and who may charge where (auth/).
+        self.cards = CardRegistry(clock, card_store or MemoryStore())
+        self.auth = Authorization(self.site, self.cards, lambda: self.load.zones)
+        self.site.vip_card = self.cards.is_vip
+        self._unsubscribe.append(self.cards.subscribe(lambda *_: self.load.request_run()))
 
     # ------------------------------------------------------------------ lifecycle
     async def restore(self) -> None:
-        """Load the station registry from the store (before `start`)."""
+        """Load the station and card registries from their stores (before `start`)."""
         await self.site.load()
+        await self.cards.load()
+        self.auth.restore()
 
     async def start(
         self,
@@ -120,6 +130,7 @@ class Controller:
         except BaseException:
             self.central_system = None
             raise
+        self.auth.start()
 
     @property
     def port(self) -> int | None:
@@ -135,6 +146,7 @@ class Controller:
             central_system, self.central_system = self.central_system, None
             await central_system.stop()
         self.load.stop()
+        self.auth.stop()
         await self.meters.stop()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
