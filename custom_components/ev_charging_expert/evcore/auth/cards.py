@@ -312,7 +312,9 @@ class CardRegistry:
         """Cards seen but waiting for approval."""
         return len(self._unknown)
 
-    def list(self, where: CardFilter | None = None, offset: int = 0, limit: int = 100) -> CardPage:
+    def query(
+        self, where: CardFilter | None = None, offset: int = 0, limit: int = 100
+    ) -> CardPage:
         """The cards that pass `where`, by idTag, `limit` of them from `offset`."""
         where = where or CardFilter()
         chosen = sorted((c for c in self._cards.values() if where.keeps(c)), key=lambda c: c.key)
