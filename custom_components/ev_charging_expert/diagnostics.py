@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.diagnostics import async_redact_data
 
+from .cards_ha import auth_diagnostics
 from .const import DOMAIN, meter_device_id, parse_device_identifier
 from .evcore.meters.catalog import model_to_data
 from .security import admission_diagnostics
@@ -45,6 +46,7 @@ async def async_get_config_entry_diagnostics(
             model_to_data(model) for model in hub.controller.meters.models.custom.values()
         ],
         "admission": admission_diagnostics(hub.site, hub.controller.central_system),
+        "authorization": auth_diagnostics(hub),
     }
 
 

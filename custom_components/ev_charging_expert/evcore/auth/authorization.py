@@ -112,8 +112,10 @@ class Authorization:
     # ------------------------------------------------------------------ lifecycle
     def restore(self) -> None:
         """Take the settings saved with the cards (after `cards.load()`)."""
-        self.fresh = not self.cards.settings
         self.settings = AuthSettings.from_dict(self.cards.settings)
+        self.fresh = not self.cards.settings and self.cards.problem is None
+        if self.cards.problem is not None:
+            self.settings.default_mode = AuthMode.KNOWN_CARDS  # fail closed
 
     def start(self) -> None:
         """Check the chargers' lists from time to time."""

@@ -23,7 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..clock import parse_timestamp
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreCorruptError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -232,11 +232,24 @@ class CardRegistry:
         self.settings: dict[str, Any] = {}
         """The authorization settings, saved with the cards (see `auth.modes`)."""
         self._listeners: list[CardListener] = []
+        self.problem: StoreCorruptError | None = None
+        """Why the saved cards could not be read (the registry started empty)."""
+        self._may_save = True
 
     # ------------------------------------------------------------------ persistence
     async def load(self) -> None:
-        """Restore the saved cards (a corrupt store raises, as the station registry's does)."""
-        data = await self._store.load()
+        """Restore the saved cards; unreadable ones leave the registry empty (`problem`)."""
+        try:
+            data = await self._store.load()
+        except StoreCorruptError as err:
+            self.problem = err
+            # Never write over unreadable cards that could not be moved aside.
+            self._may_save = err.kept_as is not None
+            _LOGGER.error(
+                "The card registry cannot be read (%s): it starts empty, in known-cards mode",
+                err,
+            )
+            return
         if not data:
             return
         fields = data.get("fields", list(_ROW))
@@ -261,11 +274,15 @@ class CardRegistry:
     def save_settings(self, settings: dict[str, Any]) -> None:
         """Keep the authorization settings (saved with the cards)."""
         self.settings = settings
-        self._store.schedule_save(self._dump)
+        self._save()
+
+    def _save(self) -> None:
+        if self._may_save:
+            self._store.schedule_save(self._dump)
 
     def _changed(self, keys: Iterable[str], *, revoked: bool) -> None:
         self.revision += 1
-        self._store.schedule_save(self._dump)
+        self._save()
         changed = frozenset(keys)
         for listener in list(self._listeners):
             try:
@@ -334,6 +351,7 @@ class CardRegistry:
             card,
             id_tag=id_tag,
             comment=check_comment(card.comment),
+            parent_id_tag=_parent(card.parent_id_tag),
             registered_at=card.registered_at or self.clock.now(),
             pending=False,
             last_seen_at=existing.last_seen_at if existing else card.last_seen_at,
@@ -350,6 +368,8 @@ class CardRegistry:
         changes.pop("id_tag", None)
         if "comment" in changes:
             changes["comment"] = check_comment(changes["comment"])
+        if "parent_id_tag" in changes:
+            changes["parent_id_tag"] = _parent(changes["parent_id_tag"])
         updated = replace(card, **changes)
         if "authorized" in changes and updated.authorized:
             updated = replace(updated, pending=False)
@@ -444,7 +464,7 @@ class CardRegistry:
         # A sighting is not a change of rights: saved, but local lists are not re-sent.
         card = replace(card, last_seen_at=now, last_seen_station=station_id)
         self._cards[key] = card
-        self._store.schedule_save(self._dump)
+        self._save()
         return card
 
     def _require(self, id_tag: str) -> Card:
@@ -452,6 +472,10 @@ class CardRegistry:
         if card is None:
             raise UnknownCardError(id_tag)
         return card
+
+
+def _parent(id_tag: str | None) -> str | None:
+    return check_id_tag(id_tag, "parent_id_tag") if id_tag else None
 
 
 def _revokes(old: Card, new: Card) -> bool:
