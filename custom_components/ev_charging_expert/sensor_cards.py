@@ -62,12 +62,13 @@ class CardCountSensor(SensorEntity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    _shown: int | None = None
 
     def __init__(self, hub: EvChargingCoordinator, description: SensorEntityDescription) -> None:
         self.hub = hub
         self.entity_description = description
         entry_id = hub.entry.entry_id
-        self._attr_unique_id = f"{entry_id}_{description.key}"
+        self._attr_unique_id = f"site_{description.key}"  # one site per HA (single entry)
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
 
     @property
@@ -88,7 +89,10 @@ class CardCountSensor(SensorEntity):
 
     @callback
     def _changed(self) -> None:
-        if self.native_value != self.state:
+        # Every card sighting signals: write only when the count moved.
+        value = self.native_value
+        if value != self._shown:
+            self._shown = value
             self.async_write_ha_state()
 
 

@@ -117,7 +117,7 @@ async def _update(hub: EvChargingCoordinator, call: ServiceCall) -> ServiceRespo
 
 async def _remove(hub: EvChargingCoordinator, call: ServiceCall) -> ServiceResponse:
     _card_errors(lambda: hub.controller.cards.remove(call.data["id_tag"]))
-    return None
+    return {"removed": call.data["id_tag"]}
 
 
 async def _approve(hub: EvChargingCoordinator, call: ServiceCall) -> ServiceResponse:
@@ -226,7 +226,9 @@ async def _set_authorization(hub: EvChargingCoordinator, call: ServiceCall) -> S
         _card_errors(apply)
     except UnknownStationError as err:
         raise _error("invalid_device", device_id=data["device_id"]) from err
-    return None
+    settings = auth.settings.to_dict()
+    del settings["site_id_tag"]
+    return settings
 
 
 def _inherit(value: str | None) -> str | None:
@@ -276,7 +278,7 @@ SERVICES: dict[str, tuple[dict[Any, Any], Handler, bool, SupportsResponse]] = {
         False,
         SupportsResponse.OPTIONAL,
     ),
-    "remove_card": ({vol.Required("id_tag"): _ID_TAG}, _remove, False, SupportsResponse.NONE),
+    "remove_card": ({vol.Required("id_tag"): _ID_TAG}, _remove, False, SupportsResponse.OPTIONAL),
     "approve_card": (
         {vol.Required("id_tag"): vol.All(cv.ensure_list, [_ID_TAG])},
         _approve,
@@ -333,7 +335,7 @@ SERVICES: dict[str, tuple[dict[Any, Any], Handler, bool, SupportsResponse]] = {
         },
         _set_authorization,
         True,
-        SupportsResponse.NONE,
+        SupportsResponse.OPTIONAL,
     ),
 }
 
