@@ -93,9 +93,7 @@ def scan_known_tag(hass: HomeAssistant, event: CardPresented) -> None:
         return
     from homeassistant.components.tag import async_scan_tag  # noqa: PLC0415  # optional
 
-    device = dr.async_get(hass).async_get_device(
-        identifiers={station_device_id(event.station_id)}
-    )
+    device = dr.async_get(hass).async_get_device(identifiers={station_device_id(event.station_id)})
     hass.async_create_task(
         async_scan_tag(hass, event.id_tag, device.id if device else None),
         "ev_charging_expert tag scan",
@@ -116,7 +114,5 @@ def auth_diagnostics(hub: EvChargingCoordinator) -> dict[str, Any]:
         "revision": cards.revision,
         "store_problem": None if cards.problem is None else str(cards.problem),
         "settings": settings,
-        "stations": {
-            sid: auth.station_view(sid).to_dict() for sid in sorted(hub.site.stations)
-        },
+        "stations": {sid: auth.station_view(sid).to_dict() for sid in sorted(hub.site.stations)},
     }

@@ -43,7 +43,9 @@ class AuthSelectDescription(SelectEntityDescription):
     """The keyword of `set_zone_mode` / `set_station_mode`."""
 
 
-def _description(key: str, values: list[str], table_fn: Callable, field: str) -> AuthSelectDescription:  # type: ignore[type-arg]
+def _description(
+    key: str, values: list[str], table_fn: Callable[[AuthSettings], dict[str, str]], field: str
+) -> AuthSelectDescription:
     return AuthSelectDescription(
         key=key,
         translation_key=key,

@@ -81,7 +81,9 @@ def _zone_ids(hub: EvChargingCoordinator, names: list[str]) -> frozenset[str] | 
 
 
 def _changes(hub: EvChargingCoordinator, data: dict[str, Any]) -> dict[str, Any]:
-    changes = {k: data[k] for k in ("authorized", "vip", "comment", "expires_at") if k in data}
+    changes: dict[str, Any] = {
+        k: data[k] for k in ("authorized", "vip", "comment", "expires_at") if k in data
+    }
     if "zones" in data:
         changes["zones"] = _zone_ids(hub, data["zones"])
     if "parent_id_tag" in data:
@@ -100,7 +102,7 @@ def _card_errors[T](action: Callable[[], T]) -> T:
         raise _error("invalid_authorization", error=str(err)) from err
 
 
-# ---------------------------------------------------------------------- cards (every user)
+# ---------------------------------------------------------------------- cards
 async def _add(hub: EvChargingCoordinator, call: ServiceCall) -> ServiceResponse:
     data = dict(call.data)
     changes = _changes(hub, data)
@@ -132,7 +134,7 @@ async def _approve(hub: EvChargingCoordinator, call: ServiceCall) -> ServiceResp
 
 async def _bulk_edit(hub: EvChargingCoordinator, call: ServiceCall) -> ServiceResponse:
     data = dict(call.data)
-    changes = {k: data[k] for k in ("authorized", "vip") if k in data}
+    changes: dict[str, Any] = {k: data[k] for k in ("authorized", "vip") if k in data}
     if "zones" in data:
         changes["zones"] = _zone_ids(hub, data["zones"])
     if not changes:
@@ -201,7 +203,7 @@ async def _list(hub: EvChargingCoordinator, call: ServiceCall) -> ServiceRespons
     return page.to_dict()
 
 
-# ---------------------------------------------------------------------- modes (admin)
+# ---------------------------------------------------------------------- authorization
 async def _set_authorization(hub: EvChargingCoordinator, call: ServiceCall) -> ServiceResponse:
     data = dict(call.data)
     auth = hub.controller.auth
@@ -350,4 +352,3 @@ def async_setup_card_services(hass: HomeAssistant) -> None:
             schema=vol.Schema(fields),
             supports_response=response,
         )
-

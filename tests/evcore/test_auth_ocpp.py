@@ -168,7 +168,7 @@ class Site:
 
         async with asyncio.timeout(FAILSAFE_S):
             for turn in itertools.count():
-                if done() and turn > 20:  # noqa: PLR2004  # the answers' turns have passed
+                if done() and turn > 20:  # the answers' turns have passed
                     return
                 await asyncio.sleep(0)
 

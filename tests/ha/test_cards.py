@@ -49,9 +49,7 @@ async def test_card_services_manage_the_registry(
     assert added["zones"] == ["garage"]
     await _call(hass, "add_card", {"id_tag": "BB22"}, user)
     await _call(hass, "update_card", {"id_tag": "bb22", "comment": "Bob"}, user)
-    await _call(
-        hass, "bulk_edit_cards", {"id_tags": ["AA11", "BB22"], "authorized": False}, user
-    )
+    await _call(hass, "bulk_edit_cards", {"id_tags": ["AA11", "BB22"], "authorized": False}, user)
     page = await _call(hass, "list_cards", {"authorized": False, "limit": 1}, user)
     assert page["total"] == 2
     assert [c["id_tag"] for c in page["cards"]] == ["AA11"]
@@ -174,7 +172,5 @@ async def test_cards_survive_a_reload(
     await hass.async_block_till_done()
     hub = init_integration.runtime_data
     assert hub.controller.cards.comment_of("KEEP1") == "Kept"
-    assert hub.controller.auth.settings.zone_offline == {
-        "garage": OfflineBehaviour.AUTHORIZE_ALL
-    }
+    assert hub.controller.auth.settings.zone_offline == {"garage": OfflineBehaviour.AUTHORIZE_ALL}
     assert hub.controller.auth.settings.default_mode is AuthMode.KNOWN_CARDS

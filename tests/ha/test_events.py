@@ -29,14 +29,12 @@ async def test_authorize_fires_card_presented(
 
     # A new site accepts only known cards: the first swipe is refused and waits for approval.
     refused = await charger.authorize("04A1B2C3")
-    await hass.services.async_call(
-        DOMAIN, "approve_card", {"id_tag": "04a1b2c3"}, blocking=True
-    )
+    await hass.services.async_call(DOMAIN, "approve_card", {"id_tag": "04a1b2c3"}, blocking=True)
     answer = await charger.authorize("04A1B2C3")
 
     assert refused.id_tag_info["status"] == "Invalid"
     assert answer.id_tag_info["status"] == "Accepted"
-    await wait_for(hass, lambda: len(cards) == 2)  # noqa: PLR2004
+    await wait_for(hass, lambda: len(cards) == 2)
     card = {"station_id": "CP1", "connector_id": None, "id_tag": "04A1B2C3"}
     assert [event.data for event in cards] == [
         {**card, "accepted": False, "decision": "Invalid", "reason": "unknown_card"},

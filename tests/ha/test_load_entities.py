@@ -555,9 +555,7 @@ async def test_zone_sensors(
 
     entries = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
     # Zone entities belong to the zone's subentry; the site's own (card counts) to none.
-    assert {e.config_subentry_id for e in entries if not e.unique_id.startswith("site_")} == {
-        MAIN
-    }
+    assert {e.config_subentry_id for e in entries if not e.unique_id.startswith("site_")} == {MAIN}
 
 
 # ---------------------------------------------------------------------------- diagnostics

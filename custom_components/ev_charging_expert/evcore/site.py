@@ -15,8 +15,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import limits
-from .auth.decision import AcceptAll, AuthDecision, Authorizer, AuthRequest
 from .admission import check_password, hash_password, identity_problem
+from .auth.decision import AcceptAll, AuthDecision, Authorizer, AuthRequest
 from .clock import parse_timestamp
 from .config import StationConfig
 from .errors import (
@@ -711,8 +711,7 @@ class Site:
 
     def authorize(self, station_id: str, id_tag: str) -> AuthDecision:
         """Whether a card may charge here: the authorizer decides; announced as CardPresented."""
-        decision = self._decide(station_id, None, id_tag)
-        return decision
+        return self._decide(station_id, None, id_tag)
 
     def _decide(self, station_id: str, connector_id: int | None, id_tag: str) -> AuthDecision:
         station = self.stations.get(station_id)
@@ -722,7 +721,8 @@ class Site:
             and c.connector_id != connector_id
             for c in station.connectors.values()
         )
-        request = AuthRequest(station_id, connector_id, id_tag, busy, start=connector_id is not None)
+        start = connector_id is not None
+        request = AuthRequest(station_id, connector_id, id_tag, busy, start=start)
         decision = self.authorizer.decide(request)
         self._emit(
             CardPresented(

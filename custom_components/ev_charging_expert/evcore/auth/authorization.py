@@ -33,6 +33,7 @@ from .sync import StationSync
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from enum import StrEnum
 
     from ..clock import Cancelable
     from ..config import ZoneConfig
@@ -95,7 +96,7 @@ class Authorization:
         )
         site.authorizer = self.authorizer
         self.sync = StationSync(
-            charger=lambda sid: site.chargers.get(sid),
+            charger=site.chargers.get,
             resolve=self.resolve,
             entries=self.local_list,
             now=site.clock.now,
@@ -187,8 +188,8 @@ class Authorization:
         self,
         zone_id: str,
         *,
-        mode: AuthMode | None | str = "",
-        offline: OfflineBehaviour | None | str = "",
+        mode: AuthMode | str | None = "",
+        offline: OfflineBehaviour | str | None = "",
     ) -> None:
         """Set (or, with None, inherit) a zone's mode and/or offline behaviour."""
         if zone_id not in self._zones():
@@ -201,8 +202,8 @@ class Authorization:
         self,
         station_id: str,
         *,
-        mode: AuthMode | None | str = "",
-        offline: OfflineBehaviour | None | str = "",
+        mode: AuthMode | str | None = "",
+        offline: OfflineBehaviour | str | None = "",
     ) -> None:
         """Override (or, with None, inherit) a station's mode and/or offline behaviour."""
         self.site.station(station_id)
@@ -261,7 +262,7 @@ class Authorization:
             }
         return entries
 
-    def _on_cards(self, _keys: frozenset[str], revoked: bool) -> None:  # noqa: FBT001  # listener
+    def _on_cards(self, _keys: frozenset[str], revoked: bool) -> None:  # listener
         self._revoked |= revoked
         if self._change_timer is None:
             self._change_timer = self.site.clock.call_later(CHANGE_DELAY_S, self._push_cards)
@@ -333,7 +334,7 @@ class Authorization:
             self._plugged.discard(ConnectorKey(station_id, connector_id))
 
 
-def _set(target: dict[str, Any], key: str, value: Any, kind: type) -> None:
+def _set(target: dict[str, Any], key: str, value: Any, kind: type[StrEnum]) -> None:
     if value == "":
         return  # not given: unchanged
     if value is None:
@@ -343,4 +344,3 @@ def _set(target: dict[str, Any], key: str, value: Any, kind: type) -> None:
         target[key] = kind(value)
     except ValueError:
         raise ConfigError(f"{value!r} is not one of {', '.join(kind)}") from None
-

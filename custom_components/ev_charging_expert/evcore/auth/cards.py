@@ -18,7 +18,6 @@ local authorization lists can be kept in sync differentially.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from ..errors import ConfigError, StoreCorruptError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from datetime import datetime
 
     from ..clock import Clock
     from ..site import SiteStore
@@ -183,7 +183,7 @@ class CardFilter:
     pending: bool | None = None
     """True: only cards seen but waiting for approval."""
 
-    def keeps(self, card: Card) -> bool:  # noqa: PLR0911  # one test per condition
+    def keeps(self, card: Card) -> bool:  # one test per condition
         """Whether `card` passes every condition."""
         if self.id_tag and self.id_tag.casefold() not in card.key:
             return False
@@ -245,7 +245,7 @@ class CardRegistry:
             self.problem = err
             # Never write over unreadable cards that could not be moved aside.
             self._may_save = err.kept_as is not None
-            _LOGGER.error(
+            _LOGGER.error(  # noqa: TRY400  # a damaged file, not a bug: no traceback
                 "The card registry cannot be read (%s): it starts empty, in known-cards mode",
                 err,
             )
@@ -329,9 +329,7 @@ class CardRegistry:
         """Cards seen but waiting for approval."""
         return len(self._unknown)
 
-    def query(
-        self, where: CardFilter | None = None, offset: int = 0, limit: int = 100
-    ) -> CardPage:
+    def query(self, where: CardFilter | None = None, offset: int = 0, limit: int = 100) -> CardPage:
         """The cards that pass `where`, by idTag, `limit` of them from `offset`."""
         where = where or CardFilter()
         chosen = sorted((c for c in self._cards.values() if where.keeps(c)), key=lambda c: c.key)
@@ -394,7 +392,7 @@ class CardRegistry:
         """Set `authorized`, `vip` and/or `zones` on many cards, all or none."""
         allowed = {"authorized", "vip", "zones"}
         if unknown := set(changes) - allowed:
-            raise CardError(sorted(unknown)[0], "cannot be edited in bulk")
+            raise CardError(min(unknown), "cannot be edited in bulk")
         cards = [self._require(tag) for tag in id_tags]
         updated = []
         revoked = False
@@ -433,7 +431,7 @@ class CardRegistry:
         changed = set(old_cards) ^ set(new)
         changed |= {k for k in new.keys() & old_cards.keys() if new[k] != old_cards[k]}
         revoked = any(
-            k not in new or _revokes(old_cards[k], new[k])
+            k not in new or _revokes(card, new[k])
             for k, card in old_cards.items()
             if card.authorized
         )

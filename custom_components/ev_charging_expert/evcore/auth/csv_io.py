@@ -19,11 +19,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 import io
+import itertools
 from typing import TYPE_CHECKING
 
 from ..clock import parse_timestamp
 from ..errors import ConfigError
-from .cards import MAX_CARDS, Card, CardError, card_key, check_comment, check_id_tag
+from .cards import MAX_CARDS, Card, CardError, check_comment, check_id_tag
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -90,7 +91,7 @@ def _decode(data: bytes | str) -> str:
         ) from None
 
 
-def parse_csv(
+def parse_csv(  # noqa: C901, PLR0912  # format detection, then one pass with every check
     data: bytes | str, zones: Mapping[str, str], *, file_format: str = "auto"
 ) -> list[Card]:
     """Every card of a CSV file, or CardImportError; `zones` maps zone names to ids.
@@ -192,7 +193,8 @@ def _parse_charger(
         if len(first) > 1:
             problems.append(ImportProblem(1, "id_tag", "no idTag column (and not one per line)"))
             return
-        column, start, body = 0, 1, [first, *rows]
+        column, start = 0, 1
+        body: Iterable[list[str]] = itertools.chain([first], rows)
     else:
         start, body = 2, rows
     for line, row in enumerate(body, start=start):

@@ -1,4 +1,4 @@
-"""The decision point: may this idTag charge here, now?
+"""The decision point: whether this idTag may charge here, now.
 
 `Site.authorize` (Authorize) and `Site.start_session` (StartTransaction) ask one `Authorizer`.
 Today it is `LocalAuthorizer` (the card registry and the zones' modes); an upstream CPO will
@@ -9,7 +9,6 @@ plug in as another `Authorizer`, and nothing else changes. Deciding is synchrono
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +17,7 @@ from .modes import AuthMode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from ..clock import Clock
     from .cards import CardRegistry
@@ -90,7 +90,7 @@ class Authorizer(Protocol):
 class AcceptAll:
     """Every card charges: a Site without the card registry (tests, tools)."""
 
-    def decide(self, request: AuthRequest) -> AuthDecision:  # noqa: ARG002  # the protocol's
+    def decide(self, request: AuthRequest) -> AuthDecision:  # the protocol's
         """Accepted."""
         return AuthDecision(AuthStatus.ACCEPTED, "")
 
@@ -113,7 +113,7 @@ class LocalAuthorizer:
         self._resolve = resolve
         self._site_id_tag = site_id_tag
 
-    def decide(self, request: AuthRequest) -> AuthDecision:  # noqa: PLR0911  # one per rule
+    def decide(self, request: AuthRequest) -> AuthDecision:  # noqa: C901, PLR0911  # one per rule
         """Apply the station's mode; a known-cards station checks the card."""
         if card_key(request.id_tag) == card_key(self._site_id_tag()):
             return AuthDecision(AuthStatus.ACCEPTED, Reason.SITE_ID_TAG)

@@ -83,9 +83,7 @@ AUTH_KEYS = (
 """The keys set, in the order they are sent."""
 
 
-def desired_keys(
-    mode: AuthMode, offline: OfflineBehaviour, *, local_list: bool
-) -> dict[str, str]:
+def desired_keys(mode: AuthMode, offline: OfflineBehaviour, *, local_list: bool) -> dict[str, str]:
     """The configuration keys (in `AUTH_KEYS` order) for a station's mode and behaviour.
 
     `local_list`: the charger has the LocalAuthListManagement profile (else the list key is
@@ -121,9 +119,7 @@ class AuthSettings:
     """The mode of stations whose zones set none."""
     default_offline: OfflineBehaviour = DEFAULT_OFFLINE
 
-    def resolve(
-        self, station_id: str, zone_path: tuple[str, ...]
-    ) -> Resolved:
+    def resolve(self, station_id: str, zone_path: tuple[str, ...]) -> Resolved:
         """The station's mode and behaviour; `zone_path` is its zone then its ancestors."""
         mode, mode_from = _pick(station_id, zone_path, self.station_mode, self.zone_mode)
         offline, offline_from = _pick(
@@ -194,9 +190,7 @@ def parse_mode(value: str) -> AuthMode:
     try:
         return AuthMode(value)
     except ValueError:
-        raise ConfigError(
-            f"unknown authorization mode {value!r} ({', '.join(AuthMode)})"
-        ) from None
+        raise ConfigError(f"unknown authorization mode {value!r} ({', '.join(AuthMode)})") from None
 
 
 def parse_offline(value: str) -> OfflineBehaviour:

@@ -14,7 +14,6 @@ changes: an unknown or read-only key, a refused value, no local-list support.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 import logging
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from .modes import AUTH_KEYS, AuthMode, desired_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import datetime
 
     from ..charger import Charger
     from .modes import Resolved
@@ -174,13 +174,14 @@ class StationSync:
         readonly = {str(k.get("key")) for k in result.keys if k.get("readonly")}
         unknown = set(result.unknown_keys)
         profiles = {
-            p.strip().casefold() for p in str(current.get("SupportedFeatureProfiles") or "").split(",")
+            p.strip().casefold()
+            for p in str(current.get("SupportedFeatureProfiles") or "").split(",")
         }
         state.supports_local_list = LOCAL_LIST_PROFILE in profiles
-        wanted = desired_keys(
-            resolved.mode, resolved.offline, local_list=state.supports_local_list
+        wanted = desired_keys(resolved.mode, resolved.offline, local_list=state.supports_local_list)
+        await self._apply_keys(
+            charger, state, wanted, current=current, readonly=readonly, unknown=unknown
         )
-        await self._apply_keys(charger, state, wanted, current, readonly, unknown)
         if resolved.mode is not AuthMode.KNOWN_CARDS:
             state.list_status = ListStatus.NOT_USED
             state.clear_cache = False
@@ -203,6 +204,7 @@ class StationSync:
         charger: Charger,
         state: StationAuthState,
         wanted: Mapping[str, str],
+        *,
         current: Mapping[str, Any],
         readonly: set[str],
         unknown: set[str],
@@ -342,4 +344,3 @@ def _positive(value: Any) -> int | None:
     except ValueError:
         return None
     return number if number > 0 else None
-

@@ -29,7 +29,6 @@ from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 
-from ...auth.decision import AuthDecision
 from ...charger import (
     Capabilities,
     CommandStatus,
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine, Iterator, Sequence
     from datetime import datetime
 
+    from ...auth.decision import AuthDecision
     from ...site import Site
 
 _LOGGER = logging.getLogger(__name__)
