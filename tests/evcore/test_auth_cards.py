@@ -236,3 +236,20 @@ def test_a_100000_line_import_is_one_swap() -> None:
     text = "".join(f"{i:010d}\n" for i in range(100_000))
     assert _import(registry, text) == 100_000
     assert len(seen) == 1
+
+
+def test_sightings_are_saved_later_and_at_stop() -> None:
+    store = MemoryStore()
+    clock = ManualClock()
+    registry = CardRegistry(clock, store)
+    registry.add(Card("A1"))
+    saves = store.saves
+    for _ in range(100):
+        registry.seen("A1", "CP1")
+    assert store.saves == saves  # a swipe does not write 100,000 cards
+    clock.advance(300)
+    assert store.saves == saves + 1
+    registry.seen("A1", "CP2")
+    registry.flush_sightings()
+    assert store.saves == saves + 2
+    assert store.data["cards"][0][7] == "CP2"  # last_seen_station

@@ -123,7 +123,8 @@ class Authorization:
         self._arm_recheck()
 
     def stop(self) -> None:
-        """Cancel timers and listeners."""
+        """Cancel timers and listeners; pending card sightings are saved."""
+        self.cards.flush_sightings()
         for timer in (self._change_timer, self._recheck_timer):
             if timer is not None:
                 timer.cancel()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from datetime import datetime
 
-    from ..clock import Clock
+    from ..clock import Cancelable, Clock
     from ..site import SiteStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ MAX_UNKNOWN = 1000
 MAX_CARDS = 200_000
 """Hard cap of the registry (sized for 100,000 cards, with room)."""
 STORAGE_VERSION = 1
+SIGHTINGS_SAVE_DELAY_S = 300.0
+"""Sightings alone (last seen) are saved at most this often: writing 100,000 cards after
+every swipe would cost more than the swipe."""
 
 _ROW = (
     "id_tag",
@@ -232,6 +235,7 @@ class CardRegistry:
         self.settings: dict[str, Any] = {}
         """The authorization settings, saved with the cards (see `auth.modes`)."""
         self._listeners: list[CardListener] = []
+        self._sightings_timer: Cancelable | None = None
         self.problem: StoreCorruptError | None = None
         """Why the saved cards could not be read (the registry started empty)."""
         self._may_save = True
@@ -459,11 +463,24 @@ class CardRegistry:
             self._cards[key] = card
             self._changed((key,), revoked=False)
             return card
-        # A sighting is not a change of rights: saved, but local lists are not re-sent.
+        # A sighting is not a change of rights: saved later, local lists are not re-sent.
         card = replace(card, last_seen_at=now, last_seen_station=station_id)
         self._cards[key] = card
-        self._save()
+        if self._sightings_timer is None:
+            self._sightings_timer = self.clock.call_later(
+                SIGHTINGS_SAVE_DELAY_S, self._save_sightings
+            )
         return card
+
+    def _save_sightings(self) -> None:
+        self._sightings_timer = None
+        self._save()
+
+    def flush_sightings(self) -> None:
+        """Save pending sightings now (at stop)."""
+        if self._sightings_timer is not None:
+            self._sightings_timer.cancel()
+            self._save_sightings()
 
     def _require(self, id_tag: str) -> Card:
         card = self._cards.get(card_key(id_tag))
