@@ -15,6 +15,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
+from .cards_ha import apply_new_site_default, card_store, scan_known_tag, setup_cards
 from .const import (
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
@@ -86,12 +87,14 @@ class EvChargingCoordinator:
         self.hass = hass
         self.entry = entry
         self.store = HaSiteStore(hass, entry.entry_id)
+        self.card_store = card_store(hass, entry.entry_id)
         self.controller = Controller(
             clock=SystemClock(),
             store=self.store,
             settings=site_settings(entry),
             load_settings=load_settings(entry),
             executor=hass.async_add_executor_job,
+            card_store=self.card_store,
         )
         self.devices = DeviceSync(hass, entry.entry_id, self.controller.site)
         self.meters = MeterSync(hass, entry, self.controller)
@@ -102,6 +105,7 @@ class EvChargingCoordinator:
         self._building_issues: set[str] = set()
         self._unsubscribe = self.controller.subscribe(self._on_event)
         self._unsubscribe_admission = self.controller.subscribe(admission_listener(hass))
+        self._unsubscribe_cards = setup_cards(hass, self)
 
     @property
     def site(self) -> Site:
@@ -112,6 +116,7 @@ class EvChargingCoordinator:
     async def async_load(self) -> None:
         """Load the registry; the stations it holds get entities when the platforms set up."""
         await self.controller.restore()
+        apply_new_site_default(self)
         sync_registry_issue(self.hass, self.site, self.store.path)
         self.devices.migrate_identifiers()
         self.devices.restore()
@@ -144,10 +149,12 @@ class EvChargingCoordinator:
         """Close every charger connection and the port, then flush the registry."""
         self._unsubscribe()
         self._unsubscribe_admission()
+        self._unsubscribe_cards()
         self.meters.stop()
         self.rules.stop()
         await self.controller.stop()
         await self.store.flush()
+        await self.card_store.flush()
 
     async def async_config_changed(self) -> None:
         """Zones, meters, meter models (subentries) and site settings (options) apply live.
@@ -269,6 +276,7 @@ class EvChargingCoordinator:
                 data = event.to_dict()
                 del data["kind"]
                 self.hass.bus.async_fire(EVENT_CARD_PRESENTED, data)
+                scan_known_tag(self.hass, event)
             case SessionStarted() | SessionEnded():
                 name = (
                     EVENT_SESSION_STARTED

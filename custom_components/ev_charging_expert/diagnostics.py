@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.diagnostics import async_redact_data
 
+from .cards_ha import auth_diagnostics
 from .const import DOMAIN, meter_device_id, parse_device_identifier
 from .evcore.load.optimise import optimisation_diagnostics
 from .evcore.meters.catalog import model_to_data
@@ -47,6 +48,7 @@ async def async_get_config_entry_diagnostics(
         ],
         "admission": admission_diagnostics(hub.site, hub.controller.central_system),
         "operating_rules": hub.rules.diagnostics(),
+        "authorization": auth_diagnostics(hub),
     }
 
 

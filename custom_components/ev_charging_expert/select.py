@@ -14,6 +14,7 @@ from .const import UNASSIGNED, signal_new_zone
 from .entity import EvChargingSettingEntity, setup_platform_entities
 from .evcore.allocation.phases import Wiring
 from .evcore.config import terminal_zones
+from .select_auth import async_setup_auth_selects
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -98,6 +99,7 @@ async def async_setup_entry(
         station_entities=station_entities,
         connector_entities=connector_entities,
     )
+    async_setup_auth_selects(entry, async_add_entities)
 
 
 class SettingSelect(EvChargingSettingEntity, SelectEntity):

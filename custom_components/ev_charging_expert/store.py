@@ -24,10 +24,11 @@ _SAVE_DELAY = 2.0
 class HaSiteStore:
     """evcore's SiteStore on top of HA's `Store` (atomic JSON in .storage)."""
 
-    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
+    def __init__(self, hass: HomeAssistant, entry_id: str, name: str | None = None) -> None:
+        """`name`: the file in .storage (the station registry's by default)."""
         self.hass = hass
         self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}", atomic_writes=True
+            hass, STORAGE_VERSION, name or f"{DOMAIN}.{entry_id}", atomic_writes=True
         )
         self._pending: Callable[[], dict[str, Any]] | None = None
 

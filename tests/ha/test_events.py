@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.ev_charging_expert.const import (
+    DOMAIN,
     EVENT_CARD_PRESENTED,
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
@@ -26,12 +27,18 @@ async def test_authorize_fires_card_presented(
     cards = async_capture_events(hass, EVENT_CARD_PRESENTED)
     charger = await connect_charger("CP1")
 
+    # A new site accepts only known cards: the first swipe is refused and waits for approval.
+    refused = await charger.authorize("04A1B2C3")
+    await hass.services.async_call(DOMAIN, "approve_card", {"id_tag": "04a1b2c3"}, blocking=True)
     answer = await charger.authorize("04A1B2C3")
 
+    assert refused.id_tag_info["status"] == "Invalid"
     assert answer.id_tag_info["status"] == "Accepted"
-    await wait_for(hass, lambda: cards)
+    await wait_for(hass, lambda: len(cards) == 2)
+    card = {"station_id": "CP1", "connector_id": None, "id_tag": "04A1B2C3"}
     assert [event.data for event in cards] == [
-        {"station_id": "CP1", "connector_id": None, "id_tag": "04A1B2C3", "accepted": True}
+        {**card, "accepted": False, "decision": "Invalid", "reason": "unknown_card"},
+        {**card, "accepted": True, "decision": "Accepted", "reason": "known_card"},
     ]
 
 
@@ -42,12 +49,20 @@ async def test_session_start_and_end_fire_their_events(
     started = async_capture_events(hass, EVENT_SESSION_STARTED)
     ended = async_capture_events(hass, EVENT_SESSION_ENDED)
     charger = await connect_charger("CP1", connectors=2)
+    await hass.services.async_call(DOMAIN, "add_card", {"id_tag": "04A1B2C3"}, blocking=True)
 
     answer = await charger.start_transaction(2, "04A1B2C3", meter_start=1000, timestamp=START)
     await wait_for(hass, lambda: started)
 
     assert [event.data for event in cards] == [
-        {"station_id": "CP1", "connector_id": 2, "id_tag": "04A1B2C3", "accepted": True}
+        {
+            "station_id": "CP1",
+            "connector_id": 2,
+            "id_tag": "04A1B2C3",
+            "accepted": True,
+            "decision": "Accepted",
+            "reason": "known_card",
+        }
     ]
     assert [event.data for event in started] == [
         {

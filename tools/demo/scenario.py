@@ -25,6 +25,7 @@ from tools.demo.building import (
     format_hour,
     format_phases,
 )
+from tools.demo.cards import FLEET_ID_TAGS, setup_cards
 from tools.demo.ha_process import (
     HA_HOST,
     HA_PORT,
@@ -183,6 +184,7 @@ class Demo:
                 print(f"demo: warning: could not set up the demo zones and meter: {err}")
             if self.args.optimise:
                 await self.guard(enable_optimisation(api, entries[0]["entry_id"]))
+            await self.guard(setup_cards(api, self.station_zone))
 
     async def setup_zones(self, api: HaApi, entry_id: str) -> None:
         """Add the demo's meter and zones through the subentry flows, when the integration
@@ -307,6 +309,7 @@ class Demo:
             speed=self.args.speed,
             seed=self.args.seed,
             profile_history=100,
+            id_tags=FLEET_ID_TAGS,
         )
         self.fleet_task = asyncio.create_task(self.fleet.run())
         self.assigner = asyncio.create_task(self.assign_stations(api))

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Coroutine, Sequence
     from datetime import datetime
 
 REQUEST_TIMEOUT = 30.0
@@ -68,6 +68,16 @@ class ConfigurationResult:
 
     keys: list[dict[str, Any]]
     unknown_keys: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListEntry:
+    """One card of a charger's local authorization list; `status` None removes it."""
+
+    id_tag: str
+    status: str | None = "Accepted"
+    expires_at: datetime | None = None
+    parent_id_tag: str | None = None
 
 
 class Charger(Protocol):
@@ -152,6 +162,14 @@ class Charger(Protocol):
         self, vendor_id: str, message_id: str | None = None, data: str | None = None
     ) -> tuple[str, str | None]:
         """Send vendor data; returns the charger's status and data."""
+
+    async def send_local_list(
+        self, version: int, entries: Sequence[LocalListEntry], *, full: bool
+    ) -> CommandStatus:
+        """Replace (`full`) or amend the local authorization list, which becomes `version`."""
+
+    async def get_local_list_version(self) -> int:
+        """The version of the charger's local list (0: empty, -1: no list support)."""
 
     # ------------------------------------------------------------------ lifecycle
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -22,13 +22,15 @@ from dataclasses import replace
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .auth.authorization import Authorization
+from .auth.cards import CardRegistry
 from .charger import REQUEST_TIMEOUT
 from .events import AllocationUpdated, ControllerEvent, MeterUpdated, RulesChanged
 from .load import LoadManager
 from .meters import MeterPool, MeterState, MeterStateChanged
 from .ocpp.server import DEFAULT_MAX_FRAME, CentralSystem
 from .rules import Rules, effective_limits
-from .site import Site, SiteSettings
+from .site import MemoryStore, Site, SiteSettings
 from .view import (
     SUSPENDED_REASONS,
     AllocationView,
@@ -83,6 +85,7 @@ class Controller:
         meter_models: ModelRegistry | None = None,
         executor: Executor | None = None,
         limits: AdmissionLimits | None = None,
+        card_store: SiteStore | None = None,
     ) -> None:
         self.clock = clock
         self.executor = executor
@@ -109,11 +112,18 @@ class Controller:
             self.load.subscribe(self._on_allocation),
             self.meters.subscribe(self._on_meter_event),
         ]
+        # Cards (issue 13): the registry, and who may charge where (auth/).
+        self.cards = CardRegistry(clock, card_store or MemoryStore())
+        self.auth = Authorization(self.site, self.cards, lambda: self.load.zones)
+        self.site.vip_card = self.cards.is_vip
+        self._unsubscribe.append(self.cards.subscribe(lambda *_: self.load.request_run()))
 
     # ------------------------------------------------------------------ lifecycle
     async def restore(self) -> None:
-        """Load the station registry from the store (before `start`)."""
+        """Load the station and card registries from their stores (before `start`)."""
         await self.site.load()
+        await self.cards.load()
+        self.auth.restore()
 
     async def start(
         self,
@@ -143,6 +153,7 @@ class Controller:
         except BaseException:
             self.central_system = None
             raise
+        self.auth.start()
 
     @property
     def port(self) -> int | None:
@@ -159,6 +170,7 @@ class Controller:
             await central_system.stop()
         self.load.stop()
         self.rules.stop()
+        self.auth.stop()
         await self.meters.stop()
         for unsubscribe in self._unsubscribe:
             unsubscribe()

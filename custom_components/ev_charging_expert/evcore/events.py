@@ -167,6 +167,10 @@ class CardPresented(Event):
     connector_id: int | None
     id_tag: str
     accepted: bool
+    decision: str = "Accepted"
+    """OCPP's authorization status: Accepted, Invalid, Blocked, Expired, ConcurrentTx."""
+    reason: str = ""
+    """Why (see `auth.decision.Reason`); empty when nothing checks cards."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import limits
 from .admission import check_password, hash_password, identity_problem
+from .auth.decision import AcceptAll, AuthDecision, Authorizer, AuthRequest
 from .clock import parse_timestamp
 from .config import StationConfig
 from .errors import (
@@ -163,6 +164,10 @@ class Site:
         self._removal_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._next_transaction_id = 1
         self._log_once = limits.LogOncePer(clock)
+        self.authorizer: Authorizer = AcceptAll()
+        """Decides who may charge (the Controller plugs the card registry in)."""
+        self.vip_card: Callable[[str], bool] = lambda _id_tag: False
+        """Whether an idTag is a VIP card (served first by the allocator)."""
 
     # ------------------------------------------------------------------ persistence
     async def load(self) -> None:
@@ -704,10 +709,32 @@ class Site:
         power = limits.MAX_POWER_W if station.config.dc else limits.MAX_AC_POWER_W
         return delta_wh <= slack + seconds / 3600.0 * power
 
-    def authorize(self, station_id: str, id_tag: str) -> bool:
-        """Whether a card may charge: every card is accepted until the card registry exists."""
-        self._emit(CardPresented(station_id, None, id_tag, accepted=True))
-        return True
+    def authorize(self, station_id: str, id_tag: str) -> AuthDecision:
+        """Whether a card may charge here: the authorizer decides; announced as CardPresented."""
+        return self._decide(station_id, None, id_tag)
+
+    def _decide(self, station_id: str, connector_id: int | None, id_tag: str) -> AuthDecision:
+        station = self.stations.get(station_id)
+        busy = station is not None and any(
+            c.transaction is not None
+            and c.transaction.id_tag.casefold() == id_tag.casefold()
+            and c.connector_id != connector_id
+            for c in station.connectors.values()
+        )
+        start = connector_id is not None
+        request = AuthRequest(station_id, connector_id, id_tag, busy, start=start)
+        decision = self.authorizer.decide(request)
+        self._emit(
+            CardPresented(
+                station_id,
+                connector_id,
+                id_tag,
+                accepted=decision.accepted,
+                decision=decision.status.value,
+                reason=decision.reason,
+            )
+        )
+        return decision
 
     def start_session(
         self,
@@ -718,8 +745,8 @@ class Site:
         meter_start_wh: float,
         started_at: datetime,
         reservation_id: int | None,
-    ) -> tuple[Transaction, bool]:
-        """A session started: open it with a site-unique id.
+    ) -> tuple[Transaction, AuthDecision]:
+        """A session started: open it with a site-unique id; the authorizer decides on its card.
 
         ChargerInputError for a connector the station lacks or an absurd meter start.
 
@@ -744,7 +771,9 @@ class Site:
         if previous is not None:
             resent = (previous.id_tag, previous.reported_meter_start_wh, previous.started_at)
             if resent == (id_tag, meter_start_wh, started_at):
-                return previous, True
+                return previous, self.authorizer.decide(
+                    AuthRequest(station_id, connector_id, id_tag, busy_elsewhere=False, start=True)
+                )
             self._log_once.log(
                 _LOGGER,
                 station_id,
@@ -773,10 +802,10 @@ class Site:
         self._next_transaction_id += 1
         connector.transaction = transaction
         self._save()
-        self._emit(CardPresented(station_id, connector_id, id_tag, accepted=True))
+        decision = self._decide(station_id, connector_id, id_tag)
         self._emit(SessionStarted(station_id, transaction))
         self._emit(StationUpdated(station_id, connector_id))
-        return transaction, True
+        return transaction, decision
 
     def stop_session(
         self,

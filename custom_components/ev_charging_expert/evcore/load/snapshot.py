@@ -300,6 +300,7 @@ class SnapshotBuilder:
             session_energy_wh=connector.session_energy_wh or 0.0,
             charging_duration_s=duration,
             vip_station=config.vip,
+            vip_card=transaction is not None and self._site.vip_card(transaction.id_tag),
             fixed_load=None if fixed is None else _on_wired_phases(cconfig.wiring, fixed),
             provisional=fixed is not None and self._provisional(station, control, key, now),
             unconfirmed=unconfirmed,

@@ -29,7 +29,13 @@ from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 
-from ...charger import Capabilities, CommandStatus, ConfigurationResult, TriggerMessage
+from ...charger import (
+    Capabilities,
+    CommandStatus,
+    ConfigurationResult,
+    LocalListEntry,
+    TriggerMessage,
+)
 from ...clock import parse_timestamp
 from ...errors import (
     ChargerCallError,
@@ -46,9 +52,10 @@ from .metering import parse_meter_values
 from .smart_charging import base_profile, capabilities_from_configuration, lease_profile
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Iterator
+    from collections.abc import Coroutine, Iterator, Sequence
     from datetime import datetime
 
+    from ...auth.decision import AuthDecision
     from ...site import Site
 
 _LOGGER = logging.getLogger(__name__)
@@ -320,8 +327,8 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
         """Decide whether an idTag may charge."""
-        accepted = self._site.authorize(self.station_id, id_tag)
-        return call_result.Authorize(id_tag_info=_id_tag_info(accepted=accepted))
+        decision = self._site.authorize(self.station_id, id_tag)
+        return call_result.Authorize(id_tag_info=_id_tag_info(decision))
 
     @on(Action.start_transaction)
     def on_start_transaction(
@@ -335,7 +342,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
     ) -> call_result.StartTransaction:
         """Open a transaction and give it a site-unique id."""
         with _refused_as_call_error():
-            transaction, accepted = self._site.start_session(
+            transaction, decision = self._site.start_session(
                 self.station_id,
                 connector_id,
                 id_tag=id_tag,
@@ -345,7 +352,7 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
             )
         return call_result.StartTransaction(
             transaction_id=transaction.transaction_id,
-            id_tag_info=_id_tag_info(accepted=accepted),
+            id_tag_info=_id_tag_info(decision),
         )
 
     @on(Action.stop_transaction)
@@ -373,7 +380,9 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         )
         if id_tag is None:
             return call_result.StopTransaction()
-        return call_result.StopTransaction(id_tag_info=_id_tag_info(accepted=True))
+        return call_result.StopTransaction(
+            id_tag_info=IdTagInfo(status=AuthorizationStatus.accepted)
+        )
 
     @on(Action.data_transfer)
     def on_data_transfer(
@@ -633,6 +642,24 @@ class ChargePointV16(ChargePoint):  # type: ignore[misc]  # the ocpp package is 
         )
         return str(result.status), result.data
 
+    async def send_local_list(
+        self, version: int, entries: Sequence[LocalListEntry], *, full: bool
+    ) -> CommandStatus:
+        """SendLocalList; Failed, NotSupported and VersionMismatch raise ChargerRejectedError."""
+        return await self._request_status(
+            call.SendLocalList(
+                list_version=version,
+                update_type="Full" if full else "Differential",
+                local_authorization_list=[_local_list_entry(e) for e in entries],
+            ),
+            _ACCEPTED,
+        )
+
+    async def get_local_list_version(self) -> int:
+        """GetLocalListVersion."""
+        result = await self.request(call.GetLocalListVersion())
+        return int(result.list_version)
+
     # ------------------------------------------------------------------ lifecycle
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background job tied to this connection (cancelled when it closes)."""
@@ -694,7 +721,21 @@ def _ocpp_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _id_tag_info(*, accepted: bool) -> IdTagInfo:
+def _id_tag_info(decision: AuthDecision) -> IdTagInfo:
     return IdTagInfo(
-        status=AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
+        status=AuthorizationStatus(decision.status.value),
+        expiry_date=_ocpp_time(decision.expires_at) if decision.expires_at else None,
+        parent_id_tag=decision.parent_id_tag,
     )
+
+
+def _local_list_entry(entry: LocalListEntry) -> dict[str, Any]:
+    data: dict[str, Any] = {"id_tag": entry.id_tag}
+    if entry.status is not None:
+        info: dict[str, Any] = {"status": entry.status}
+        if entry.expires_at is not None:
+            info["expiry_date"] = _ocpp_time(entry.expires_at)
+        if entry.parent_id_tag is not None:
+            info["parent_id_tag"] = entry.parent_id_tag
+        data["id_tag_info"] = info
+    return data
