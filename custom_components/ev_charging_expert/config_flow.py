@@ -43,6 +43,7 @@ from .const import (
 from .entry_data import build_ssl_context
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.model import NewChargerPolicy
+from .sessions_glue import sessions_options_errors, sessions_options_schema
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
 from .subentry_flows.meter_model import MeterModelSubentryFlow
@@ -186,8 +187,11 @@ class SiteSettingsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form; applied live."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
+            errors = sessions_options_errors(user_input)
+            if not errors:
+                return self.async_create_entry(data=user_input)
         options = self.config_entry.options
         schema = vol.Schema(
             {
@@ -211,6 +215,7 @@ class SiteSettingsFlow(OptionsFlow):
                     CONF_SAFETY_MARGIN,
                     default=options.get(CONF_SAFETY_MARGIN, DEFAULT_SAFETY_MARGIN),
                 ): vol.All(vol.Coerce(float), vol.Range(min=0, max=50)),
+                **sessions_options_schema(options),
             }
         )
-        return self.async_show_form(step_id="init", data_schema=schema)
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

@@ -61,6 +61,7 @@ from .issues import (
 )
 from .meter_sync import MeterSync
 from .security import admission_listener, sync_registry_issue
+from .sessions_glue import SessionsHub, async_setup_sessions, session_event_data
 from .store import HaSiteStore
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class EvChargingCoordinator:
         self._building_issues: set[str] = set()
         self._unsubscribe = self.controller.subscribe(self._on_event)
         self._unsubscribe_admission = self.controller.subscribe(admission_listener(hass))
+        self.sessions: SessionsHub | None = None
 
     @property
     def site(self) -> Site:
@@ -110,6 +112,7 @@ class EvChargingCoordinator:
     async def async_load(self) -> None:
         """Load the registry; the stations it holds get entities when the platforms set up."""
         await self.controller.restore()
+        self.sessions = await async_setup_sessions(self)
         sync_registry_issue(self.hass, self.site, self.store.path)
         self.devices.migrate_identifiers()
         self.devices.restore()
@@ -144,6 +147,8 @@ class EvChargingCoordinator:
         self._unsubscribe_admission()
         self.meters.stop()
         await self.controller.stop()
+        if self.sessions is not None:
+            await self.sessions.async_stop()
         await self.store.flush()
 
     async def async_config_changed(self) -> None:
@@ -271,7 +276,8 @@ class EvChargingCoordinator:
                     if isinstance(event, SessionStarted)
                     else (EVENT_SESSION_ENDED)
                 )
-                self.hass.bus.async_fire(name, _session_event(event.station_id, event.transaction))
+                data = _session_event(event.station_id, event.transaction)
+                self.hass.bus.async_fire(name, data | session_event_data(self, event))
 
     def _on_allocation(self, update: AllocationUpdated) -> None:
         entry_id = self.entry.entry_id

@@ -37,6 +37,7 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
+from .sensor_sessions import session_connector_sensors, session_station_sensors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -441,6 +442,7 @@ async def async_setup_entry(
         return [
             *(StationSensor(hub, station_id, None, d) for d in STATION_SENSORS),
             DegradedCurrentSensor(hub, station_id, None, STATION_DEGRADED),
+            *session_station_sensors(hub, station_id),
         ]
 
     def connector_entities(
@@ -449,6 +451,7 @@ async def async_setup_entry(
         return [
             *(ConnectorSensor(hub, station_id, connector_id, d) for d in CONNECTOR_SENSORS),
             *(LoadSensor(hub, station_id, connector_id, d) for d in LOAD_SENSORS),
+            *session_connector_sensors(hub, station_id, connector_id),
         ]
 
     def zone_entities(hub: EvChargingCoordinator, zone_id: str) -> list[SensorEntity]:
