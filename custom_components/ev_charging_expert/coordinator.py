@@ -61,7 +61,12 @@ from .issues import (
 )
 from .meter_sync import MeterSync
 from .security import admission_listener, sync_registry_issue
-from .sessions_glue import SessionsHub, async_setup_sessions, session_event_data
+from .sessions_glue import (
+    SessionsHub,
+    async_sessions_options_changed,
+    async_setup_sessions,
+    session_event_data,
+)
 from .store import HaSiteStore
 
 if TYPE_CHECKING:
@@ -161,6 +166,7 @@ class EvChargingCoordinator:
         await asyncio.sleep(0)
         await self.meters.sync(self.zones)
         self.apply_load_config()
+        await async_sessions_options_changed(self)
 
     # ------------------------------------------------------------------ zones and settings
     def apply_load_config(self) -> None:

@@ -298,9 +298,9 @@ def sessions_options_schema(options: Mapping[str, Any]) -> dict[Any, Any]:
             CONF_SESSIONS_DB_URL,
             description={"suggested_value": options.get(CONF_SESSIONS_DB_URL, "")},
         ): cv.string,
-        vol.Required(
+        vol.Optional(
             CONF_SESSIONS_RETENTION_DAYS,
-            default=options.get(CONF_SESSIONS_RETENTION_DAYS, 0),
+            description={"suggested_value": options.get(CONF_SESSIONS_RETENTION_DAYS, 0)},
         ): vol.All(vol.Coerce(int), vol.Range(min=0, max=36500)),
     }
 
@@ -315,3 +315,17 @@ def sessions_options_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
     except SessionQueryError:
         return {CONF_SESSIONS_DB_URL: "invalid_db_url"}
     return {}
+
+
+async def async_sessions_options_changed(hub: EvChargingCoordinator) -> None:
+    """A new database URL or retention: reopen the store (open sessions resume from it)."""
+    current = sessions_of(hub)
+    if current is None:
+        return
+    options = hub.entry.options
+    url = database_url(options.get(CONF_SESSIONS_DB_URL), storage_dir(hub.hass))
+    retention = int(options.get(CONF_SESSIONS_RETENTION_DAYS, 0) or 0)
+    if url == current.url and retention == current.retention_days:
+        return
+    await current.async_stop()
+    hub.sessions = await async_setup_sessions(hub)
