@@ -37,6 +37,7 @@ from tools.demo.ha_process import (
     prepare_config,
 )
 from tools.demo.rest import PASSWORD, USERNAME, HaApi
+from tools.demo.sessions import check_sessions
 from tools.sim import Fleet
 
 if TYPE_CHECKING:
@@ -424,6 +425,7 @@ class Demo:
         if self.building is not None:
             building_ok = await self.guard(self.check_building(api))
             ok = ok and building_ok
+        ok = await self.guard(check_sessions(api)) and ok
         return 0 if ok else 1
 
     async def check_building(self, api: HaApi) -> bool:
