@@ -12,6 +12,7 @@ import asyncio
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -71,7 +72,8 @@ def database_url(url: str | None, config_dir: str | os.PathLike[str]) -> sa.URL:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as err:
         raise SessionQueryError("db_url", f"not a database URL ({err})") from None
-    if parsed.drivername == "postgresql":
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is not None:
+        # psycopg 3 when installed; else SQLAlchemy's default (psycopg2, in HA's images).
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
