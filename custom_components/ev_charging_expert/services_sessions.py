@@ -140,7 +140,7 @@ async def _export(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     store = sessions.store
 
     def write() -> int:
-        return write_csv(path, store.iter_records(query), periods=periods, tz=tz, stations=stations)
+        return write_csv(path, store.iter_export(query), periods=periods, tz=tz, stations=stations)
 
     try:
         rows = await hass.async_add_executor_job(write)

@@ -329,7 +329,7 @@ async def test_export_content_field_by_field(make_rig, connect_cp, tmp_path):
     rows = await rig.store.run(
         lambda: write_csv(
             path,
-            rig.store.iter_records(SessionFilter()),
+            rig.store.iter_export(SessionFilter()),
             periods=FakeTou().periods(),
             stations={"CP1": StationInfo("Parking A1", "AC", "Type 2")},
         )

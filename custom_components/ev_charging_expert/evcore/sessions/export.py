@@ -10,15 +10,15 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import partial
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .tou import NO_PERIOD
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
-
-    from .record import SessionRecord
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 GUIDE_COLUMNS = (
     "Transaction number",
@@ -66,29 +66,118 @@ def columns(periods: Iterable[str]) -> list[str]:
     return [*GUIDE_COLUMNS, *OUR_COLUMNS, *(p for p in periods if p != NO_PERIOD), NO_PERIOD]
 
 
+EXPORT_COLUMNS = (
+    "id",
+    "transaction_id",
+    "station_id",
+    "connector_id",
+    "id_tag",
+    "started_at",
+    "stopped_at",
+    "energy_wh",
+    "plugged_s",
+    "card_comment",
+    "charging_s",
+    "zone_id",
+    "status",
+    "ended_by",
+    "stop_reason",
+    "meter_start_wh",
+    "meter_stop_wh",
+    "peak_power_w",
+    "start_received_at",
+    "stop_received_at",
+    "flags",
+    "tou_json",
+)
+"""The database columns an export reads, in the order `SessionStore.iter_export` yields them."""
+
+
 def write_csv(
     path: str | Path,
-    records: Iterable[SessionRecord],
+    rows: Iterable[Sequence[Any]],
     *,
     periods: Iterable[str] = (),
     tz: tzinfo | None = None,
     stations: Mapping[str, StationInfo] | Callable[[str], StationInfo | None] | None = None,
 ) -> int:
-    """Write `records` to `path` (replaced atomically); return how many rows were written."""
+    """Write the rows of `SessionStore.iter_export` to `path` (replaced atomically).
+
+    Returns how many sessions were written. Rows are raw database values (times as SQLite's
+    text or the driver's naive UTC datetimes): no record object per row, so a million
+    sessions take seconds, not minutes.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".part")
     period_list = [p for p in periods if p != NO_PERIOD]
     lookup = _lookup(stations)
-    rows = 0
+    when = _utc_text if tz is None else partial(_local_text, tz=tz)
+    count = 0
     with tmp.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(columns(period_list))
-        for record in records:
-            writer.writerow(_row(record, period_list, tz, lookup(record.station_id)))
-            rows += 1
+        for row in rows:
+            (
+                session_id,
+                transaction_id,
+                station_id,
+                connector_id,
+                id_tag,
+                started_at,
+                stopped_at,
+                energy_wh,
+                plugged_s,
+                comment,
+                charging_s,
+                zone_id,
+                status,
+                ended_by,
+                stop_reason,
+                meter_start,
+                meter_stop,
+                peak_w,
+                start_received,
+                stop_received,
+                flags,
+                tou_json,
+            ) = row
+            info = lookup(station_id)
+            tou = json.loads(tou_json) if tou_json else {}
+            writer.writerow(
+                (
+                    transaction_id,
+                    station_id,
+                    connector_id,
+                    id_tag,
+                    info.charge_type or "",
+                    when(started_at),
+                    when(stopped_at),
+                    kwh(energy_wh),
+                    info.socket_type or "",
+                    duration_text(plugged_s),
+                    comment or "",
+                    station_id,
+                    info.name or "",
+                    duration_text(charging_s if stopped_at is not None else None),
+                    session_id,
+                    zone_id or "",
+                    status,
+                    ended_by or "",
+                    stop_reason or "",
+                    _number(meter_start),
+                    _number(meter_stop),
+                    kwh(peak_w),
+                    when(start_received),
+                    when(stop_received),
+                    flags.replace(",", " ") if flags else "",
+                    *(kwh(tou.get(p, 0.0)) for p in period_list),
+                    kwh(tou.get(NO_PERIOD, 0.0)),
+                )
+            )
+            count += 1
     tmp.replace(target)
-    return rows
+    return count
 
 
 def _lookup(
@@ -104,36 +193,25 @@ def _lookup(
     return lambda sid: mapping.get(sid, empty)
 
 
-def _row(r: SessionRecord, periods: list[str], tz: tzinfo | None, info: StationInfo) -> list[str]:
-    return [
-        str(r.transaction_id),
-        r.station_id,
-        str(r.connector_id),
-        r.id_tag,
-        info.charge_type or "",
-        time_text(r.started_at, tz),
-        time_text(r.stopped_at, tz),
-        kwh(r.energy_wh),
-        info.socket_type or "",
-        duration_text(r.plugged_s),
-        r.card_comment or "",
-        r.station_id,
-        info.name or "",
-        duration_text(r.charging_s if r.stopped_at else None),
-        r.session_id,
-        r.zone_id or "",
-        r.status.value,
-        r.ended_by.value if r.ended_by else "",
-        r.stop_reason or "",
-        _number(r.meter_start_wh),
-        _number(r.meter_stop_wh),
-        kwh(r.peak_power_w),
-        time_text(r.start_received_at, tz),
-        time_text(r.stop_received_at, tz),
-        " ".join(sorted(r.flags)),
-        *(kwh(r.tou_wh.get(p, 0.0)) for p in periods),
-        kwh(r.tou_wh.get(NO_PERIOD, 0.0)),
-    ]
+def _utc_text(value: datetime | str | None) -> str:
+    """A database time as ISO 8601 UTC to the second (`...Z`)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):  # SQLite: "YYYY-MM-DD HH:MM:SS[.ffffff]", UTC
+        return f"{value[:10]}T{value[11:19]}Z"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return f"{value.isoformat(timespec='seconds')}Z"
+
+
+def _local_text(value: datetime | str | None, *, tz: tzinfo) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(tz).isoformat(timespec="seconds")
 
 
 def kwh(wh: float | None) -> str:
@@ -147,18 +225,14 @@ def _number(value: float | None) -> str:
 
 def time_text(value: datetime | None, tz: tzinfo | None) -> str:
     """ISO 8601 to the second: UTC as `Z`, or in `tz` with its offset."""
-    if value is None:
-        return ""
-    if tz is None:
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return value.astimezone(tz).replace(microsecond=0).isoformat()
+    return _utc_text(value) if tz is None else _local_text(value, tz=tz)
 
 
 def duration_text(seconds: float | None) -> str:
     """H:MM:SS (hours may exceed 24); empty when unknown."""
     if seconds is None:
         return ""
-    total = max(round(seconds), 0)
+    total = max(int(seconds + 0.5), 0)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"

@@ -25,6 +25,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..errors import EvcoreError
+from .export import EXPORT_COLUMNS
 from .record import Flag, SessionRecord, SessionStatus, naive
 from .schema import ensure_schema, sessions
 
@@ -392,6 +393,27 @@ class SessionStore:
         with self.engine.connect() as conn:
             for row in conn.execute(stmt):
                 yield SessionRecord.from_row(row)
+
+    def iter_export(self, query: SessionFilter, *, chunk: int = 10_000) -> Iterator[Any]:
+        """The raw rows an export writes (`export.EXPORT_COLUMNS`), oldest first, streamed.
+
+        Times come as the driver gives them (SQLite: text), for `export.write_csv`.
+        """
+        self._require()
+        columns = [
+            sa.type_coerce(sessions.c[name], sa.String)
+            if isinstance(sessions.c[name].type, sa.DateTime)
+            else sessions.c[name]
+            for name in EXPORT_COLUMNS
+        ]
+        stmt = (
+            sa.select(*columns)
+            .where(*query.where())
+            .order_by(sessions.c.started_at, sessions.c.id)
+            .execution_options(yield_per=chunk)
+        )
+        with self.engine.connect() as conn:
+            yield from conn.execute(stmt)
 
     def open_records(self) -> list[SessionRecord]:
         """The sessions still open (to resume them after a restart)."""
