@@ -10,6 +10,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from .const import DOMAIN, meter_device_id, parse_device_identifier
 from .evcore.meters.catalog import model_to_data
 from .security import admission_diagnostics
+from .sessions_glue import sessions_diagnostics
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -45,6 +46,7 @@ async def async_get_config_entry_diagnostics(
             model_to_data(model) for model in hub.controller.meters.models.custom.values()
         ],
         "admission": admission_diagnostics(hub.site, hub.controller.central_system),
+        "sessions": sessions_diagnostics(hub),
     }
 
 

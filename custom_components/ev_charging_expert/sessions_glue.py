@@ -329,3 +329,25 @@ async def async_sessions_options_changed(hub: EvChargingCoordinator) -> None:
         return
     await current.async_stop()
     hub.sessions = await async_setup_sessions(hub)
+
+
+def sessions_diagnostics(hub: EvChargingCoordinator) -> dict[str, Any]:
+    """The session store's state (no password, no session data)."""
+    sessions = sessions_of(hub)
+    if sessions is None:
+        return {"running": False}
+    store = sessions.store
+    return {
+        "running": True,
+        "database": (
+            f"sqlite: {Path(store.url.database or '').name}"
+            if store.url.get_backend_name() == "sqlite"
+            else store.url.render_as_string(hide_password=True)
+        ),
+        "available": store.available,
+        "error": store.error,
+        "schema_found": store.schema_found,
+        "buffered": store.buffered,
+        "dropped": store.dropped,
+        "retention_days": sessions.retention_days,
+    }
