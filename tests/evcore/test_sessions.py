@@ -465,7 +465,6 @@ async def test_unreachable_database_buffers_then_writes_when_back(tmp_path, sqli
     await down.async_close()
     # HA restarts, the database is back (here: another URL, same buffer file).
     up = SessionStore(sqlite_url, buffer_path=buffer)
-    assert up.buffered == 1
     up.start()
     assert await up.flush()
     assert not buffer.exists()
@@ -506,3 +505,22 @@ def test_recorder_events_are_the_ones_it_handles():
         "SessionEndUnknown",
         "StationUpdated",
     }
+
+
+async def test_a_session_buffered_while_the_database_was_down_resumes_after_restart(
+    tmp_path, sqlite_url
+):
+    buffer = tmp_path / "buffer.json"
+    down = SessionStore(dead_url(), buffer_path=buffer, retry_s=0.05)
+    down.start()
+    down.put(SessionRecord("s1", 7, "CP1", 1, "TAG", T0, T0, 0.0))
+    assert not await down.flush()
+    await down.async_close()
+
+    site = Site(ManualClock(T0), MemoryStore())
+    up = SessionStore(sqlite_url, buffer_path=buffer)
+    recorder = SessionRecorder(site, up, clock=site.clock)
+    await recorder.restore()
+    assert recorder.open_record("CP1", 7) is not None
+    assert not buffer.exists()
+    up.close()

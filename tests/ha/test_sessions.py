@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import Context
@@ -11,7 +12,9 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError,
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
+import sqlalchemy as sa
 
+from custom_components.ev_charging_expert.backup import async_post_backup, async_pre_backup
 from custom_components.ev_charging_expert.const import DOMAIN, station_device_id
 from custom_components.ev_charging_expert.sessions_glue import (
     CONF_SESSIONS_DB_URL,
@@ -50,6 +53,11 @@ async def _session(
     )
     await hass.async_block_till_done()
     return tx
+
+
+def _wal_size(database: Path) -> int:
+    wal = Path(f"{database}-wal")
+    return wal.stat().st_size if wal.exists() else 0
 
 
 async def _call(hass: HomeAssistant, service: str, data: dict[str, Any], **kw: Any) -> Any:
@@ -206,3 +214,24 @@ async def test_options_refuse_a_url_that_is_not_one(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_SESSIONS_DB_URL: "invalid_db_url"}
+
+
+async def test_backup_writes_the_queued_sessions_into_the_sqlite_file(
+    hass: HomeAssistant,
+    clock: ManualClock,
+    hub: EvChargingCoordinator,
+    connect_charger: ConnectCharger,
+) -> None:
+    charger = await connect_charger("CP1")
+    await _session(hass, charger, clock)
+    assert hub.sessions is not None
+    database = Path(hub.sessions.url.database or "")
+
+    await async_pre_backup(hass)
+    await async_post_backup(hass)
+
+    assert _wal_size(database) == 0
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM evce_sessions")).scalar_one() == 1
+    engine.dispose()

@@ -168,18 +168,30 @@ class SessionStore:
         """Buffered session updates dropped because the buffer was full."""
         self.schema_found: int | None = None
         """The schema version found when the database was opened (0: new)."""
-        self._load_buffer()
+        self._buffer_loaded = False
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> bool:
-        """Create or migrate the schema (blocking); False when the database cannot be reached."""
+        """Create or migrate the schema (blocking); False when the database cannot be reached.
+
+        The first call also reads what an earlier run left in the buffer file.
+        """
+        if not self._buffer_loaded:
+            self._buffer_loaded = True
+            self._load_buffer()
         try:
+            if self.url.get_backend_name() == "sqlite" and self.url.database:
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             self.schema_found = ensure_schema(self.engine)
         except (sa.exc.SQLAlchemyError, OSError) as err:
             self._set_state(available=False, error=_describe(err))
             return False
         self._set_state(available=True, error=None)
-        return True
+        if self._buffer or self._orphans:
+            # What waited for the database goes in first: reads (open sessions to resume
+            # after a restart) must see it.
+            self._write([])
+        return self.available
 
     def start(self) -> None:
         """Start the writer thread (it opens the database when `open` was not called)."""
@@ -352,7 +364,8 @@ class SessionStore:
             data = json.loads(path.read_text(encoding="utf-8"))
             for row in data.get("sessions", []):
                 parsed = _row_from_json(row)
-                self._buffer[parsed["id"]] = parsed
+                # Newer writes (queued since) replace what the file held, never the reverse.
+                self._buffer.setdefault(parsed["id"], parsed)
             self._orphans.extend(_row_from_json(r) for r in data.get("orphans", []))
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
             kept = path.with_suffix(".unreadable")
@@ -414,6 +427,12 @@ class SessionStore:
         )
         with self.engine.connect() as conn:
             yield from conn.execute(stmt)
+
+    def checkpoint(self) -> None:
+        """SQLite: move the write-ahead log into the database file (before a file backup)."""
+        if self.available and self.url.get_backend_name() == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def open_records(self) -> list[SessionRecord]:
         """The sessions still open (to resume them after a restart)."""
@@ -497,8 +516,6 @@ class SessionStore:
 
 def _engine(url: sa.URL) -> Engine:
     if url.get_backend_name() == "sqlite":
-        if url.database:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @sa_event.listens_for(engine, "connect")
