@@ -11,6 +11,7 @@ import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from conftest_sessions import dead_url
 from ocpp.v16 import call
@@ -524,3 +525,30 @@ async def test_a_session_buffered_while_the_database_was_down_resumes_after_rest
     assert recorder.open_record("CP1", 7) is not None
     assert not buffer.exists()
     up.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+async def test_export_in_local_time_and_by_period(db_url, tmp_path):
+    store = SessionStore(db_url)
+    store.start()
+    for day in (1, 2, 3):
+        record = SessionRecord(f"s{day}", day, "CP1", 1, "T", FRIDAY.replace(day=day), T0, 0.0)
+        record.status = SessionStatus.CLOSED
+        record.stopped_at = record.started_at + timedelta(hours=1)
+        record.energy_wh = 1000.0 * day
+        record.tou_wh = {NO_PERIOD: record.energy_wh}
+        store.put(record)
+    assert await store.flush()
+    path = tmp_path / "local.csv"
+    period = SessionFilter(start=FRIDAY, end=FRIDAY + timedelta(days=1))
+    rows = await store.run(
+        lambda: write_csv(path, store.iter_export(period), tz=ZoneInfo("Europe/Paris"))
+    )
+    assert rows == 1
+    with path.open(newline="", encoding="utf-8") as f:
+        [row] = list(csv.DictReader(f))
+    assert row["Start datetime"] == "2026-01-02T01:00:00+01:00"
+    assert row["End datetime"] == "2026-01-02T02:00:00+01:00"
+    assert row["Energy consumed (kWh)"] == "2.000"
+    assert row["NoPeriod"] == "2.000"
+    await store.async_close()
