@@ -19,6 +19,9 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 test: $(STAMP)
+	@# The session store's tests start a real PostgreSQL server (Debian's binaries).
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| apt-get install -y -q postgresql >/dev/null || echo "no PostgreSQL: its tests skip"
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -p no:sugar -n 2 --cov --cov-report=term --cov-fail-under=90 tests

@@ -46,6 +46,7 @@ from .const import (
 from .entry_data import build_ssl_context
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.model import NewChargerPolicy
+from .sessions_glue import sessions_options_errors, sessions_options_schema
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
 from .subentry_flows.meter_model import MeterModelSubentryFlow
@@ -196,8 +197,11 @@ class SiteSettingsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form; applied live."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
+            errors = sessions_options_errors(user_input)
+            if not errors:
+                return self.async_create_entry(data=user_input)
         options = self.config_entry.options
         schema = vol.Schema(
             {
@@ -226,6 +230,7 @@ class SiteSettingsFlow(OptionsFlow):
                     default=options.get(CONF_CONSUMPTION_OPTIMISATION, False),
                 ): selector.BooleanSelector(),
                 **rules_option_fields(options),
+                **sessions_options_schema(options),
             }
         )
-        return self.async_show_form(step_id="init", data_schema=schema)
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

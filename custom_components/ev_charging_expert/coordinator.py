@@ -63,6 +63,12 @@ from .issues import (
 from .meter_sync import MeterSync
 from .rules_ha import RulesSync
 from .security import admission_listener, sync_registry_issue
+from .sessions_glue import (
+    SessionsHub,
+    async_sessions_options_changed,
+    async_setup_sessions,
+    session_event_data,
+)
 from .store import HaSiteStore
 
 if TYPE_CHECKING:
@@ -106,6 +112,7 @@ class EvChargingCoordinator:
         self._unsubscribe = self.controller.subscribe(self._on_event)
         self._unsubscribe_admission = self.controller.subscribe(admission_listener(hass))
         self._unsubscribe_cards = setup_cards(hass, self)
+        self.sessions: SessionsHub | None = None
 
     @property
     def site(self) -> Site:
@@ -117,6 +124,7 @@ class EvChargingCoordinator:
         """Load the registry; the stations it holds get entities when the platforms set up."""
         await self.controller.restore()
         apply_new_site_default(self)
+        self.sessions = await async_setup_sessions(self)
         sync_registry_issue(self.hass, self.site, self.store.path)
         self.devices.migrate_identifiers()
         self.devices.restore()
@@ -153,6 +161,8 @@ class EvChargingCoordinator:
         self.meters.stop()
         self.rules.stop()
         await self.controller.stop()
+        if self.sessions is not None:
+            await self.sessions.async_stop()
         await self.store.flush()
         await self.card_store.flush()
 
@@ -166,6 +176,7 @@ class EvChargingCoordinator:
         await asyncio.sleep(0)
         await self.meters.sync(self.zones)
         self.apply_load_config()
+        await async_sessions_options_changed(self)
 
     # ------------------------------------------------------------------ zones and settings
     def apply_load_config(self) -> None:
@@ -283,7 +294,8 @@ class EvChargingCoordinator:
                     if isinstance(event, SessionStarted)
                     else (EVENT_SESSION_ENDED)
                 )
-                self.hass.bus.async_fire(name, _session_event(event.station_id, event.transaction))
+                data = _session_event(event.station_id, event.transaction)
+                self.hass.bus.async_fire(name, data | session_event_data(self, event))
 
     def _on_allocation(self, update: AllocationUpdated) -> None:
         entry_id = self.entry.entry_id

@@ -12,6 +12,7 @@ from .const import DOMAIN, meter_device_id, parse_device_identifier
 from .evcore.load.optimise import optimisation_diagnostics
 from .evcore.meters.catalog import model_to_data
 from .security import admission_diagnostics
+from .sessions_glue import sessions_diagnostics
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -49,6 +50,7 @@ async def async_get_config_entry_diagnostics(
         "admission": admission_diagnostics(hub.site, hub.controller.central_system),
         "operating_rules": hub.rules.diagnostics(),
         "authorization": auth_diagnostics(hub),
+        "sessions": sessions_diagnostics(hub),
     }
 
 

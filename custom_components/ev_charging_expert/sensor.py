@@ -39,6 +39,7 @@ from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
 from .sensor_rules import async_setup_rules_sensors
 from .sensor_cards import async_setup_card_sensors
+from .sensor_sessions import session_connector_sensors, session_station_sensors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -443,6 +444,7 @@ async def async_setup_entry(
         return [
             *(StationSensor(hub, station_id, None, d) for d in STATION_SENSORS),
             DegradedCurrentSensor(hub, station_id, None, STATION_DEGRADED),
+            *session_station_sensors(hub, station_id),
         ]
 
     def connector_entities(
@@ -451,6 +453,7 @@ async def async_setup_entry(
         return [
             *(ConnectorSensor(hub, station_id, connector_id, d) for d in CONNECTOR_SENSORS),
             *(LoadSensor(hub, station_id, connector_id, d) for d in LOAD_SENSORS),
+            *session_connector_sensors(hub, station_id, connector_id),
         ]
 
     def zone_entities(hub: EvChargingCoordinator, zone_id: str) -> list[SensorEntity]:

@@ -36,6 +36,7 @@ from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
 from .services_rules import async_setup_rules_services
 from .services_cards import async_setup_card_services
+from .services_sessions import async_setup_session_services
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -416,6 +417,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     """Register every service action of the integration."""
     async_setup_rules_services(hass)
     async_setup_card_services(hass)
+    async_setup_session_services(hass)
     for name, (fields, handler, admin) in SERVICES.items():
         hass.services.async_register(
             DOMAIN,

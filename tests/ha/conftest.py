@@ -44,6 +44,8 @@ from custom_components.ev_charging_expert.evcore.meters import BUILTIN_MODELS, P
 from tools.sim.modbus_meter import MeterSimulator
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from homeassistant.core import HomeAssistant
     from syrupy.assertion import SnapshotAssertion
 
@@ -148,6 +150,15 @@ def zone_subentry(
             CONF_DEGRADED_SETPOINT: degraded_setpoint,
         },
     )
+
+
+@pytest.fixture(autouse=True)
+def _sessions_in_tmp(tmp_path: Path) -> Iterator[Path]:
+    """Each test's session database, buffer and exports in its own temp dir."""
+    with patch(
+        "custom_components.ev_charging_expert.sessions_glue.storage_dir", return_value=tmp_path
+    ):
+        yield tmp_path
 
 
 @pytest.fixture

@@ -89,7 +89,13 @@ async def test_session_start_and_end_fire_their_events(
     )
     await wait_for(hass, lambda: ended)
 
-    assert [event.data for event in ended] == [
+    # The session-ended event carries the charge data record too.
+    record = ended[0].data["record"]
+    assert record["energy_wh"] == 12500.0
+    assert record["status"] == "closed"
+    assert record["ended_by"] == "charger"
+    assert record["plugged_s"] == 5400.0
+    assert [{k: v for k, v in event.data.items() if k != "record"} for event in ended] == [
         {
             "station_id": "CP1",
             "connector_id": 2,

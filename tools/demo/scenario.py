@@ -40,6 +40,7 @@ from tools.demo.ha_process import (
 from tools.demo.optimisation import enable_optimisation
 from tools.demo.rest import PASSWORD, USERNAME, HaApi
 from tools.demo.rules import check_rules, setup_rules
+from tools.demo.sessions import check_sessions
 from tools.sim import Fleet
 
 if TYPE_CHECKING:
@@ -433,6 +434,7 @@ class Demo:
             building_ok = await self.guard(self.check_building(api))
             ok = ok and building_ok
         ok = await self.guard(check_rules(api, (await api.entries())[0]["entry_id"])) and ok
+        ok = await self.guard(check_sessions(api)) and ok
         return 0 if ok else 1
 
     async def check_building(self, api: HaApi) -> bool:

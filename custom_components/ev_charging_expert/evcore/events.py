@@ -191,6 +191,19 @@ class SessionEnded(Event):
     transaction: Transaction
 
 
+@dataclass(frozen=True, slots=True)
+class SessionEndUnknown(Event):
+    """A charger reported the end of a session the site does not know (an orphan end)."""
+
+    kind: ClassVar[str] = "session_end_unknown"
+    station_id: str
+    transaction_id: int
+    meter_stop_wh: float
+    stopped_at: datetime
+    reason: str
+    id_tag: str | None
+
+
 # ---------------------------------------------------------------------- load management
 @dataclass(frozen=True, slots=True)
 class AllocationUpdated(Event):
@@ -260,6 +273,7 @@ type SiteEvent = (
     | CardPresented
     | SessionStarted
     | SessionEnded
+    | SessionEndUnknown
 )
 """What `Site` emits."""
 

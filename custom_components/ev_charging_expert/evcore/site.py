@@ -32,6 +32,7 @@ from .events import (
     PendingDropped,
     PendingListFull,
     SessionEnded,
+    SessionEndUnknown,
     SessionStarted,
     SiteEvent,
     StationAccepted,
@@ -68,6 +69,10 @@ STORAGE_VERSION = 1
 # Errors of data that decode but do not fit the registry's shape (a hand edit, a bad disk).
 _SHAPE_ERRORS = (AttributeError, KeyError, TypeError, ValueError)
 __all__ = ["MemoryStore", "Site", "SiteSettings", "SiteStore", "check_password", "hash_password"]
+
+
+type KnownStart = Callable[[str, int, str, float, datetime], int | None]
+"""(station, connector, idTag, meter start, start time) -> transaction id of an open session."""
 
 
 class SiteStore(Protocol):
@@ -168,6 +173,8 @@ class Site:
         """Decides who may charge (the Controller plugs the card registry in)."""
         self.vip_card: Callable[[str], bool] = lambda _id_tag: False
         """Whether an idTag is a VIP card (served first by the allocator)."""
+        self.known_start: KnownStart | None = None
+        """The session store's memory of open sessions, for StartTransaction replays."""
 
     # ------------------------------------------------------------------ persistence
     async def load(self) -> None:
@@ -790,8 +797,11 @@ class Site:
                 stopped_at=started_at,
                 reason=REASON_SUPERSEDED,
             )
+        replayed = self._replayed_start(
+            station_id, connector_id, id_tag, meter_start_wh, started_at
+        )
         transaction = Transaction(
-            transaction_id=self._next_transaction_id,
+            transaction_id=self._next_transaction_id if replayed is None else replayed,
             connector_id=connector_id,
             id_tag=id_tag,
             meter_start_wh=meter_start_wh,
@@ -799,7 +809,8 @@ class Site:
             reservation_id=reservation_id,
             received_at=self.clock.now(),
         )
-        self._next_transaction_id += 1
+        if replayed is None:
+            self._next_transaction_id += 1
         connector.transaction = transaction
         self._save()
         decision = self._decide(station_id, connector_id, id_tag)
@@ -841,6 +852,11 @@ class Site:
             else:
                 self.input_rejected(
                     station_id, "transactionId", f"end of unknown session {transaction_id!r}"
+                )
+                self._emit(
+                    SessionEndUnknown(
+                        station_id, transaction_id, meter_stop_wh, stopped_at, reason, id_tag
+                    )
                 )
             return None
         stop: float | None = meter_stop_wh
@@ -904,6 +920,54 @@ class Site:
                 return max(so_far, stop - start)
         return so_far
 
+    # ------------------------------------------------------------------ session store
+    def _replayed_start(
+        self,
+        station_id: str,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: float,
+        started_at: datetime,
+    ) -> int | None:
+        """The id of the session the store has open for this very start, else None.
+
+        That is a replay after a restart that lost the site's own record of the session.
+        """
+        if self.known_start is None:
+            return None
+        return self.known_start(station_id, connector_id, id_tag, meter_start_wh, started_at)
+
+    def reserve_transaction_ids(self, next_id: int) -> None:
+        """Never hand out an id below `next_id` (the session store has used those)."""
+        if next_id > self._next_transaction_id:
+            self._next_transaction_id = next_id
+            self._save()
+
+    def force_stop_session(self, station_id: str, connector_id: int) -> Transaction:
+        """Close the session of a station that is gone, with the energy last known.
+
+        The connector then wants no current any more; an offline charger still counts at what
+        it may draw until its lease expires (load management knows that). ChargerInputError
+        when the station is connected (stop it remotely instead) or has no session there.
+        """
+        station = self.station(station_id)
+        connector = station.connectors.get(connector_id)
+        if connector is None or connector.transaction is None:
+            raise ChargerInputError(station_id, "connectorId", f"no session on {connector_id}")
+        if station.connected:
+            raise ChargerInputError(
+                station_id, "connected", "the station is connected: stop its session remotely"
+            )
+        transaction = connector.transaction
+        stop = transaction.register_wh
+        return self._close_session(
+            station,
+            connector,
+            meter_stop_wh=stop,
+            stopped_at=self.clock.now(),
+            reason=REASON_FORCED,
+        )
+
     def vendor_data(
         self, station_id: str, vendor_id: str, message_id: str | None, data: str | None
     ) -> None:
@@ -943,6 +1007,8 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 
 REASON_SUPERSEDED = "SupersededBySession"
 """Stop reason of a session the charger replaced by a new one without reporting its end."""
+REASON_FORCED = "ForcedByUser"
+"""Stop reason of a session the user closed because its station was gone (force stop)."""
 REASON_NO_SUCH_CONNECTOR = "ConnectorDoesNotExist"
 """Stop reason of a session on a connector beyond the charger's NumberOfConnectors."""
 
