@@ -34,8 +34,8 @@ from .evcore.charger import TriggerMessage
 from .evcore.errors import ConfigError, InvalidIdentityError, RegistryLockedError
 from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
-from .services_rules import async_setup_rules_services
 from .services_cards import async_setup_card_services
+from .services_rules import async_setup_rules_services
 from .services_sessions import async_setup_session_services
 
 if TYPE_CHECKING:
