@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+import itertools
 import logging
 import struct
 from typing import TYPE_CHECKING, Any
@@ -39,8 +40,8 @@ from custom_components.ev_charging_expert.evcore.bms.registers import (
 )
 from custom_components.ev_charging_expert.evcore.config import ZoneConfig
 from custom_components.ev_charging_expert.evcore.keys import ConnectorKey
-from custom_components.ev_charging_expert.evcore.model import ConnectorStatus
 from custom_components.ev_charging_expert.evcore.modbus.codec import RegisterFormat, decode
+from custom_components.ev_charging_expert.evcore.model import ConnectorStatus
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -159,7 +160,7 @@ def _slot(bms: BmsServer, kind: str, key: str) -> int:
     return slot
 
 
-async def test_every_block_reads_what_the_controller_holds(site: Fixture) -> None:
+async def test_every_block_reads_what_the_controller_holds(site: Fixture) -> None:  # noqa: PLR0915
     controller, client, bms = site.env.controller, site.client, site.bms
     # Site block.
     values = await read_block(client, SITE)
@@ -220,11 +221,11 @@ async def test_every_block_reads_what_the_controller_holds(site: Fixture) -> Non
                 ("power", connector.power_w),
                 ("energy_register", connector.energy_wh),
             ):
-                assert values[name] == (None if expected is None else pytest.approx(expected, abs=1))
-            if connector.status is ConnectorStatus.CHARGING:
-                assert values["session_energy"] == pytest.approx(
-                    connector.session_energy_wh, abs=1
+                assert values[name] == (
+                    None if expected is None else pytest.approx(expected, abs=1)
                 )
+            if connector.status is ConnectorStatus.CHARGING:
+                assert values["session_energy"] == pytest.approx(connector.session_energy_wh, abs=1)
     # An empty slot reads zeros.
     assert (await read_block(client, CONNECTOR, 50))["in_use"] == 0
 
@@ -269,9 +270,7 @@ async def test_pipelined_requests_on_one_connection_are_all_answered(site: Fixtu
     requests.append((7, 500, 1))  # refused, in its turn
     requests.append((8, CONNECTOR.start, 20))
     # One write: every request in one TCP segment, before reading any answer.
-    writer.write(
-        b"".join(struct.pack(">HHHBBHH", t, 0, 6, 1, 3, a, c) for t, a, c in requests)
-    )
+    writer.write(b"".join(struct.pack(">HHHBBHH", t, 0, 6, 1, 3, a, c) for t, a, c in requests))
     await writer.drain()
     answers = []
     for _ in requests:
@@ -464,7 +463,7 @@ def test_register_map_is_consistent() -> None:
             assert max(span) < block.stride, point.name
             taken |= span
     spans = sorted((b.start, b.end) for b in (SITE, ZONE, ZONE_NAME, STATION, CONNECTOR))
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start
     assert spans[-1][1] <= 0x10000
     names = [(p.block.name, p.name) for p in POINTS]

@@ -14,8 +14,8 @@ from pymodbus.client.mixin import ModbusClientMixin
 
 from ..allocation.phases import Wiring
 from ..events import AllocationUpdated, MeterUpdated, StationUpdated
-from ..model import PHASES, ConnectorStatus, Registration
 from ..modbus.codec import RegisterFormat, encode
+from ..model import PHASES, ConnectorStatus, Registration
 from .registers import (
     BLOCKS,
     CONNECTOR,
@@ -110,13 +110,13 @@ class RegisterImage:
                     self._mark_connector(connector_key(ckey.station_id, ckey.connector_id))
             case MeterUpdated():
                 self._dirty_zones = True
-            case _ if isinstance(sid := getattr(event, "station_id", None), str):
+            case _ if isinstance(station_id := getattr(event, "station_id", None), str):
                 # Station-level news (added, removed, configured, booted...): its slots,
                 # its block and its connectors.
                 self._slots_dirty = self._dirty_stations = True
-                station = self.controller.site.stations.get(sid)
+                station = self.controller.site.stations.get(station_id)
                 for connector in station.charge_points if station else ():
-                    self._mark_connector(connector_key(sid, connector.connector_id))
+                    self._mark_connector(connector_key(station_id, connector.connector_id))
             case _:
                 self.invalidate()
 
@@ -236,9 +236,7 @@ class RegisterImage:
             "remote_setpoint_enabled": view.remote_enabled,
             "modbus_is_source": is_source,
             "heartbeat_lapsed": view.heartbeat_lapsed,
-            "writes_accepted": (
-                self.bms_control_allowed and view.remote_enabled and is_source
-            ),
+            "writes_accepted": (self.bms_control_allowed and view.remote_enabled and is_source),
         }
         for name, on in flags.items():
             if on:

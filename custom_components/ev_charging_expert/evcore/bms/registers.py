@@ -156,9 +156,9 @@ REMOTE_STATUS_BITS: Final = {
     "heartbeat_lapsed": 3,
     "writes_accepted": 4,
 }
-CODE_TABLES: Final[dict[str, dict[object, int]]] = {
-    "status": dict(STATUS_CODES),
-    "reason": dict(REASON_CODES),
+CODE_TABLES: Final[dict[str, dict[str, int]]] = {
+    "status": {str(k): v for k, v in STATUS_CODES.items()},
+    "reason": {str(k or "none"): v for k, v in REASON_CODES.items()},
     "limited_by": dict(LIMITED_BY_CODES),
     "mode": dict(MODE_CODES),
     "setpoint_status": dict(SETPOINT_STATUS_CODES),

@@ -39,7 +39,16 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 
 from ..modbus.codec import RegisterFormat, decode
 from .image import RegisterImage
-from .registers import BLOCKS, CONNECTOR, SETPOINT_STATUS_CODES, STATION, ZONE, writable_at
+from .registers import (
+    BLOCKS,
+    CONNECTOR,
+    NOT_AVAILABLE,
+    SETPOINT_STATUS_CODES,
+    STATION,
+    ZONE,
+    PointType,
+    writable_at,
+)
 from .slots import SlotStore, SlotTable
 
 if TYPE_CHECKING:
@@ -87,7 +96,7 @@ class SetpointOutcome(Protocol):
 
     @property
     def code(self) -> str:
-        """"accepted" or why not."""
+        """The outcome: "accepted" or why not."""
 
     @property
     def message(self) -> str:
@@ -142,14 +151,19 @@ class _Refusal(ModbusPDU):
         self.exception_code = exception_code
 
     def encode(self) -> bytes:
+        """The exception code."""
         return self.exception_code.to_bytes(1, "big")
 
+    def decode(self, data: bytes) -> None:
+        """Never decoded: it is only sent."""
+        self.exception_code = data[0]
 
-class _Connection(ServerRequestHandler):  # type: ignore[misc]
+
+class _Connection(ServerRequestHandler):
     """One client connection: answers every complete request it receives, in order."""
 
     def __init__(self, owner: _Server) -> None:
-        super().__init__(owner)
+        super().__init__(owner)  # type: ignore[no-untyped-call]
         self.bms = owner.bms
         self.peer = ""
 
@@ -178,9 +192,9 @@ class _Connection(ServerRequestHandler):  # type: ignore[misc]
         return used
 
 
-class _Server(ModbusTcpServer):  # type: ignore[misc]
+class _Server(ModbusTcpServer):
     def __init__(self, bms: BmsServer, address: tuple[str, int]) -> None:
-        super().__init__(ModbusServerContext(single=True), address=address)
+        super().__init__(ModbusServerContext(single=True), address=address)  # type: ignore[no-untyped-call]
         self.bms = bms
 
     def callback_new_connection(self) -> _Connection:
@@ -233,7 +247,7 @@ class BmsServer:
             msg = f"cannot listen on {self.settings.host}:{self.settings.port}"
             raise OSError(msg)
         self._server = server
-        self.status.port = listener.sockets[0].getsockname()[1]
+        self.status.port = int(listener.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         self.status.listening = True
         _LOGGER.info("BMS Modbus slave listening on %s:%s", self.settings.host, self.status.port)
         self._notify()
@@ -245,7 +259,7 @@ class BmsServer:
             self._unsubscribe = None
         server, self._server = self._server, None
         if server is not None:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]
             await asyncio.sleep(0)  # let the transports report their closing
         self.status.listening = False
         self.status.clients = 0
@@ -274,7 +288,9 @@ class BmsServer:
         self._notify()
 
     # ------------------------------------------------------------------ requests
-    def handle_frame(self, peer: str, dev_id: int, tid: int, frame: bytes) -> ModbusPDU | None:
+    def handle_frame(  # noqa: PLR0911  # one answer per kind of request or refusal
+        self, peer: str, dev_id: int, tid: int, frame: bytes
+    ) -> ModbusPDU | None:
         """The answer to one request PDU (`frame`: function code and data)."""
         function_code = frame[0]
         pdu = self._server.decoder.decode(frame) if self._server is not None else None
@@ -306,9 +322,13 @@ class BmsServer:
             if isinstance(pdu, ReadHoldingRegistersRequest)
             else ReadInputRegistersResponse
         )
-        return response_class(registers=registers, dev_id=pdu.dev_id, transaction_id=pdu.transaction_id)
+        return response_class(
+            registers=registers, dev_id=pdu.dev_id, transaction_id=pdu.transaction_id
+        )
 
-    def _write(self, peer: str, pdu: ModbusPDU, address: int, values: list[int]) -> ModbusPDU:
+    def _write(  # noqa: PLR0911  # one return per refusal cause
+        self, peer: str, pdu: ModbusPDU, address: int, values: list[int]
+    ) -> ModbusPDU:
         if not 1 <= len(values) <= MAX_WRITE:
             return self._refuse_pdu(peer, "bad_count", pdu)
         if not self._is_mapped(address, len(values)):
@@ -330,7 +350,10 @@ class BmsServer:
         self._notify()
         if isinstance(pdu, WriteSingleRegisterRequest):
             return WriteSingleRegisterResponse(
-                address=address, registers=values, dev_id=pdu.dev_id, transaction_id=pdu.transaction_id
+                address=address,
+                registers=values,
+                dev_id=pdu.dev_id,
+                transaction_id=pdu.transaction_id,
             )
         return WriteMultipleRegistersResponse(
             address=address, count=len(values), dev_id=pdu.dev_id, transaction_id=pdu.transaction_id
@@ -353,7 +376,7 @@ class BmsServer:
         value = int(decode([raw], RegisterFormat.INT16))
         if control is None:
             code = "disabled"
-        elif value == -0x8000:
+        elif value == NOT_AVAILABLE[PointType.INT16]:
             code = control.clear_zone_setpoint(zone_id, source=MODBUS_SOURCE).code
         elif value < 0:
             code = "out_of_range"
@@ -372,7 +395,9 @@ class BmsServer:
     def _refuse_pdu(self, peer: str, cause: str, pdu: ModbusPDU) -> ModbusPDU:
         return self._refuse(peer, cause, pdu.function_code, pdu.dev_id, pdu.transaction_id)
 
-    def _refuse(self, peer: str, cause: str, function_code: int, dev_id: int, tid: int) -> ModbusPDU:
+    def _refuse(
+        self, peer: str, cause: str, function_code: int, dev_id: int, tid: int
+    ) -> ModbusPDU:
         status = self.status
         status.refused += 1
         status.refused_by_cause[cause] = status.refused_by_cause.get(cause, 0) + 1
@@ -404,7 +429,9 @@ class BmsServer:
                 "listening": self.status.listening,
                 "port": self.status.port,
                 "clients": self.status.clients,
-                "last_write": self.status.last_write.isoformat() if self.status.last_write else None,
+                "last_write": self.status.last_write.isoformat()
+                if self.status.last_write
+                else None,
                 "refused": self.status.refused,
                 "refused_by_cause": dict(self.status.refused_by_cause),
             },

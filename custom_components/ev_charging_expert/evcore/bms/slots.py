@@ -100,8 +100,8 @@ class SlotKind:
     def restore(self, data: dict[str, Any]) -> None:
         """Load a saved form; slots beyond the capacity or taken twice are dropped."""
         taken: set[int] = set()
-        for key, slot in dict(data.get("slots", {})).items():
-            slot = int(slot)
+        for key, saved in dict(data.get("slots", {})).items():
+            slot = int(saved)
             if 1 <= slot <= self.capacity and slot not in taken:
                 self.by_key[str(key)] = slot
                 taken.add(slot)
