@@ -1,8 +1,9 @@
 """The BMS register map, as data: one table from which the server, the docs and the point list come.
 
-Numbering: every address here is the 0-based PDU address a Modbus frame carries. The 1-based
-"reference" a BMS tool may show is address + 40001 (holding registers, function 03) or
-address + 30001 (input registers, function 04); both functions read the same map.
+Numbering: every address here is the 0-based PDU address a Modbus frame carries. The 6-digit
+Modicon reference a BMS tool may show is address + 400001 (holding registers, function 03) or
+address + 300001 (input registers, function 04); both functions read the same map. Tools that
+number registers from 1 (mbpoll) take address + 1.
 
 Blocks repeat per slot: the zone in slot `s` (1-based) starts at `ZONE.start + (s - 1) *
 ZONE.stride`. Registers of a block that no point uses read 0 ("reserved"); addresses outside
@@ -102,8 +103,8 @@ class Point:
 SITE = Block("site", 0, 100, 1, "The whole site; one block.")
 ZONE = Block("zone", 1000, 40, 64, "One block per zone slot (a switchboard).")
 ZONE_NAME = Block("zone_name", 4000, 32, 64, "Which zone a zone slot holds: name and id.")
-STATION = Block("station", 8000, 16, 1000, "One block per station slot: identity and state.")
-CONNECTOR = Block("connector", 24000, 20, 2000, "One block per connector slot.")
+STATION = Block("station", 7000, 28, 1000, "One block per station slot: identity and state.")
+CONNECTOR = Block("connector", 35000, 20, 1500, "One block per connector slot.")
 BLOCKS: Final = (SITE, ZONE, ZONE_NAME, STATION, CONNECTOR)
 
 # Codes of the enumerated points; the numbers are part of the map (never renumber, only add).
@@ -259,7 +260,7 @@ POINTS: Final[tuple[Point, ...]] = (
     Point(STATION, 1, "online", _U16, "", 1, _R, "1 while connected"),
     Point(STATION, 2, "connector_count", _U16, "", 1, _R, "Connectors known"),
     Point(STATION, 3, "zone_slot", _U16, "", 1, _R, "Slot of its zone; 0 when unassigned"),
-    Point(STATION, 4, "station_id", _STR, "", 1, _R, "Charge box identity, 24 characters", 12),
+    Point(STATION, 4, "station_id", _STR, "", 1, _R, "Charge box identity, 48 characters", 24),
     # --- connectors
     Point(CONNECTOR, 0, "in_use", _U16, "", 1, _R, "1 when the slot holds a connector"),
     Point(CONNECTOR, 1, "station_slot", _U16, "", 1, _R, "Slot of its station"),

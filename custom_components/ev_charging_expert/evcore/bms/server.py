@@ -49,6 +49,7 @@ from .registers import (
     PointType,
     writable_at,
 )
+from .pointlist import point_list_csv
 from .slots import SlotStore, SlotTable
 
 if TYPE_CHECKING:
@@ -413,6 +414,26 @@ class BmsServer:
             )
         self._notify()
         return _Refusal(function_code, EXCEPTION_OF[cause], dev_id, tid)
+
+    # ------------------------------------------------------------------ point list
+    def slot_labels(self) -> dict[str, dict[int, str]]:
+        """What each slot in use holds (block name -> slot -> label), slots refreshed first."""
+        self.image.refresh()
+        zones = self.controller.load.zones
+        zone_labels = {
+            slot: f"{zones[z].name} ({z})" if z in zones else z
+            for z, slot in self.slots.zones.by_key.items()
+        }
+        return {
+            "zone": zone_labels,
+            "zone_name": dict(zone_labels),
+            "station": {slot: s for s, slot in self.slots.stations.by_key.items()},
+            "connector": {slot: c for c, slot in self.slots.connectors.by_key.items()},
+        }
+
+    def point_list_csv(self) -> str:
+        """Every register of the slots in use, named (the CSV a BMS integrator imports)."""
+        return point_list_csv(self.slot_labels())
 
     # ------------------------------------------------------------------ diagnostics
     def diagnostics(self) -> dict[str, Any]:
