@@ -9,6 +9,7 @@ from homeassistant.const import Platform
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 
+from .bms import HaSlotStore
 from .const import DOMAIN, parse_device_identifier
 from .coordinator import EvChargingCoordinator
 from .services import async_setup_services
@@ -85,6 +86,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) 
 async def async_remove_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) -> None:
     """Delete the station registry (with its password hashes) together with the entry."""
     await HaSiteStore(hass, entry.entry_id).remove()
+    await HaSlotStore(hass, entry.entry_id).remove()
 
 
 async def async_remove_config_entry_device(

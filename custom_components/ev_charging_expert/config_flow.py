@@ -19,6 +19,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import config_validation as cv, selector
 import voluptuous as vol
 
+from .bms import bms_options_schema, validate_bms_options
 from .const import (
     CONF_HEARTBEAT_INTERVAL,
     CONF_MINIMUM_STANDARD,
@@ -186,8 +187,11 @@ class SiteSettingsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form; applied live."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
+            errors = await validate_bms_options(self.hass, self.config_entry, user_input)
+            if not errors:
+                return self.async_create_entry(data=user_input)
         options = self.config_entry.options
         schema = vol.Schema(
             {
@@ -213,4 +217,5 @@ class SiteSettingsFlow(OptionsFlow):
                 ): vol.All(vol.Coerce(float), vol.Range(min=0, max=50)),
             }
         )
-        return self.async_show_form(step_id="init", data_schema=schema)
+        schema = schema.extend(bms_options_schema(user_input or options))
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

@@ -26,6 +26,7 @@ from .const import (
     signal_station,
     signal_zone,
 )
+from .bms import BmsBinding
 from .devices import DeviceSync
 from .entry_data import build_ssl_context, load_settings, site_settings, zones_from_entry
 from .evcore.charger import TriggerMessage
@@ -94,6 +95,7 @@ class EvChargingCoordinator:
         )
         self.devices = DeviceSync(hass, entry.entry_id, self.controller.site)
         self.meters = MeterSync(hass, entry, self.controller)
+        self.bms = BmsBinding(hass, entry, self.controller)
         self.zones: dict[str, ZoneConfig] = {}
         self._known_zones: set[str] = set()
         self._degraded_issues: set[str] = set()
@@ -137,12 +139,14 @@ class EvChargingCoordinator:
         if self.site.settings.new_charger_policy is NewChargerPolicy.PENDING:
             for station_id in self.site.pending:
                 raise_pending(self.hass, station_id)
+        await self.bms.async_start()
 
     async def async_stop(self) -> None:
         """Close every charger connection and the port, then flush the registry."""
         self._unsubscribe()
         self._unsubscribe_admission()
         self.meters.stop()
+        await self.bms.async_stop()
         await self.controller.stop()
         await self.store.flush()
 
@@ -156,6 +160,7 @@ class EvChargingCoordinator:
         await asyncio.sleep(0)
         await self.meters.sync(self.zones)
         self.apply_load_config()
+        await self.bms.async_apply()
 
     # ------------------------------------------------------------------ zones and settings
     def apply_load_config(self) -> None:

@@ -25,6 +25,7 @@ from homeassistant.const import (
 from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
+from .bms_entities import setup_bms_sensors
 from .const import signal_new_meter
 from .entity import (
     EvChargingEntity,
@@ -465,6 +466,7 @@ async def async_setup_entry(
     )
     setup_zone_entities(entry, async_add_entities, zone_entities)
     _setup_meter_entities(entry, async_add_entities)
+    setup_bms_sensors(entry, async_add_entities)
 
 
 def _setup_meter_entities(
