@@ -34,8 +34,10 @@ def generated_section() -> str:
     parts = [
         BEGIN,
         "",
-        f"Map version {MAP_VERSION}. Addresses are 0-based PDU addresses; the reference in "
-        "brackets is the 6-digit holding-register reference (address + 400001).",
+        (
+            f"Map version {MAP_VERSION}. Addresses are 0-based PDU addresses; the reference in "
+            "brackets is the 6-digit holding-register reference (address + 400001)."
+        ),
         "",
         "### Blocks",
         "",
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.check:
         for path in stale:
-            print(f"{path.relative_to(ROOT)} is out of date: run python -m tools.gen_bms_docs")  # noqa: T201
+            print(f"{path.relative_to(ROOT)} is out of date: run python -m tools.gen_bms_docs")
         return 1 if stale else 0
     for path in stale:
         path.write_text(wanted[path], encoding="utf-8", newline="")

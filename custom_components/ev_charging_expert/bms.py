@@ -13,11 +13,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from homeassistant.components.http import HomeAssistantView
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.http import HomeAssistantView
 from homeassistant.helpers.storage import Store
 import voluptuous as vol
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
 
     from .coordinator import EvChargingConfigEntry
-    from .evcore.bms import RemoteControl
     from .evcore.controller import Controller
 
 _LOGGER = logging.getLogger(__name__)
@@ -214,9 +213,7 @@ class BmsBinding:
             ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
             self._signal()
             return
-        server = BmsServer(
-            self.controller, store=self.store, settings=settings, control=_control(self.controller)
-        )
+        server = BmsServer(self.controller, store=self.store, settings=settings)
         try:
             await server.start()
         except OSError as err:
@@ -261,13 +258,6 @@ class BmsBinding:
         if self.server is None:
             return {"enabled": self.enabled, "listening": False}
         return {"enabled": self.enabled, **self.server.diagnostics()}
-
-
-def _control(controller: Controller) -> RemoteControl | None:
-    """The Controller's remote-setpoint commands (operating rules)."""
-    if not hasattr(controller, "set_zone_setpoint"):
-        return None
-    return controller  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------- point list download

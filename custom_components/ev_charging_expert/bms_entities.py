@@ -6,9 +6,7 @@ then, without a reload); they follow the slave's status by push.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from homeassistant.components.binary_sensor import (
@@ -32,6 +30,9 @@ from .bms import signal_bms
 from .const import DOMAIN
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
     from .bms import BmsBinding

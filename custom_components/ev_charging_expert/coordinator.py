@@ -15,6 +15,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
+from .bms import BmsBinding
 from .const import (
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
@@ -26,7 +27,6 @@ from .const import (
     signal_station,
     signal_zone,
 )
-from .bms import BmsBinding
 from .devices import DeviceSync
 from .entry_data import build_ssl_context, load_settings, site_settings, zones_from_entry
 from .evcore.charger import TriggerMessage

@@ -8,7 +8,7 @@ with the register table (types, scales, word order).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import itertools
 import logging
 import struct
@@ -26,9 +26,11 @@ from custom_components.ev_charging_expert.evcore.bms import (
 )
 from custom_components.ev_charging_expert.evcore.bms.registers import (
     CONNECTOR,
+    LIMITED_BY_CODES,
     MAP_VERSION,
     NOT_AVAILABLE,
     POINTS,
+    SETPOINT_STATUS_CODES,
     SITE,
     STATION,
     STATUS_CODES,
@@ -42,6 +44,7 @@ from custom_components.ev_charging_expert.evcore.config import ZoneConfig
 from custom_components.ev_charging_expert.evcore.keys import ConnectorKey
 from custom_components.ev_charging_expert.evcore.modbus.codec import RegisterFormat, decode
 from custom_components.ev_charging_expert.evcore.model import ConnectorStatus
+from custom_components.ev_charging_expert.evcore.rules import RemoteSettings, SetpointSource
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -88,42 +91,9 @@ class Fixture:
     client: AsyncModbusTcpClient
 
 
-class FakeRules:
-    """Stands in for the operating rules where a test needs a given answer."""
-
-    @dataclass(frozen=True)
-    class Result:
-        accepted: bool
-        code: str
-        message: str = ""
-
-    def __init__(self) -> None:
-        self.answer = "accepted"
-        self.calls: list[tuple[Any, ...]] = []
-
-    def _result(self) -> FakeRules.Result:
-        return self.Result(self.answer == "accepted", self.answer)
-
-    def set_zone_setpoint(self, zone_id: str, amps: float, *, source: Any) -> Result:
-        self.calls.append(("set", zone_id, amps, str(source)))
-        return self._result()
-
-    def clear_zone_setpoint(self, zone_id: str, *, source: Any) -> Result:
-        self.calls.append(("clear", zone_id, str(source)))
-        return self._result()
-
-    def remote_heartbeat(self, source: Any) -> Result:
-        self.calls.append(("heartbeat", str(source)))
-        return self._result()
-
-
 async def start_bms(env: LoadEnv, store: MemorySlotStore, **settings: Any) -> BmsServer:
-    control = settings.pop("control", None)
     bms = BmsServer(
-        env.controller,
-        store=store,
-        settings=BmsSettings(host="127.0.0.1", port=0, **settings),
-        control=control,
+        env.controller, store=store, settings=BmsSettings(host="127.0.0.1", port=0, **settings)
     )
     await bms.start()
     return bms
@@ -354,84 +324,128 @@ async def test_writes_are_refused_while_control_is_off(
     assert site.bms.status.last_write is None
 
 
+async def restart_with_control(site: Fixture, **settings: Any) -> AsyncModbusTcpClient:
+    site.client.close()
+    await site.bms.stop()
+    site.bms = await start_bms(site.env, site.store, allow_control=True, **settings)
+    site.client = await connect(site.bms)
+    return site.client
+
+
+def remote(env: LoadEnv, **changes: Any) -> None:
+    settings = {"enabled": True, "source": SetpointSource.MODBUS, "min_period": 60.0} | changes
+    env.controller.set_remote_settings(RemoteSettings(**settings))
+
+
 @pytest.mark.parametrize(
-    ("answer", "exception"),
+    ("settings", "value", "exception", "code"),
     [
-        ("disabled", ExceptionResponse.ILLEGAL_FUNCTION),
-        ("not_controlling_source", ExceptionResponse.ILLEGAL_FUNCTION),
-        ("too_soon", ExceptionResponse.SLAVE_BUSY),
-        ("out_of_range", ExceptionResponse.ILLEGAL_VALUE),
+        ({"enabled": False}, 100, ExceptionResponse.ILLEGAL_FUNCTION, "disabled"),
+        (
+            {"source": SetpointSource.HA},
+            100,
+            ExceptionResponse.ILLEGAL_FUNCTION,
+            "not_controlling_source",
+        ),
+        ({}, 330, ExceptionResponse.ILLEGAL_VALUE, "out_of_range"),  # above A1's 32 A
+        ({}, 0xFFFE, ExceptionResponse.ILLEGAL_VALUE, "out_of_range"),  # -0.2 A
     ],
 )
 async def test_rule_refusals_become_modbus_exceptions(
-    site: Fixture, answer: str, exception: int
+    site: Fixture, settings: dict[str, Any], value: int, exception: int, code: str
 ) -> None:
-    rules = FakeRules()
-    rules.answer = answer
-    site.client.close()
-    await site.bms.stop()
-    site.bms = await start_bms(site.env, site.store, allow_control=True, control=rules)
-    site.client = await connect(site.bms)
+    remote(site.env, **settings)
+    client = await restart_with_control(site)
     slot = _slot(site.bms, "zones", "A1")
-    response = await site.client.write_register(ZONE.slot_start(slot) + 20, 100)
+    response = await client.write_register(ZONE.slot_start(slot) + 20, value)
     assert response.exception_code == exception
-    assert rules.calls == [("set", "A1", 10.0, "modbus")]
-    values = await read_block(site.client, ZONE, slot)
-    assert values["setpoint_status"] > 1
+    values = await read_block(client, ZONE, slot)
+    assert values["setpoint_status"] == SETPOINT_STATUS_CODES[code]
+    assert values["remote_setpoint"] is None
+    assert site.env.controller.rules_view().setpoints == {}
 
 
-async def test_slave_refusals(site: Fixture) -> None:
-    rules = FakeRules()
-    site.client.close()
-    await site.bms.stop()
-    site.bms = await start_bms(site.env, site.store, allow_control=True, control=rules)
-    client = site.client = await connect(site.bms)
+async def test_a_setpoint_write_lowers_the_zone_at_the_next_run(site: Fixture) -> None:
+    remote(site.env)
+    client = await restart_with_control(site)
+    slot = _slot(site.bms, "zones", "A1")
+    setpoint = ZONE.slot_start(slot) + 20
+    assert not (await client.write_register(SITE.start + 40, 7)).isError()  # heartbeat
+    assert not (await client.write_register(setpoint, 125)).isError()
+    await site.env.converge()
+    view = site.env.controller.zone_view("A1")
+    assert view is not None
+    assert view.effective_limit == (12.5, 12.5, 12.5)
+    assert view.limited_by == "remote"
+    values = await read_block(client, ZONE, slot)
+    assert values["remote_setpoint"] == 12.5
+    assert values["effective_limit_l1"] == 12.5
+    assert values["limited_by"] == LIMITED_BY_CODES["remote"]
+    assert values["setpoint_status"] == SETPOINT_STATUS_CODES["accepted"]
+    assert values["allocated_l1"] <= 12.5
+    site_values = await read_block(client, SITE)
+    assert site_values["bms_heartbeat"] == 7
+    assert site_values["remote_control"] == 0b10111  # allowed, enabled, source, accepted
+    assert site.bms.status.last_write is not None
+    # A second write within the minimum period: server busy, nothing changes.
+    response = await client.write_register(setpoint, 100)
+    assert response.exception_code == ExceptionResponse.SLAVE_BUSY
+    assert site.env.controller.rules_view().setpoints == {"A1": 12.5}
+    # After it, 0x8000 clears the setpoint (function 16 this time).
+    await site.env.advance(60)
+    assert not (await client.write_registers(setpoint, [0x8000])).isError()
+    await site.env.converge()
+    assert site.env.controller.rules_view().setpoints == {}
+    assert (await read_block(client, ZONE, slot))["remote_setpoint"] is None
+
+
+async def test_the_heartbeat_lapses_when_the_bms_stops_writing(site: Fixture) -> None:
+    remote(site.env, heartbeat=60.0, min_period=0.0)
+    client = await restart_with_control(site)
+    slot = _slot(site.bms, "zones", "A1")
+    assert not (await client.write_register(SITE.start + 40, 1)).isError()
+    assert not (await client.write_register(ZONE.slot_start(slot) + 20, 100)).isError()
+    await site.env.advance(61)
+    assert site.env.controller.rules_view().heartbeat_lapsed
+    bits = (await read_block(client, SITE))["remote_control"]
+    assert int(bits) & (1 << 3)
+
+
+async def test_slave_refusals(site: Fixture, caplog: pytest.LogCaptureFixture) -> None:
+    remote(site.env, min_period=0.0)
+    client = await restart_with_control(site)
     slot = _slot(site.bms, "zones", "A1")
     zone_start = ZONE.slot_start(slot)
     cases = [
         (zone_start + 4, [320], ExceptionResponse.ILLEGAL_ADDRESS),  # read-only max current
         (500, [1], ExceptionResponse.ILLEGAL_ADDRESS),  # unmapped
         (ZONE.slot_start(40) + 20, [100], ExceptionResponse.ILLEGAL_ADDRESS),  # empty slot
-        (zone_start + 20, [0xFFFE], ExceptionResponse.ILLEGAL_VALUE),  # -0.2 A
         (zone_start + 19, [0, 100], ExceptionResponse.ILLEGAL_ADDRESS),  # spans read-only
     ]
-    for address, values, exception in cases:
+    caplog.set_level(logging.WARNING)
+    for address, values, exception in cases * 2:
         if len(values) == 1:
             response = await client.write_register(address, values[0])
         else:
             response = await client.write_registers(address, values)
         assert response.exception_code == exception, address
-    assert rules.calls == []
-    # Accepted: a setpoint (function 06), a clear (function 16) and a heartbeat.
-    assert not (await client.write_register(zone_start + 20, 125)).isError()
-    assert not (await client.write_registers(zone_start + 20, [0x8000])).isError()
-    assert not (await client.write_register(SITE.start + 40, 7)).isError()
-    assert rules.calls == [
-        ("set", "A1", 12.5, "modbus"),
-        ("clear", "A1", "modbus"),
-        ("heartbeat", "modbus"),
-    ]
-    assert (await read_block(client, SITE))["bms_heartbeat"] == 7
-    assert site.bms.status.last_write is not None
+    assert site.env.controller.rules_view().setpoints == {}
+    causes = [r.getMessage() for r in caplog.records if "request refused" in r.getMessage()]
+    assert len(causes) == 3  # read_only, unmapped, unknown_zone: each once for this client
+    # Other functions (here: read coils) are not served.
+    response = await client.read_coils(0, count=1)
+    assert response.exception_code == ExceptionResponse.ILLEGAL_FUNCTION
 
 
 async def test_unknown_clients_and_units_are_refused(site: Fixture) -> None:
-    rules = FakeRules()
-    site.client.close()
-    await site.bms.stop()
-    site.bms = await start_bms(
-        site.env,
-        site.store,
-        allow_control=True,
-        control=rules,
-        allowed_clients=frozenset({"127.0.0.2"}),
-    )
-    site.client = await connect(site.bms)
-    response = await site.client.read_holding_registers(0, count=1)
+    remote(site.env, min_period=0.0)
+    client = await restart_with_control(site, allowed_clients=frozenset({"127.0.0.2"}))
+    response = await client.read_holding_registers(0, count=1)
     assert response.exception_code == ExceptionResponse.ILLEGAL_FUNCTION
-    response = await site.client.write_register(SITE.start + 40, 1)
+    response = await client.write_register(SITE.start + 40, 1)
     assert response.exception_code == ExceptionResponse.ILLEGAL_FUNCTION
-    assert rules.calls == []
+    assert not site.env.controller.rules_view().heartbeat_lapsed
+    assert site.bms.image.heartbeat_value == 0
     site.client.close()
     await site.bms.stop()
     site.bms = await start_bms(site.env, site.store, unit_ids=frozenset({5}))
@@ -468,3 +482,34 @@ def test_register_map_is_consistent() -> None:
     assert spans[-1][1] <= 0x10000
     names = [(p.block.name, p.name) for p in POINTS]
     assert len(names) == len(set(names))
+
+
+async def test_a_bms_setpoint_while_evs_charge_never_overloads_a_phase(env: LoadEnv) -> None:
+    """The physical checker holds the zone to what was allowed before the write while the
+    change is delivered (nothing rises before the decreases are confirmed), then to the new
+    setpoint once the allocation converged."""
+    env.set_zones(ZoneConfig("P", "Parking", 63.0), ZoneConfig("L", "Level", 48.0, parent_id="P"))
+    for sid, wiring in (("C1", Wiring.TRI123), ("C2", Wiring.TRI231), ("C3", Wiring.MONO2)):
+        await env.add_charger(sid)
+        env.place(sid, "L", {1: wiring})
+        await env.plug(sid, phases=1 if wiring is Wiring.MONO2 else 3)
+    await env.converge()
+    before = max(max(phases) for phases in [env.physical.loads()["L"]])
+    env.physical.zones["L"] = replace(env.physical.zones["L"], max_current=before)
+    remote(env, min_period=0.0)
+    bms = await start_bms(env, MemorySlotStore(), allow_control=True)
+    client = await connect(bms)
+    try:
+        assert (await read_block(client, SITE))["zone_slots_used"] == 2
+        slot = _slot(bms, "zones", "L")
+        assert not (await client.write_register(SITE.start + 40, 1)).isError()
+        assert not (await client.write_register(ZONE.slot_start(slot) + 20, 200)).isError()
+        await env.converge()
+        env.physical.zones["L"] = replace(env.physical.zones["L"], max_current=20.0)
+        env.check("converged under the BMS setpoint")
+        assert max(env.physical.loads()["L"]) <= 20.0
+        values = await read_block(client, ZONE, slot)
+        assert max(values[f"allocated_l{i}"] for i in (1, 2, 3)) <= 20.0
+    finally:
+        client.close()
+        await bms.stop()

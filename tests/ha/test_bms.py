@@ -183,7 +183,7 @@ async def test_lists_and_control_reach_the_slave(
     assert settings.allow_control
 
 
-async def test_point_list_download_needs_a_login(
+async def test_point_list_download_needs_a_login(  # noqa: PLR0917  # pytest fixtures
     hass: HomeAssistant,
     hub: EvChargingCoordinator,
     init_integration: MockConfigEntry,

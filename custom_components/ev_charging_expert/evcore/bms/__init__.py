@@ -1,7 +1,7 @@
 """The BMS Modbus TCP slave: register map as data, stable slots, the server."""
 
 from .registers import MAP_VERSION, POINTS
-from .server import BmsServer, BmsSettings, BmsStatus, RemoteControl
+from .server import BmsServer, BmsSettings, BmsStatus
 from .slots import MemorySlotStore, SlotStore
 
 __all__ = [
@@ -11,6 +11,5 @@ __all__ = [
     "BmsSettings",
     "BmsStatus",
     "MemorySlotStore",
-    "RemoteControl",
     "SlotStore",
 ]

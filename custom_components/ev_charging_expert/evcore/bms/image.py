@@ -16,6 +16,7 @@ from ..allocation.phases import Wiring
 from ..events import AllocationUpdated, MeterUpdated, StationUpdated
 from ..modbus.codec import RegisterFormat, encode
 from ..model import PHASES, ConnectorStatus, Registration
+from ..rules import SetpointSource
 from .registers import (
     BLOCKS,
     CONNECTOR,
@@ -226,12 +227,9 @@ class RegisterImage:
         self._write(SITE, 1, values)
 
     def _rules_values(self) -> dict[str, Any]:
-        rules_view = getattr(self.controller, "rules_view", None)
         bits = 1 << REMOTE_STATUS_BITS["bms_control_allowed"] if self.bms_control_allowed else 0
-        if rules_view is None:
-            return {"remote_control": bits, "tou_period": 0, "active_inputs": 0}
-        view = rules_view()
-        is_source = view.remote_source == "modbus"
+        view = self.controller.rules_view()
+        is_source = view.remote_source == SetpointSource.MODBUS
         flags = {
             "remote_setpoint_enabled": view.remote_enabled,
             "modbus_is_source": is_source,
@@ -243,7 +241,7 @@ class RegisterImage:
                 bits |= 1 << REMOTE_STATUS_BITS[name]
         tou = 0
         if view.tou_period is not None:
-            periods = list(self.controller.tou.periods())  # type: ignore[attr-defined]
+            periods = list(self.controller.tou.periods())
             tou = periods.index(view.tou_period) + 1 if view.tou_period in periods else 0
         return {
             "remote_control": bits,
@@ -273,14 +271,14 @@ class RegisterImage:
             }
             view = views.get(zone_id)
             if view is not None:
-                limit = getattr(view, "effective_limit", view.budget)
-                limited_by = str(getattr(view, "limited_by", "nominal")).split(":", 1)[0]
+                limit = view.effective_limit
+                limited_by = view.limited_by.split(":", 1)[0]
                 values |= {
                     "degraded": int(view.degraded),
                     "limited_by": LIMITED_BY_CODES.get(limited_by, 0),
                     "evs_charging": view.charging,
                     "evs_suspended": view.suspended,
-                    "remote_setpoint": getattr(view, "remote_setpoint", None),
+                    "remote_setpoint": view.remote_setpoint,
                 }
                 for name, phases in (
                     ("effective_limit", limit),

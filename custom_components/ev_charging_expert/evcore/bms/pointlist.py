@@ -129,7 +129,7 @@ def blocks_table() -> str:
 
 def point_list_rows(labels: dict[str, dict[int, str]]) -> list[dict[str, str]]:
     """Every point of every slot in use; `labels`: block name -> slot -> what it holds."""
-    rows = []
+    rows: list[dict[str, str]] = []
     for block in BLOCKS:
         slots = {1: "site"} if block is SITE else labels.get(block.name, {})
         for slot, label in sorted(slots.items()):

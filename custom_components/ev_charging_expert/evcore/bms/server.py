@@ -11,7 +11,8 @@ request gets. Two things differ from pymodbus' own request handler:
   client and cause (pymodbus logs every exception response it builds, at error level).
 
 Reads come from `RegisterImage`; writes go to the Controller's remote-setpoint commands
-(`RemoteControl`), which apply the operating rules (source, minimum period, range).
+(`set_zone_setpoint`, `clear_zone_setpoint`, `remote_heartbeat` with source MODBUS), which apply
+the operating rules (enabled, controlling source, minimum period, range).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003  # a dataclass field type
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.pdu import ModbusPDU
@@ -38,7 +39,9 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 
 from ..modbus.codec import RegisterFormat, decode
+from ..rules import SetpointSource
 from .image import RegisterImage
+from .pointlist import point_list_csv
 from .registers import (
     BLOCKS,
     CONNECTOR,
@@ -49,7 +52,6 @@ from .registers import (
     PointType,
     writable_at,
 )
-from .pointlist import point_list_csv
 from .slots import SlotStore, SlotTable
 
 if TYPE_CHECKING:
@@ -61,8 +63,6 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_READ = 125  # registers per read (Modbus limit)
 MAX_WRITE = 123
-MODBUS_SOURCE = "modbus"
-"""`SetpointSource.MODBUS` (a StrEnum: its value compares equal)."""
 
 # Modbus exception codes.
 ILLEGAL_FUNCTION = 0x01
@@ -86,35 +86,6 @@ EXCEPTION_OF: dict[str, int] = {
     "unsupported_function": ILLEGAL_FUNCTION,
     "unknown_unit": GATEWAY_NO_RESPONSE,
 }
-
-
-class SetpointOutcome(Protocol):
-    """What the Controller's remote-setpoint commands answer (`SetpointResult`)."""
-
-    @property
-    def accepted(self) -> bool:
-        """Whether the command was applied."""
-
-    @property
-    def code(self) -> str:
-        """The outcome: "accepted" or why not."""
-
-    @property
-    def message(self) -> str:
-        """For the log."""
-
-
-class RemoteControl(Protocol):
-    """The Controller's remote-setpoint commands (operating rules, contract C1)."""
-
-    def set_zone_setpoint(self, zone_id: str, amps: float, *, source: Any) -> SetpointOutcome:
-        """Lower a zone's limit to `amps` per phase."""
-
-    def clear_zone_setpoint(self, zone_id: str, *, source: Any) -> SetpointOutcome:
-        """Remove the zone's remote setpoint."""
-
-    def remote_heartbeat(self, source: Any) -> SetpointOutcome:
-        """The remote source is alive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +182,9 @@ class BmsServer:
         *,
         store: SlotStore,
         settings: BmsSettings | None = None,
-        control: RemoteControl | None = None,
     ) -> None:
         self.controller = controller
         self.settings = settings or BmsSettings()
-        self.control = control
         self.slots = SlotTable(
             store,
             zones=ZONE.slots,
@@ -362,11 +331,9 @@ class BmsServer:
 
     def _apply(self, name: str, slot: int, raw: int) -> str:
         """Apply one register write through the operating rules; returns the outcome's code."""
-        control = self.control
+        control = self.controller
         if name == "bms_heartbeat":
-            if control is None:
-                return "disabled"
-            result = control.remote_heartbeat(MODBUS_SOURCE)
+            result = control.remote_heartbeat(SetpointSource.MODBUS)
             if result.accepted:
                 self.image.heartbeat_value = raw
             return result.code
@@ -375,14 +342,12 @@ class BmsServer:
         if zone_id is None or zone_id not in self.controller.load.zones:
             return "unknown_zone"
         value = int(decode([raw], RegisterFormat.INT16))
-        if control is None:
-            code = "disabled"
-        elif value == NOT_AVAILABLE[PointType.INT16]:
-            code = control.clear_zone_setpoint(zone_id, source=MODBUS_SOURCE).code
+        if value == NOT_AVAILABLE[PointType.INT16]:
+            code = control.clear_zone_setpoint(zone_id, source=SetpointSource.MODBUS).code
         elif value < 0:
             code = "out_of_range"
         else:
-            code = control.set_zone_setpoint(zone_id, value / 10, source=MODBUS_SOURCE).code
+            code = control.set_zone_setpoint(zone_id, value / 10, source=SetpointSource.MODBUS).code
         if code not in SETPOINT_STATUS_CODES:
             code = "disabled"  # an unknown refusal reads as a refusal
         self.image.setpoint_status[zone_id] = code
