@@ -8,7 +8,9 @@ with the register table (types, scales, word order).
 from __future__ import annotations
 
 import asyncio
+import csv
 from dataclasses import dataclass, replace
+import io
 import itertools
 import logging
 import struct
@@ -24,6 +26,7 @@ from custom_components.ev_charging_expert.evcore.bms import (
     BmsSettings,
     MemorySlotStore,
 )
+from custom_components.ev_charging_expert.evcore.bms.pointlist import map_rows
 from custom_components.ev_charging_expert.evcore.bms.registers import (
     CONNECTOR,
     LIMITED_BY_CODES,
@@ -45,6 +48,7 @@ from custom_components.ev_charging_expert.evcore.keys import ConnectorKey
 from custom_components.ev_charging_expert.evcore.modbus.codec import RegisterFormat, decode
 from custom_components.ev_charging_expert.evcore.model import ConnectorStatus
 from custom_components.ev_charging_expert.evcore.rules import RemoteSettings, SetpointSource
+from tools import gen_bms_docs
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -513,3 +517,27 @@ async def test_a_bms_setpoint_while_evs_charge_never_overloads_a_phase(env: Load
     finally:
         client.close()
         await bms.stop()
+
+
+async def test_the_documented_map_is_the_served_map(site: Fixture) -> None:
+    """docs/bms-register-map.csv and docs/bms-modbus.md are generated from the table, and every
+    documented point is served where the docs say (first and last slot)."""
+    assert gen_bms_docs.main(["--check"]) == 0
+    rows = list(csv.DictReader(io.StringIO(gen_bms_docs.CSV.read_text(encoding="utf-8"))))
+    assert rows == map_rows()
+    for row in rows:
+        address, registers = int(row["address"]), int(row["registers"])
+        last = address + int(row["stride"]) * (int(row["slots"]) - 1)
+        for start in (address, last):
+            response = await site.client.read_holding_registers(start, count=registers)
+            assert not response.isError(), row
+    connector = await site.client.read_holding_registers(
+        CONNECTOR.slot_start(_slot(site.bms, "connectors", "S1/1")), count=CONNECTOR.stride
+    )
+    by_name = {p.name: p for p in points_of(CONNECTOR)}
+    documented = next(r for r in rows if r["block"] == "connector" and r["name"] == "setpoint")
+    assert int(documented["offset"]) == by_name["setpoint"].offset
+    value = connector.registers[int(documented["offset"])] / int(documented["scale"])
+    allocation = site.env.controller.allocation(ConnectorKey("S1", 1))
+    assert allocation is not None
+    assert value == pytest.approx(allocation.setpoint, abs=0.05)
