@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from tools.demo import bms as bms_demo
 from tools.demo.building import (
     METER_HOST,
     METER_MODEL,
@@ -178,6 +179,7 @@ class Demo:
                 await self.guard(self.setup_zones(api, entries[0]["entry_id"]))
             except DemoError as err:
                 print(f"demo: warning: could not set up the demo zones and meter: {err}")
+            self.bms_port = await self.guard(bms_demo.enable(api, entries[0]["entry_id"]))
 
     async def setup_zones(self, api: HaApi, entry_id: str) -> None:
         """Add the demo's meter and zones through the subentry flows, when the integration
@@ -424,6 +426,7 @@ class Demo:
         if self.building is not None:
             building_ok = await self.guard(self.check_building(api))
             ok = ok and building_ok
+        ok = await self.guard(bms_demo.check(getattr(self, "bms_port", None))) and ok
         return 0 if ok else 1
 
     async def check_building(self, api: HaApi) -> bool:
