@@ -51,6 +51,7 @@ _FORMATS = {
     PointType.INT32: RegisterFormat.INT32,
     PointType.UINT32: RegisterFormat.UINT32,
 }
+_SINGLE = frozenset({PointType.INT16, PointType.UINT16})
 _LIMITS = {
     PointType.INT16: (-0x7FFF, 0x7FFF),
     PointType.UINT16: (0, 0xFFFE),
@@ -72,6 +73,8 @@ def encode_point(point: Point, value: Any) -> list[int]:
     else:
         low, high = _LIMITS[point.type]
         raw = min(max(round(value * point.scale), low), high)
+    if point.type in _SINGLE:
+        return [raw & 0xFFFF]  # one register: two's complement is all there is to it
     return encode(raw, _FORMATS[point.type])
 
 
@@ -89,22 +92,27 @@ class RegisterImage:
         self.bms_control_allowed = False
         self.started_at = controller.clock.monotonic()
         self._dirty_zones = True
-        self._dirty_stations = True
+        self._dirty_stations: set[str] | None = None
+        """Station ids to rebuild; None = all of them."""
         self._dirty_connectors: set[str] | None = None
         """Connector keys to rebuild; None = all of them."""
         self._slots_dirty = True
+        self._dirty_site = True
+        """The site's totals (a walk over every station) are recomputed only after a change."""
         self._points = {block.name: points_of(block) for block in BLOCKS}
+        self._live = [p for p in self._points[SITE.name] if p.name in _LIVE_SITE_POINTS]
 
     # ------------------------------------------------------------------ invalidation
     def on_event(self, event: ControllerEvent) -> None:
         """Mark what `event` changed."""
+        self._dirty_site = True
         match event:
             case StationUpdated(station_id=sid, connector_id=cid) if cid:
                 key = connector_key(sid, cid)
                 self._mark_connector(key)
                 if self.slots.connectors.slot(key) is None:
                     self._slots_dirty = True
-                self._dirty_stations = True
+                self._mark_station(sid)
             case AllocationUpdated():
                 self._dirty_zones = True
                 for ckey in event.connectors:
@@ -114,7 +122,8 @@ class RegisterImage:
             case _ if isinstance(station_id := getattr(event, "station_id", None), str):
                 # Station-level news (added, removed, configured, booted...): its slots,
                 # its block and its connectors.
-                self._slots_dirty = self._dirty_stations = True
+                self._slots_dirty = True
+                self._mark_station(station_id)
                 station = self.controller.site.stations.get(station_id)
                 for connector in station.charge_points if station else ():
                     self._mark_connector(connector_key(station_id, connector.connector_id))
@@ -123,12 +132,16 @@ class RegisterImage:
 
     def invalidate(self) -> None:
         """Rebuild everything at the next read (slots included)."""
-        self._slots_dirty = self._dirty_zones = self._dirty_stations = True
-        self._dirty_connectors = None
+        self._slots_dirty = self._dirty_zones = self._dirty_site = True
+        self._dirty_connectors = self._dirty_stations = None
 
     def invalidate_zones(self) -> None:
         """Rebuild the zone blocks at the next read (a setpoint was written)."""
         self._dirty_zones = True
+
+    def _mark_station(self, station_id: str) -> None:
+        if self._dirty_stations is not None:
+            self._dirty_stations.add(station_id)
 
     def _mark_connector(self, key: str) -> None:
         if self._dirty_connectors is not None:
@@ -147,12 +160,15 @@ class RegisterImage:
         if self._dirty_zones:
             self._dirty_zones = False
             self._write_zones()
-        if self._dirty_stations:
-            self._dirty_stations = False
-            self._write_stations()
+        stations, self._dirty_stations = self._dirty_stations, set()
+        self._write_stations(stations)
         dirty, self._dirty_connectors = self._dirty_connectors, set()
         self._write_connectors(dirty)
-        self._write_site()
+        if self._dirty_site:
+            self._dirty_site = False
+            self._write_site()
+        else:
+            self._write_live()
 
     def _sync_slots(self) -> None:
         self._slots_dirty = False
@@ -168,8 +184,8 @@ class RegisterImage:
             ],
         )
         if changed:
-            self._dirty_zones = self._dirty_stations = True
-            self._dirty_connectors = None
+            self._dirty_zones = True
+            self._dirty_connectors = self._dirty_stations = None
 
     # ------------------------------------------------------------------ blocks
     def _write(self, block: Block, slot: int, values: dict[str, Any]) -> None:
@@ -187,13 +203,27 @@ class RegisterImage:
             if slot not in used and self.registers[start]:
                 self.registers[start : start + block.stride] = [0] * block.stride
 
+    def _live_values(self) -> dict[str, Any]:
+        """What changes without an event: the clock, the slave's own counters, the rules."""
+        return {
+            "alive_counter": int(self.controller.clock.monotonic() - self.started_at) % 0x10000,
+            "refused_writes": self.refused_writes % 0x10000,
+            "bms_heartbeat": self.heartbeat_value,
+            **self._rules_values(),
+        }
+
+    def _write_live(self) -> None:
+        values = self._live_values()
+        start = SITE.start
+        for point in self._live:
+            words = encode_point(point, values.get(point.name))
+            self.registers[start + point.offset : start + point.offset + len(words)] = words
+
     def _write_site(self) -> None:
         site = self.controller.site
         values: dict[str, Any] = {
             "map_version": MAP_VERSION,
-            "alive_counter": int(self.controller.clock.monotonic() - self.started_at) % 0x10000,
-            "refused_writes": self.refused_writes % 0x10000,
-            "bms_heartbeat": self.heartbeat_value,
+            **self._live_values(),
             "zone_slots_used": len(self.slots.zones.by_key),
             "station_slots_used": len(self.slots.stations.by_key),
             "connector_slots_used": len(self.slots.connectors.by_key),
@@ -223,7 +253,6 @@ class RegisterImage:
         roots = [v for v in self.controller.zone_views().values() if v.parent_id is None]
         values["evs_charging"] = sum(v.charging for v in roots)
         values["evs_suspended"] = sum(v.suspended for v in roots)
-        values |= self._rules_values()
         self._write(SITE, 1, values)
 
     def _rules_values(self) -> dict[str, Any]:
@@ -301,14 +330,17 @@ class RegisterImage:
                 if any(self.registers[start : start + ZONE_NAME.stride]):
                     self.registers[start : start + ZONE_NAME.stride] = [0] * ZONE_NAME.stride
 
-    def _write_stations(self) -> None:
+    def _write_stations(self, ids: set[str] | None) -> None:
         stations = self.controller.site.stations
-        used: set[int] = set()
-        for station_id, slot in self.slots.stations.by_key.items():
+        by_key = self.slots.stations.by_key
+        if ids is None:
+            self._clear(STATION, set(by_key.values()))
+            ids = set(by_key)
+        for station_id in ids:
+            slot = by_key.get(station_id)
             station = stations.get(station_id)
-            if station is None:
+            if slot is None or station is None:
                 continue
-            used.add(slot)
             zone_slot = self.slots.zones.slot(station.config.zone_id or "")
             self._write(
                 STATION,
@@ -321,7 +353,6 @@ class RegisterImage:
                     "station_id": station_id,
                 },
             )
-        self._clear(STATION, used)
 
     def _write_connectors(self, keys: set[str] | None) -> None:
         by_key = self.slots.connectors.by_key
@@ -369,6 +400,16 @@ class RegisterImage:
 
 
 _ACCEPTED = Registration.ACCEPTED
+_LIVE_SITE_POINTS = frozenset(
+    {
+        "alive_counter",
+        "refused_writes",
+        "bms_heartbeat",
+        "remote_control",
+        "tou_period",
+        "active_inputs",
+    }
+)
 
 
 def _add_grid_currents(station: StationState, connector: ConnectorState, out: list[float]) -> None:
