@@ -116,17 +116,22 @@ def _reads(zones: int, connectors: int) -> list[tuple[int, int]]:
     return reads
 
 
-async def bms_client(
-    port: int, reads: list[tuple[int, int]], end: float, rtts: list[float], errors: list[str]
+async def bms_client(  # noqa: PLR0917
+    port: int,
+    reads: list[tuple[int, int]],
+    start: float,
+    end: float,
+    rtts: list[float],
+    errors: list[str],
 ) -> int:
-    """Poll every second until `end`; one request in flight; returns the cycles done."""
+    """Poll every second from `start` until `end`; one request in flight; returns the cycles."""
     reader, writer = await asyncio.open_connection(HOST, port)
     frames = [
         struct.pack(">HHHBBHH", tid % 65536, 0, 6, 1, 3, address, count)
         for tid, (address, count) in enumerate(reads, start=1)
     ]
     cycles = 0
-    next_cycle = time.perf_counter()
+    next_cycle = start
     try:
         while next_cycle < end:
             await asyncio.sleep(max(next_cycle - time.perf_counter(), 0))
@@ -186,7 +191,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         connect_s = time.perf_counter() - started
         payloads = meter_values_payloads()
         # Warm-up: every charger sends once, the slave fills its image.
-        stats, tasks = await _window(chargers, METER_PERIOD_S, payloads)
+        _, tasks = await _window(chargers, METER_PERIOD_S, payloads)
         await asyncio.gather(*tasks)
         zones, connectors = await slots_used(ports["bms_port"])
         reads = _reads(zones, connectors)
@@ -204,8 +209,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stats_b, tasks = await _window(chargers, args.window, payloads)
         t0 = time.perf_counter()
         end = t0 + args.window
+        # Clients poll once a second each, not in lock-step (as independent BMSs would).
         cycles = await asyncio.gather(
-            *(bms_client(ports["bms_port"], reads, end, rtts, errors) for _ in range(args.clients))
+            *(
+                bms_client(ports["bms_port"], reads, t0 + i / args.clients, end, rtts, errors)
+                for i in range(args.clients)
+            )
         )
         await asyncio.gather(*tasks)
         seconds_b = time.perf_counter() - t0
@@ -267,14 +276,14 @@ def main() -> int:
         [key, f"{value:.3f}" if isinstance(value, float) else str(value)]
         for key, value in result.items()
     ]
-    print(table.header())  # noqa: T201
+    print(table.header())
     for row in rows:
-        print(table.row(row))  # noqa: T201
+        print(table.row(row))
     stamp = utc_stamp()
     payload = {"result": result, "code": code_version()}
     path = save_results("bms", stamp, payload, "\n".join(table.markdown(rows)) + "\n")
-    print(f"saved {path}")  # noqa: T201
-    print(json.dumps(result))  # noqa: T201
+    print(f"saved {path}")
+    print(json.dumps(result))
     return 0
 
 

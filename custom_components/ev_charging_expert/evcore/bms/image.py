@@ -149,21 +149,41 @@ class RegisterImage:
 
     # ------------------------------------------------------------------ reading
     def read(self, address: int, count: int) -> list[int]:
-        """Registers `address`..`address + count - 1`, refreshed first."""
-        self.refresh()
-        return self.registers[address : address + count]
+        """Registers `address`..`address + count - 1`, the blocks they cover refreshed first."""
+        end = address + count
+        self.refresh(
+            site=address < SITE.end,
+            zones=address < ZONE_NAME.end and end > ZONE.start,
+            stations=address < STATION.end and end > STATION.start,
+            connectors=end > CONNECTOR.start,
+        )
+        return self.registers[address:end]
 
-    def refresh(self) -> None:
-        """Rebuild what changed since the last read; the site block always (it has a clock)."""
+    def refresh(
+        self,
+        *,
+        site: bool = True,
+        zones: bool = True,
+        stations: bool = True,
+        connectors: bool = True,
+    ) -> None:
+        """Rebuild what changed since the last read (of the blocks asked for).
+
+        The site block has a clock (the alive counter): it is written at every read of it.
+        """
         if self._slots_dirty:
             self._sync_slots()
-        if self._dirty_zones:
+        if zones and self._dirty_zones:
             self._dirty_zones = False
             self._write_zones()
-        stations, self._dirty_stations = self._dirty_stations, set()
-        self._write_stations(stations)
-        dirty, self._dirty_connectors = self._dirty_connectors, set()
-        self._write_connectors(dirty)
+        if stations and self._dirty_stations != set():
+            dirty_stations, self._dirty_stations = self._dirty_stations, set()
+            self._write_stations(dirty_stations)
+        if connectors and self._dirty_connectors != set():
+            dirty, self._dirty_connectors = self._dirty_connectors, set()
+            self._write_connectors(dirty)
+        if not site:
+            return
         if self._dirty_site:
             self._dirty_site = False
             self._write_site()

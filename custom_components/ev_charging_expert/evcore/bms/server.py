@@ -21,15 +21,14 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003  # a dataclass field type
 import logging
+import struct
 from typing import TYPE_CHECKING, Any
 
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.pdu import ModbusPDU
 from pymodbus.pdu.register_message import (
     ReadHoldingRegistersRequest,
-    ReadHoldingRegistersResponse,
     ReadInputRegistersRequest,
-    ReadInputRegistersResponse,
     WriteMultipleRegistersRequest,
     WriteMultipleRegistersResponse,
     WriteSingleRegisterRequest,
@@ -129,6 +128,29 @@ class _Refusal(ModbusPDU):
     def decode(self, data: bytes) -> None:
         """Never decoded: it is only sent."""
         self.exception_code = data[0]
+
+
+class _Registers(ModbusPDU):
+    """A read answer (function 03 or 04), encoded in one `struct.pack`.
+
+    pymodbus' own response appends one `struct.pack` per register to a growing bytes object:
+    a tenth of a millisecond for 120 registers, paid by every poll of every BMS.
+    """
+
+    def __init__(self, function_code: int, registers: list[int], dev_id: int, tid: int) -> None:
+        super().__init__(dev_id=dev_id, transaction_id=tid)
+        self.function_code = function_code
+        self.registers = registers
+
+    def encode(self) -> bytes:
+        """Byte count, then the registers (big-endian)."""
+        count = len(self.registers)
+        return struct.pack(f">B{count}H", 2 * count, *self.registers)
+
+    def decode(self, data: bytes) -> None:
+        """Never decoded: it is only sent."""
+        count = data[0] // 2
+        self.registers = list(struct.unpack(f">{count}H", data[1 : 1 + 2 * count]))
 
 
 class _Connection(ServerRequestHandler):
@@ -287,14 +309,7 @@ class BmsServer:
         if not self._is_mapped(address, count):
             return self._refuse_pdu(peer, "unmapped", pdu)
         registers = self.image.read(address, count)
-        response_class = (
-            ReadHoldingRegistersResponse
-            if isinstance(pdu, ReadHoldingRegistersRequest)
-            else ReadInputRegistersResponse
-        )
-        return response_class(
-            registers=registers, dev_id=pdu.dev_id, transaction_id=pdu.transaction_id
-        )
+        return _Registers(pdu.function_code, registers, pdu.dev_id, pdu.transaction_id)
 
     def _write(  # noqa: PLR0911  # one return per refusal cause
         self, peer: str, pdu: ModbusPDU, address: int, values: list[int]
