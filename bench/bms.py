@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 import struct
 import sys
@@ -246,6 +247,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_share_a": share_a,
         "cpu_share_b": share_b,
         "cpu_added_share": share_b - share_a,
+        "cpu_per_request_us": (cpu_b - cpu_a * seconds_b / seconds_a) / max(len(rtts), 1) * 1e6,
+        "loadavg_1m": os.getloadavg()[0],
         "window_s": args.window,
     }
 
