@@ -10,6 +10,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 
 from .cards_ha import card_store
+from .bms import HaSlotStore
 from .const import DOMAIN, parse_device_identifier
 from .coordinator import EvChargingCoordinator
 from .services import async_setup_services
@@ -87,6 +88,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: EvChargingConfigEntry) 
     """Delete the station and card registries together with the entry."""
     await HaSiteStore(hass, entry.entry_id).remove()
     await card_store(hass, entry.entry_id).remove()
+    await HaSlotStore(hass, entry.entry_id).remove()
 
 
 async def async_remove_config_entry_device(

@@ -11,6 +11,7 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.const import EntityCategory
 
+from .bms_entities import setup_bms_binary_sensors
 from .entity import (
     EvChargingEntity,
     EvChargingZoneEntity,
@@ -65,6 +66,7 @@ async def async_setup_entry(
         async_add_entities,
         lambda hub, zone_id: [ZoneDegradedSensor(hub, zone_id, ZONE_DEGRADED)],
     )
+    setup_bms_binary_sensors(entry, async_add_entities)
 
 
 class ConnectivitySensor(EvChargingEntity, BinarySensorEntity):

@@ -19,6 +19,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import config_validation as cv, selector
 import voluptuous as vol
 
+from .bms import bms_options_schema, validate_bms_options
 from .const import (
     CONF_CONSUMPTION_OPTIMISATION,
     CONF_HEARTBEAT_INTERVAL,
@@ -199,7 +200,9 @@ class SiteSettingsFlow(OptionsFlow):
         """One form; applied live."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = sessions_options_errors(user_input)
+            errors = sessions_options_errors(user_input) | await validate_bms_options(
+                self.hass, self.config_entry, user_input
+            )
             if not errors:
                 return self.async_create_entry(data=user_input)
         options = self.config_entry.options
@@ -233,4 +236,5 @@ class SiteSettingsFlow(OptionsFlow):
                 **sessions_options_schema(options),
             }
         )
+        schema = schema.extend(bms_options_schema(user_input or options))
         return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

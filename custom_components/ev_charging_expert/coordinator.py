@@ -16,6 +16,7 @@ from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .cards_ha import apply_new_site_default, card_store, scan_known_tag, setup_cards
+from .bms import BmsBinding
 from .const import (
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
@@ -105,6 +106,7 @@ class EvChargingCoordinator:
         self.devices = DeviceSync(hass, entry.entry_id, self.controller.site)
         self.meters = MeterSync(hass, entry, self.controller)
         self.rules = RulesSync(hass, entry, self.controller)
+        self.bms = BmsBinding(hass, entry, self.controller)
         self.zones: dict[str, ZoneConfig] = {}
         self._known_zones: set[str] = set()
         self._degraded_issues: set[str] = set()
@@ -152,6 +154,7 @@ class EvChargingCoordinator:
         if self.site.settings.new_charger_policy is NewChargerPolicy.PENDING:
             for station_id in self.site.pending:
                 raise_pending(self.hass, station_id)
+        await self.bms.async_start()
 
     async def async_stop(self) -> None:
         """Close every charger connection and the port, then flush the registry."""
@@ -160,6 +163,7 @@ class EvChargingCoordinator:
         self._unsubscribe_cards()
         self.meters.stop()
         self.rules.stop()
+        await self.bms.async_stop()
         await self.controller.stop()
         if self.sessions is not None:
             await self.sessions.async_stop()
@@ -177,6 +181,7 @@ class EvChargingCoordinator:
         await self.meters.sync(self.zones)
         self.apply_load_config()
         await async_sessions_options_changed(self)
+        await self.bms.async_apply()
 
     # ------------------------------------------------------------------ zones and settings
     def apply_load_config(self) -> None:

@@ -51,6 +51,7 @@ async def async_get_config_entry_diagnostics(
         "operating_rules": hub.rules.diagnostics(),
         "authorization": auth_diagnostics(hub),
         "sessions": sessions_diagnostics(hub),
+        "bms": hub.bms.diagnostics(),
     }
 
 

@@ -25,6 +25,7 @@ from homeassistant.const import (
 from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
+from .bms_entities import setup_bms_sensors
 from .const import signal_new_meter
 from .entity import (
     EvChargingEntity,
@@ -472,6 +473,7 @@ async def async_setup_entry(
     _setup_meter_entities(entry, async_add_entities)
     async_setup_rules_sensors(entry, async_add_entities)
     async_setup_card_sensors(entry, async_add_entities)
+    setup_bms_sensors(entry, async_add_entities)
 
 
 def _setup_meter_entities(

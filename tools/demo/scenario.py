@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from tools.demo import bms as bms_demo
 from tools.demo.building import (
     METER_HOST,
     METER_MODEL,
@@ -186,6 +187,7 @@ class Demo:
             if self.args.optimise:
                 await self.guard(enable_optimisation(api, entries[0]["entry_id"]))
             await self.guard(setup_cards(api, self.station_zone))
+            self.bms_port = await self.guard(bms_demo.enable(api, entries[0]["entry_id"]))
 
     async def setup_zones(self, api: HaApi, entry_id: str) -> None:
         """Add the demo's meter and zones through the subentry flows, when the integration
@@ -435,6 +437,7 @@ class Demo:
             ok = ok and building_ok
         ok = await self.guard(check_rules(api, (await api.entries())[0]["entry_id"])) and ok
         ok = await self.guard(check_sessions(api)) and ok
+        ok = await self.guard(bms_demo.check(getattr(self, "bms_port", None))) and ok
         return 0 if ok else 1
 
     async def check_building(self, api: HaApi) -> bool:
