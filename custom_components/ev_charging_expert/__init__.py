@@ -9,8 +9,8 @@ from homeassistant.const import Platform
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 
-from .cards_ha import card_store
 from .bms import HaSlotStore
+from .cards_ha import card_store
 from .const import DOMAIN, parse_device_identifier
 from .coordinator import EvChargingCoordinator
 from .services import async_setup_services

@@ -15,8 +15,8 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
-from .cards_ha import apply_new_site_default, card_store, scan_known_tag, setup_cards
 from .bms import BmsBinding
+from .cards_ha import apply_new_site_default, card_store, scan_known_tag, setup_cards
 from .const import (
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
