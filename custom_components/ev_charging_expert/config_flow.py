@@ -43,6 +43,7 @@ from .const import (
 from .entry_data import build_ssl_context
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.model import NewChargerPolicy
+from .mqtt_options import mqtt_options_schema
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
 from .subentry_flows.meter_model import MeterModelSubentryFlow
@@ -213,4 +214,5 @@ class SiteSettingsFlow(OptionsFlow):
                 ): vol.All(vol.Coerce(float), vol.Range(min=0, max=50)),
             }
         )
+        schema = schema.extend(mqtt_options_schema(options))
         return self.async_show_form(step_id="init", data_schema=schema)

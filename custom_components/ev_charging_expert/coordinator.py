@@ -60,6 +60,7 @@ from .issues import (
     sync_unassigned,
 )
 from .meter_sync import MeterSync
+from .mqtt_export import MqttExport
 from .security import admission_listener, sync_registry_issue
 from .store import HaSiteStore
 
@@ -94,6 +95,7 @@ class EvChargingCoordinator:
         )
         self.devices = DeviceSync(hass, entry.entry_id, self.controller.site)
         self.meters = MeterSync(hass, entry, self.controller)
+        self.mqtt = MqttExport(hass, entry, self.controller)
         self.zones: dict[str, ZoneConfig] = {}
         self._known_zones: set[str] = set()
         self._degraded_issues: set[str] = set()
@@ -137,9 +139,11 @@ class EvChargingCoordinator:
         if self.site.settings.new_charger_policy is NewChargerPolicy.PENDING:
             for station_id in self.site.pending:
                 raise_pending(self.hass, station_id)
+        await self.mqtt.async_start()
 
     async def async_stop(self) -> None:
         """Close every charger connection and the port, then flush the registry."""
+        await self.mqtt.async_stop()
         self._unsubscribe()
         self._unsubscribe_admission()
         self.meters.stop()
@@ -156,6 +160,7 @@ class EvChargingCoordinator:
         await asyncio.sleep(0)
         await self.meters.sync(self.zones)
         self.apply_load_config()
+        await self.mqtt.async_apply()
 
     # ------------------------------------------------------------------ zones and settings
     def apply_load_config(self) -> None:

@@ -37,6 +37,7 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
+from .mqtt_entities import mqtt_sensors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -465,6 +466,7 @@ async def async_setup_entry(
     )
     setup_zone_entities(entry, async_add_entities, zone_entities)
     _setup_meter_entities(entry, async_add_entities)
+    async_add_entities(mqtt_sensors(entry.runtime_data))
 
 
 def _setup_meter_entities(
