@@ -66,25 +66,13 @@ def site_document(controller: Controller) -> dict[str, Any]:
         "allocated_a": _phases((allocated[0], allocated[1], allocated[2])),
         "power_w": round(power, 1),
         "zones": sorted(zones),
-        "rules": _rules(controller),
+        "rules": controller.rules_view().to_dict(),
     }
     return document
 
 
-def _rules(controller: Controller) -> dict[str, Any] | None:
-    # Operating rules (time-of-use, inputs, remote setpoint): present once the Controller has
-    # them (issue 11); the document says null before.
-    rules_view = getattr(controller, "rules_view", None)
-    if rules_view is None:
-        return None
-    data: dict[str, Any] = rules_view().to_dict()
-    return data
-
-
 def zone_document(view: ZoneView) -> dict[str, Any]:
     """A zone (switchboard) as the last allocation run saw it."""
-    effective = getattr(view, "effective_limit", None)
-    remote = getattr(view, "remote_setpoint", None)
     return {
         "schema_version": SCHEMA_VERSION,
         "zone_id": view.zone_id,
@@ -94,9 +82,9 @@ def zone_document(view: ZoneView) -> dict[str, Any]:
         "max_current_a": view.max_current,
         "degraded_setpoint_a": view.degraded_setpoint,
         "budget_a": _phases(view.budget),
-        "effective_limit_a": _phases(effective),
-        "limited_by": getattr(view, "limited_by", None),
-        "remote_setpoint_a": _opt(remote),
+        "effective_limit_a": _phases(view.effective_limit),
+        "limited_by": view.limited_by,
+        "remote_setpoint_a": _opt(view.remote_setpoint),
         "allocated_a": _phases(view.allocated),
         "fixed_a": _phases(view.fixed),
         "measured_a": _phases(view.measured),
@@ -200,7 +188,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "allocated_a": _PHASES,
             "power_w": _NUM,
             "zones": {"type": "array", "items": {"type": "string"}},
-            "rules": {"type": ["object", "null"]},
+            "rules": {
+                "description": "Operating rules: remote setpoints, time-of-use, inputs.",
+                "type": "object",
+                "properties": {
+                    "remote_enabled": {"type": "boolean"},
+                    "remote_source": {"enum": ["ha", "modbus", "mqtt"]},
+                    "heartbeat_lapsed": {"type": "boolean"},
+                    "setpoints": {"type": "object", "additionalProperties": _NUM},
+                    "tou_enabled": {"type": "boolean"},
+                    "tou_period": _OPT_STR,
+                    "active_inputs": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["remote_enabled", "remote_source", "heartbeat_lapsed", "setpoints"],
+            },
         },
         "Site state",
     ),
@@ -214,8 +215,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "max_current_a": _NUM,
             "degraded_setpoint_a": _NUM,
             "budget_a": _PHASES,
-            "effective_limit_a": _OPT_PHASES,
-            "limited_by": _OPT_STR,
+            "effective_limit_a": _PHASES,
+            "limited_by": {
+                "description": 'nominal, dynamic, meter_lost, tou:<period>, input:<name>, remote',
+                "type": "string",
+            },
             "remote_setpoint_a": _OPT_NUM,
             "allocated_a": _PHASES,
             "fixed_a": _PHASES,
