@@ -19,6 +19,10 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 test: $(STAMP)
+	@# The MQTT end-to-end test runs Debian's mosquitto (skipped, and said so, without it).
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
+		|| { apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients; } \
+		|| echo "mosquitto is not installed: tests/ha/test_mqtt_broker.py will be skipped"
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -p no:sugar -n 2 --cov --cov-report=term --cov-fail-under=90 tests
