@@ -36,6 +36,7 @@ from tools.demo.ha_process import (
     port_open,
     prepare_config,
 )
+from tools.demo.mqtt import start_mqtt_export
 from tools.demo.rest import PASSWORD, USERNAME, HaApi
 from tools.sim import Fleet
 
@@ -178,6 +179,7 @@ class Demo:
                 await self.guard(self.setup_zones(api, entries[0]["entry_id"]))
             except DemoError as err:
                 print(f"demo: warning: could not set up the demo zones and meter: {err}")
+            await self.guard(start_mqtt_export(api, entries[0]["entry_id"], self.config_dir))
 
     async def setup_zones(self, api: HaApi, entry_id: str) -> None:
         """Add the demo's meter and zones through the subentry flows, when the integration
