@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,8 @@ from .const import DOMAIN
 from .mqtt_export import MqttExport, MqttExportState, signal_mqtt
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .coordinator import EvChargingCoordinator
 
 
@@ -82,9 +83,7 @@ class MqttSensor(SensorEntity):
     async def async_added_to_hass(self) -> None:
         """Follow the export's state changes."""
         self.async_on_remove(
-            async_dispatcher_connect(
-                self.hass, signal_mqtt(self.hub.entry.entry_id), self._refresh
-            )
+            async_dispatcher_connect(self.hass, signal_mqtt(self.hub.entry.entry_id), self._refresh)
         )
 
     @callback

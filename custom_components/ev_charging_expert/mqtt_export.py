@@ -219,7 +219,7 @@ class MqttExport:
                 _LOGGER.warning("MQTT export could not publish (logged once): %s", err)
 
     @callback
-    def _on_connection(self, connected: bool) -> None:  # noqa: FBT001  # HA's callback signature
+    def _on_connection(self, connected: bool) -> None:  # HA's callback signature
         if self.exporter is None:
             return
         if connected:

@@ -96,10 +96,11 @@ class Site:
         )
 
     def current(self, station_id: str, amps: float) -> None:
+        now = self.clock.now()
         samples = [
-            Measurement("Current.Import", amps, "A", phase, "Sample.Periodic", "Outlet", self.clock.now())
+            Measurement("Current.Import", amps, "A", phase, "Sample.Periodic", "Outlet", now)
             for phase in ("L1", "L2", "L3")
-        ]  # fmt: skip
+        ]
         self.controller.site.measurements(station_id, 1, samples, None)
 
 

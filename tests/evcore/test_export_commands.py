@@ -55,26 +55,34 @@ async def _send(handler: CommandHandler, command: str, payload: Any) -> dict[str
     return reply
 
 
+LIMIT = "connector_limit"
+
+
+def _limit(**changes: Any) -> dict[str, Any]:
+    payload = {"id": 7, "station": "S1", "connector": 1, "amps": 6, **changes}
+    return {k: v for k, v in payload.items() if v is not ...}
+
+
 @pytest.mark.parametrize(
     ("command", "payload", "code", "names"),
     [
-        ("connector_limit", "{not json", "invalid_json", "not JSON"),
-        ("connector_limit", "[1, 2]", "invalid_payload", "JSON object"),
-        ("connector_limit", '{"id": 7, "station": "S1", "connector": 1, "amps": NaN}', "invalid_json", "NaN"),
-        ("connector_limit", {"id": 7, "station": "S1", "connector": 1, "amps": -1}, "invalid_payload", "amps"),
-        ("connector_limit", {"id": 7, "station": "S1", "connector": 1, "amps": "6"}, "invalid_payload", "amps"),
-        ("connector_limit", {"id": 7, "station": "S1", "connector": 1}, "invalid_payload", "amps"),
-        ("connector_limit", {"id": 7, "station": "S1", "connector": 1, "amps": 6, "x": 1}, "invalid_payload", "x"),
-        ("connector_limit", {"id": 7, "station": "S1", "connector": 0, "amps": 6}, "invalid_payload", "connector"),
-        ("connector_limit", {"id": 7, "station": "S1", "connector": 1, "amps": 40}, "out_of_range", "rating"),
-        ("connector_limit", {"id": 7, "station": "NOPE", "connector": 1, "amps": 6}, "unknown_station", "NOPE"),
-        ("connector_limit", {"id": 7, "station": "S1", "connector": 9, "amps": 6}, "unknown_connector", "9"),
-        ("connector_pause", {"id": 7, "station": "S1", "connector": 1, "paused": "yes"}, "invalid_payload", "paused"),
+        (LIMIT, "{not json", "invalid_json", "not JSON"),
+        (LIMIT, "[1, 2]", "invalid_payload", "JSON object"),
+        (LIMIT, '{"id": 7, "station": "S1", "connector": 1, "amps": NaN}', "invalid_json", "NaN"),
+        (LIMIT, _limit(amps=-1), "invalid_payload", "amps"),
+        (LIMIT, _limit(amps="6"), "invalid_payload", "amps"),
+        (LIMIT, _limit(amps=...), "invalid_payload", "amps"),
+        (LIMIT, _limit(x=1), "invalid_payload", "x"),
+        (LIMIT, _limit(connector=0), "invalid_payload", "connector"),
+        (LIMIT, _limit(amps=40), "out_of_range", "rating"),
+        (LIMIT, _limit(station="NOPE"), "unknown_station", "NOPE"),
+        (LIMIT, _limit(connector=9), "unknown_connector", "9"),
+        ("connector_pause", _limit(amps=..., paused="yes"), "invalid_payload", "paused"),
         ("remote_start", {"id": 7, "station": "S1", "id_tag": "CARD"}, "disabled", "remote start"),
         ("reboot_everything", {"id": 7}, "unknown_command", "reboot_everything"),
-        ("connector_limit", "x" * 5000, "invalid_payload", "4096"),
+        (LIMIT, "x" * 5000, "invalid_payload", "4096"),
     ],
-)  # fmt: skip
+)
 async def test_bad_commands_are_refused_naming_the_problem_and_change_nothing(
     controller: Controller, command: str, payload: Any, code: str, names: str
 ) -> None:
@@ -119,7 +127,9 @@ async def test_connector_limit_and_pause_take_the_entities_path(controller: Cont
     await _send(handler, "connector_limit", {"station": "S1", "connector": 1, "amps": 8})
     await _send(handler, "connector_limit", {"station": "S1", "connector": 1, "amps": None})
     assert controller.site.stations["S1"].config.connector(1).user_limit is None
-    reply = await _send(handler, "connector_pause", {"station": "S1", "connector": 1, "paused": True})
+    reply = await _send(
+        handler, "connector_pause", {"station": "S1", "connector": 1, "paused": True}
+    )
     assert reply["accepted"] is True
     assert controller.site.stations["S1"].config.connector(1).paused is True
 

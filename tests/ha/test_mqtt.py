@@ -120,7 +120,10 @@ async def test_commands_change_the_site_and_bad_ones_get_an_error(
     await connect_charger("CP1", connectors=1)
     hub: EvChargingCoordinator = init_integration.runtime_data
     reply = await _command(
-        hass, mqtt_mock, "connector_limit", {"id": "r1", "station": "CP1", "connector": 1, "amps": 10}
+        hass,
+        mqtt_mock,
+        "connector_limit",
+        {"id": "r1", "station": "CP1", "connector": 1, "amps": 10},
     )
     assert (reply["id"], reply["accepted"]) == ("r1", True)
     assert hub.site.stations["CP1"].config.connector(1).user_limit == 10.0
@@ -130,12 +133,17 @@ async def test_commands_change_the_site_and_bad_ones_get_an_error(
     reply = await _command(hass, mqtt_mock, "connector_limit", '{"id": "r2", "amps": ')
     assert (reply["accepted"], reply["code"]) == (False, "invalid_json")
     reply = await _command(
-        hass, mqtt_mock, "connector_limit", {"id": "r3", "station": "CP1", "connector": 1, "amps": -3}
+        hass,
+        mqtt_mock,
+        "connector_limit",
+        {"id": "r3", "station": "CP1", "connector": 1, "amps": -3},
     )
     assert (reply["id"], reply["accepted"], reply["code"]) == ("r3", False, "invalid_payload")
     assert "amps" in reply["message"]
     assert hub.site.stations["CP1"].config.connector(1).user_limit == 10.0  # unchanged
-    reply = await _command(hass, mqtt_mock, "remote_start", {"id": 4, "station": "CP1", "id_tag": "T"})
+    reply = await _command(
+        hass, mqtt_mock, "remote_start", {"id": 4, "station": "CP1", "id_tag": "T"}
+    )
     assert (reply["accepted"], reply["code"]) == (False, "disabled")
 
 
@@ -176,9 +184,7 @@ async def test_export_on_without_mqtt_raises_a_repair(
 async def test_export_is_off_by_default_and_the_options_turn_it_on_live(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, init_integration: MockConfigEntry
 ) -> None:
-    assert not [
-        c for c in mqtt_mock.async_publish.call_args_list if c.args[0].startswith(PREFIX)
-    ]
+    assert not [c for c in mqtt_mock.async_publish.call_args_list if c.args[0].startswith(PREFIX)]
     assert _export_state(hass) == "disabled"
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
     result = await hass.config_entries.options.async_configure(

@@ -153,7 +153,7 @@ async def ha_mqtt(hass: HomeAssistant, broker: int, mock_hass_config: None) -> A
     await hass.async_block_till_done()
 
 
-async def test_through_a_real_broker(  # noqa: PLR0917  # pytest fixtures
+async def test_through_a_real_broker(  # pytest fixtures
     hass: HomeAssistant,
     broker: int,
     ha_mqtt: Any,
@@ -191,10 +191,10 @@ async def test_through_a_real_broker(  # noqa: PLR0917  # pytest fixtures
         assert hub.site.stations["CP1"].config.connector(1).user_limit == 12.0
         await _until(
             hass,
-            lambda: json.loads(outside.last(f"{PREFIX}/connector/CP1/1") or "{}").get(
-                "user_limit_a"
-            )
-            == 12.0,
+            lambda: (
+                json.loads(outside.last(f"{PREFIX}/connector/CP1/1") or "{}").get("user_limit_a")
+                == 12.0
+            ),
         )
 
         # A bad payload is answered with an error and changes nothing.

@@ -46,8 +46,11 @@ async def _start_mosquitto(config_dir: Path) -> bool:
         f"listener {BROKER_PORT} {BROKER_HOST}\nallow_anonymous true\npersistence false\n",
         encoding="utf-8",
     )
-    process = subprocess.Popen(  # noqa: S603  # Debian's mosquitto with our config
-        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    process = await asyncio.to_thread(
+        subprocess.Popen,  # Debian's mosquitto with our config
+        [binary, "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     atexit.register(_stop, process)
     for _ in range(100):

@@ -1,5 +1,6 @@
-"""Commands from outside (MQTT): JSON payloads checked against a JSON Schema, then executed
-through the same Controller and Site commands as HA's own entities and services.
+"""Commands from outside (MQTT): JSON-Schema-checked, run through the Controller's commands.
+
+Executed through the same Controller and Site commands as HA's own entities and services.
 
 Every command gets one reply (`CommandReply`: the request's `id`, accepted or refused with a
 code and a message). A payload that is not valid JSON, does not match its command's schema, or
@@ -38,7 +39,12 @@ _ID = {
     "type": ["string", "integer"],
     "maxLength": 64,
 }
-_STATION = {"description": "Charge box identity.", "type": "string", "minLength": 1, "maxLength": 255}
+_STATION = {
+    "description": "Charge box identity.",
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+}
 _CONNECTOR = {"description": "Connector (1..n).", "type": "integer", "minimum": 1, "maximum": 100}
 _AMPS = {
     "description": "Amperes per phase; null clears it.",
@@ -62,7 +68,10 @@ def _command(title: str, properties: dict[str, Any], required: list[str]) -> dic
 COMMAND_SCHEMAS: dict[str, dict[str, Any]] = {
     "zone_setpoint": _command(
         "Set (or clear, with null) a zone's remote setpoint",
-        {"zone": {"description": "Zone id or name.", "type": "string", "minLength": 1}, "amps": _AMPS},
+        {
+            "zone": {"description": "Zone id or name.", "type": "string", "minLength": 1},
+            "amps": _AMPS,
+        },
         ["zone", "amps"],
     ),
     "heartbeat": _command("Renew the remote-setpoint heartbeat", {}, []),
@@ -189,14 +198,14 @@ class CommandHandler:
         """Parse, check and run one command; always returns the reply to publish."""
         request_id: str | int | None = None
         try:
-            if not self.settings.allow_control:
-                raise Refused("control_disabled", "control by MQTT is not allowed")
-            request_id, data = parse(command, payload)
+            request_id, data = self._parse(command, payload)
             code, message = await self._run(command, data)
             reply = CommandReply(request_id, command, accepted=True, code=code, message=message)
         except Refused as refused:
             request_id = request_id if refused.request_id is None else refused.request_id
-            reply = CommandReply(request_id, command, False, refused.code, refused.message)
+            reply = CommandReply(
+                request_id, command, accepted=False, code=refused.code, message=refused.message
+            )
             self._log.log(
                 _LOGGER, "mqtt", f"{command}/{refused.code}",
                 "MQTT command %s refused (%s): %s", command, refused.code, refused.message,
@@ -207,6 +216,11 @@ class CommandHandler:
             self.refused += 1
         self.last = reply
         return reply
+
+    def _parse(self, command: str, payload: str | bytes) -> tuple[str | int | None, dict[str, Any]]:
+        if not self.settings.allow_control:
+            raise Refused("control_disabled", "control by MQTT is not allowed")
+        return parse(command, payload)
 
     async def _run(self, command: str, data: dict[str, Any]) -> tuple[str, str]:
         if command in _REMOTE and not self.settings.allow_remote_start_stop:
@@ -254,7 +268,8 @@ class CommandHandler:
         connector_id: int = data["connector"]
         if connector_id not in station.connectors and connector_id not in station.config.connectors:
             raise Refused(
-                "unknown_connector", f"station {station.station_id!r} has no connector {connector_id}"
+                "unknown_connector",
+                f"station {station.station_id!r} has no connector {connector_id}",
             )
         return station, connector_id
 
@@ -293,8 +308,7 @@ class CommandHandler:
             running = [
                 c.transaction.transaction_id
                 for c in station.charge_points
-                if c.transaction is not None
-                and data.get("connector") in (None, c.connector_id)
+                if c.transaction is not None and data.get("connector") in (None, c.connector_id)
             ]
             if len(running) != 1:
                 raise Refused("no_single_transaction", "say which transaction_id to stop")

@@ -217,7 +217,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "budget_a": _PHASES,
             "effective_limit_a": _PHASES,
             "limited_by": {
-                "description": 'nominal, dynamic, meter_lost, tou:<period>, input:<name>, remote',
+                "description": "nominal, dynamic, meter_lost, tou:<period>, input:<name>, remote",
                 "type": "string",
             },
             "remote_setpoint_a": _OPT_NUM,
