@@ -226,3 +226,14 @@ async def test_broker_reconnect_republishes_every_state(
     assert published[f"{PREFIX}/availability"][0] == "online"
     assert f"{PREFIX}/site" in published
     assert _export_state(hass) == "online"
+
+
+async def test_home_assistant_stopping_says_offline(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, init_integration: MockConfigEntry
+) -> None:
+    from homeassistant.const import EVENT_HOMEASSISTANT_STOP  # noqa: PLC0415
+
+    assert _published(mqtt_mock)[f"{PREFIX}/availability"][0] == "online"
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+    assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("offline", 1, True)
