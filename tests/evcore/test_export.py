@@ -7,6 +7,7 @@ handler calls), the exporter publishes into a list.
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -219,3 +220,26 @@ async def test_free_text_identities_make_one_topic_level_without_wildcards(site:
     topics = Topics("ev_charging_expert")
     assert topics.command_name("ev_charging_expert/command/heartbeat") == "heartbeat"
     assert topics.command_name("ev_charging_expert/result") is None
+
+
+async def test_no_object_is_published_twice_within_its_interval(site: Site) -> None:
+    for sid in ("S1", "S2"):
+        site.add_station(sid)
+    sent: dict[str, list[float]] = {}
+
+    def publish(topic: str, payload: str, *, retain: bool) -> None:
+        sent.setdefault(topic, []).append(site.clock.monotonic())
+
+    StateExporter(site.controller, publish, ExportSettings(min_interval=2.0)).start()
+    for step in range(200):  # MeterValues and status changes every 0.1 s for 20 s
+        site.current("S1" if step % 2 else "S2", 6.0 + step % 7)
+        if step % 13 == 0:
+            site.status(
+                "S1", ConnectorStatus.SUSPENDED_EV if step % 2 else ConnectorStatus.CHARGING
+            )
+        site.clock.advance(0.1)
+    site.clock.advance(2.0)
+    for topic, times in sent.items():
+        gaps = [b - a for a, b in pairwise(times)]
+        assert min(gaps, default=2.0) >= 2.0 - 1e-9, topic
+    assert len(sent["ev_charging_expert/connector/S1/1"]) >= 9  # and it did keep up
