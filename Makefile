@@ -19,9 +19,18 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	@# The session store's tests start a real PostgreSQL server (Debian's binaries).
-	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
-		|| apt-get install -y -q postgresql >/dev/null || echo "no PostgreSQL: its tests skip"
+	@# Real peers the tests start on loopback: PostgreSQL (session store) and mosquitto (MQTT).
+	@# Installed from Debian's packages when missing; without them those tests skip and say so.
+	@missing=""; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| missing="$$missing postgresql"; \
+	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
+		|| missing="$$missing mosquitto mosquitto-clients"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		{ apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } \
+		|| echo "could not install$$missing: the tests that need them will skip"; \
+	fi
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -p no:sugar -n 2 --cov --cov-report=term --cov-fail-under=90 tests

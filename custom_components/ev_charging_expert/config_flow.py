@@ -48,6 +48,7 @@ from .entry_data import build_ssl_context
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.model import NewChargerPolicy
 from .sessions_glue import sessions_options_errors, sessions_options_schema
+from .mqtt_options import mqtt_options_schema
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
 from .subentry_flows.meter_model import MeterModelSubentryFlow
@@ -237,4 +238,5 @@ class SiteSettingsFlow(OptionsFlow):
             }
         )
         schema = schema.extend(bms_options_schema(user_input or options))
+        schema = schema.extend(mqtt_options_schema(options))
         return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

@@ -63,6 +63,7 @@ from .issues import (
 )
 from .meter_sync import MeterSync
 from .rules_ha import RulesSync
+from .mqtt_export import MqttExport
 from .security import admission_listener, sync_registry_issue
 from .sessions_glue import (
     SessionsHub,
@@ -107,6 +108,7 @@ class EvChargingCoordinator:
         self.meters = MeterSync(hass, entry, self.controller)
         self.rules = RulesSync(hass, entry, self.controller)
         self.bms = BmsBinding(hass, entry, self.controller)
+        self.mqtt = MqttExport(hass, entry, self.controller)
         self.zones: dict[str, ZoneConfig] = {}
         self._known_zones: set[str] = set()
         self._degraded_issues: set[str] = set()
@@ -155,9 +157,11 @@ class EvChargingCoordinator:
             for station_id in self.site.pending:
                 raise_pending(self.hass, station_id)
         await self.bms.async_start()
+        await self.mqtt.async_start()
 
     async def async_stop(self) -> None:
         """Close every charger connection and the port, then flush the registry."""
+        await self.mqtt.async_stop()
         self._unsubscribe()
         self._unsubscribe_admission()
         self._unsubscribe_cards()
@@ -182,6 +186,7 @@ class EvChargingCoordinator:
         self.apply_load_config()
         await async_sessions_options_changed(self)
         await self.bms.async_apply()
+        await self.mqtt.async_apply()
 
     # ------------------------------------------------------------------ zones and settings
     def apply_load_config(self) -> None:

@@ -52,6 +52,7 @@ async def async_get_config_entry_diagnostics(
         "authorization": auth_diagnostics(hub),
         "sessions": sessions_diagnostics(hub),
         "bms": hub.bms.diagnostics(),
+        "mqtt": hub.mqtt.diagnostics(),
     }
 
 

@@ -41,6 +41,7 @@ from .evcore.model import ConnectorState, ConnectorStatus, StationState
 from .sensor_cards import async_setup_card_sensors
 from .sensor_rules import async_setup_rules_sensors
 from .sensor_sessions import session_connector_sensors, session_station_sensors
+from .mqtt_entities import mqtt_sensors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -474,6 +475,7 @@ async def async_setup_entry(
     async_setup_rules_sensors(entry, async_add_entities)
     async_setup_card_sensors(entry, async_add_entities)
     setup_bms_sensors(entry, async_add_entities)
+    async_add_entities(mqtt_sensors(entry.runtime_data))
 
 
 def _setup_meter_entities(

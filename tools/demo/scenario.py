@@ -39,6 +39,7 @@ from tools.demo.ha_process import (
     prepare_config,
 )
 from tools.demo.optimisation import enable_optimisation
+from tools.demo.mqtt import start_mqtt_export
 from tools.demo.rest import PASSWORD, USERNAME, HaApi
 from tools.demo.rules import check_rules, setup_rules
 from tools.demo.sessions import check_sessions
@@ -188,6 +189,7 @@ class Demo:
                 await self.guard(enable_optimisation(api, entries[0]["entry_id"]))
             await self.guard(setup_cards(api, self.station_zone))
             self.bms_port = await self.guard(bms_demo.enable(api, entries[0]["entry_id"]))
+            await self.guard(start_mqtt_export(api, entries[0]["entry_id"], self.config_dir))
 
     async def setup_zones(self, api: HaApi, entry_id: str) -> None:
         """Add the demo's meter and zones through the subentry flows, when the integration
