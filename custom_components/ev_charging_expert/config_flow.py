@@ -47,8 +47,8 @@ from .const import (
 from .entry_data import build_ssl_context
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.model import NewChargerPolicy
-from .sessions_glue import sessions_options_errors, sessions_options_schema
 from .mqtt_options import mqtt_options_schema
+from .sessions_glue import sessions_options_errors, sessions_options_schema
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
 from .subentry_flows.meter_model import MeterModelSubentryFlow

@@ -62,8 +62,8 @@ from .issues import (
     sync_unassigned,
 )
 from .meter_sync import MeterSync
-from .rules_ha import RulesSync
 from .mqtt_export import MqttExport
+from .rules_ha import RulesSync
 from .security import admission_listener, sync_registry_issue
 from .sessions_glue import (
     SessionsHub,

@@ -38,10 +38,10 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
+from .mqtt_entities import mqtt_sensors
 from .sensor_cards import async_setup_card_sensors
 from .sensor_rules import async_setup_rules_sensors
 from .sensor_sessions import session_connector_sensors, session_station_sensors
-from .mqtt_entities import mqtt_sensors
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -38,8 +38,8 @@ from tools.demo.ha_process import (
     port_open,
     prepare_config,
 )
-from tools.demo.optimisation import enable_optimisation
 from tools.demo.mqtt import start_mqtt_export
+from tools.demo.optimisation import enable_optimisation
 from tools.demo.rest import PASSWORD, USERNAME, HaApi
 from tools.demo.rules import check_rules, setup_rules
 from tools.demo.sessions import check_sessions
