@@ -312,6 +312,25 @@ async def test_slots_stay_across_restart_and_removal(site: Fixture) -> None:
     assert values["station_slot"] == _slot(site.bms, "stations", "S3")
 
 
+async def test_zones_added_and_removed_take_and_free_their_slots(site: Fixture) -> None:
+    before = dict(site.bms.slots.zones.by_key)
+    site.env.set_zones(*ZONES, ZoneConfig("C", "Building C", 20.0))
+    site.env.lm.request_run()
+    await site.env.settle()
+    assert (await read_block(site.client, SITE))["zone_slots_used"] == 4
+    new_slot = _slot(site.bms, "zones", "C")
+    assert new_slot not in before.values()
+    assert (await read_block(site.client, ZONE_NAME, new_slot))["zone_name"] == "Building C"
+    assert {k: v for k, v in site.bms.slots.zones.by_key.items() if k != "C"} == before
+    site.env.set_zones(*ZONES)
+    site.env.lm.request_run()
+    await site.env.settle()
+    assert (await read_block(site.client, SITE))["zone_slots_used"] == 3
+    assert (await read_block(site.client, ZONE, new_slot))["in_use"] == 0
+    assert (await read_block(site.client, ZONE_NAME, new_slot))["zone_name"] == ""
+    assert site.bms.slots.zones.by_key == before
+
+
 async def test_writes_are_refused_while_control_is_off(
     site: Fixture, caplog: pytest.LogCaptureFixture
 ) -> None:
