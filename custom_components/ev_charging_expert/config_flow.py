@@ -37,8 +37,10 @@ from .const import (
     DEFAULT_REEVALUATION_MINUTES,
     DEFAULT_SAFETY_MARGIN,
     DOMAIN,
+    SUBENTRY_DIGITAL_INPUT,
     SUBENTRY_METER,
     SUBENTRY_METER_MODEL,
+    SUBENTRY_TOU_PERIOD,
     SUBENTRY_ZONE,
 )
 from .entry_data import build_ssl_context
@@ -47,6 +49,11 @@ from .evcore.model import NewChargerPolicy
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
 from .subentry_flows.meter_model import MeterModelSubentryFlow
+from .subentry_flows.rules import (
+    DigitalInputSubentryFlow,
+    TouPeriodSubentryFlow,
+    rules_option_fields,
+)
 from .subentry_flows.zone import ZoneSubentryFlow
 
 if TYPE_CHECKING:
@@ -119,6 +126,8 @@ class EvChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             SUBENTRY_ZONE: ZoneSubentryFlow,
             SUBENTRY_METER: MeterSubentryFlow,
             SUBENTRY_METER_MODEL: MeterModelSubentryFlow,
+            SUBENTRY_TOU_PERIOD: TouPeriodSubentryFlow,
+            SUBENTRY_DIGITAL_INPUT: DigitalInputSubentryFlow,
         }
 
     async def _validate(
@@ -215,6 +224,7 @@ class SiteSettingsFlow(OptionsFlow):
                     CONF_SAFETY_MARGIN,
                     default=options.get(CONF_SAFETY_MARGIN, DEFAULT_SAFETY_MARGIN),
                 ): vol.All(vol.Coerce(float), vol.Range(min=0, max=50)),
+                **rules_option_fields(options),
             }
         )
         schema = schema.extend(bms_options_schema(user_input or options))

@@ -46,6 +46,7 @@ async def async_get_config_entry_diagnostics(
         ],
         "admission": admission_diagnostics(hub.site, hub.controller.central_system),
         "bms": hub.bms.diagnostics(),
+        "operating_rules": hub.rules.diagnostics(),
     }
 
 

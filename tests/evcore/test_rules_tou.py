@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from hypothesis import assume, given, settings, strategies as st
 import pytest
 
 from custom_components.ev_charging_expert.evcore.clock import ManualClock
@@ -296,4 +298,91 @@ async def test_an_active_input_overrides_time_of_use() -> None:
     assert not controller.set_input_state("nope", True)
     with pytest.raises(ConfigError, match="percent"):
         controller.set_inputs([DigitalInput("bad", 120.0)])
+    await controller.stop()
+
+
+async def test_a_source_change_between_boundaries_reads_the_period_now() -> None:
+    controller, clock, events = await _site(_local(2026, 3, 6, 7, 0))  # Friday 07:00
+    config = TouConfig.from_dict(
+        {
+            "enabled": True,
+            "periods": [
+                {"name": "day", "percent": 60, "slots": "Mon-Fri 08:00-20:00"},
+                {"name": "shed", "percent": 10, "source": "binary_sensor.shed"},
+            ],
+        }
+    )
+    controller.set_tou_source("shed", active=False)
+    controller.set_tou(config)
+    await _runs()
+    clock.advance(1800)  # 07:30: the timer is armed for 08:00
+    controller.set_tou_source("shed", active=True)
+    controller.set_tou_source("shed", active=False)
+    await _runs()
+    assert controller.rules_view().tou_period is None  # not "day": it is 07:30
+    assert [e.period for e in events] == ["shed", None]
+    clock.advance(1800)
+    await _runs()
+    assert controller.rules_view().tou_period == "day"
+    await controller.stop()
+
+
+_minute = st.integers(min_value=0, max_value=24 * 60)
+
+
+@st.composite
+def _slots(draw: st.DrawFn) -> str:
+    groups = []
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        days = draw(
+            st.sets(
+                st.sampled_from(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]),
+                min_size=1,
+                max_size=3,
+            )
+        )
+        start, end = draw(_minute.filter(lambda m: m < 1440)), draw(_minute)
+        if start == end:
+            end = (end + 30) % 1440
+        groups.append(
+            f"{','.join(days)} {start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+        )
+    return "; ".join(groups)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    slots=_slots(),
+    # Naive bounds: hypothesis draws naive datetimes, taken as UTC below.
+    start=st.datetimes(
+        min_value=datetime(2026, 1, 1),  # noqa: DTZ001
+        max_value=datetime(2026, 12, 25),  # noqa: DTZ001
+    ),
+    tz=st.sampled_from(["Europe/Paris", "America/New_York", "UTC", "Australia/Lord_Howe"]),
+)
+def test_the_period_changes_only_at_a_boundary(slots: str, start: datetime, tz: str) -> None:
+    try:
+        config = _config(("a", 50, slots))
+    except ConfigError:
+        assume(False)
+        return
+    calendar = TouCalendar(ZoneInfo(tz), config)
+    begin = start.replace(tzinfo=UTC)
+    end = begin + timedelta(days=2)
+    edges = [begin, *calendar.boundaries(begin, end), end]
+    for a, b in pairwise(edges):
+        # Sample the interval between two boundaries: one period throughout.
+        points = [a + (b - a) * k / 4 for k in range(4)]
+        if a in edges[1:-1]:
+            points[0] = a  # a boundary belongs to what follows it
+        assert len({calendar.period_at(t) for t in points}) == 1, (a, b, slots)
+
+
+async def test_controller_tou_is_one_object_that_follows_the_settings() -> None:
+    controller, _clock, _events = await _site(_local(2026, 3, 6, 9, 0))
+    calendar = controller.tou
+    controller.set_tou(_config(("peak", 60, "Mon-Fri 08:00-20:00")))
+    assert controller.tou is calendar
+    assert calendar.periods() == ("peak",)
+    assert calendar.period_at(_local(2026, 3, 6, 9, 0)) == "peak"
     await controller.stop()

@@ -102,7 +102,7 @@ class Rules:
     def set_timezone(self, tz: tzinfo) -> None:
         """The site's local time zone (HA's), in which timeslots are read."""
         if tz != self.tou.tz:
-            self.tou = TouCalendar(tz, self.tou.config).with_config(self.tou.config)
+            self.tou.tz = tz
             self._refresh_tou()
 
     def set_tou(self, config: TouConfig) -> None:
@@ -110,7 +110,7 @@ class Rules:
         validate_tou(config)
         if config == self.tou.config:
             return
-        self.tou = self.tou.with_config(config)
+        self.tou.configure(config)
         self._refresh_tou(force_run=True)
 
     def set_tou_source(self, period: str, *, active: bool) -> None:
@@ -247,10 +247,10 @@ class Rules:
         self._changed(run=True)
 
     # ------------------------------------------------------------------ time-of-use
-    def _refresh_tou(self, *, force_run: bool = False) -> None:
-        """Look at the period now; re-arm the boundary timer."""
-        now = self._clock.now()
-        at = max(now, self._tou_due) if self._tou_due is not None else now
+    def _refresh_tou(self, at: datetime | None = None, *, force_run: bool = False) -> None:
+        """Look at the period now (or at the boundary just reached); re-arm the timer."""
+        if at is None:
+            at = self._clock.now()
         active = self.tou.active_periods(at)
         period = self.tou.period_at(at)
         changed = [p.name for p in active] != [p.name for p in self._active]
@@ -280,7 +280,9 @@ class Rules:
 
     def _tou_tick(self) -> None:
         self._tou_timer = None
-        self._refresh_tou()
+        now, due = self._clock.now(), self._tou_due
+        # A timer may fire a hair before its boundary (float time): the boundary is reached.
+        self._refresh_tou(now if due is None else max(now, due))
 
     # ------------------------------------------------------------------ reading
     def inputs(self) -> RuleInputs:
@@ -298,7 +300,7 @@ class Rules:
             inputs=active_inputs,
             tou_period=self._period,
             tou=tou,
-            remote=dict(self._remote.setpoints),
+            remote=dict(self._remote.setpoints),  # the pipeline looks up existing zones
         )
 
     @property
@@ -314,11 +316,12 @@ class Rules:
     def view(self) -> RulesView:
         """The rules' state now."""
         settings = self.remote_settings
+        zones = self._zones()
         return RulesView(
             remote_enabled=settings.enabled,
             remote_source=str(settings.source),
             heartbeat_lapsed=self._remote.lapsed,
-            setpoints=dict(self._remote.setpoints),
+            setpoints={z: a for z, a in self._remote.setpoints.items() if z in zones},
             tou_enabled=self.tou.config.enabled,
             tou_period=self._period,
             active_inputs=self.active_inputs(),
