@@ -269,6 +269,26 @@ async def test_pipelined_requests_on_one_connection_are_all_answered(site: Fixtu
     writer.close()
 
 
+async def test_malformed_requests_are_answered_and_the_connection_keeps_serving(
+    site: Fixture,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.bms.port)
+    garbage = [
+        struct.pack(">HHHBB", 1, 0, 3, 1, 3) + b"\x00",  # function 03, 1 byte of its 4
+        struct.pack(">HHHBB", 2, 0, 2, 1, 0x5A),  # no such function
+        struct.pack(">HHHBBHHB", 3, 0, 8, 1, 16, 1000, 2, 4) + b"\x00",  # 16, data missing
+    ]
+    writer.write(b"".join(garbage) + struct.pack(">HHHBBHH", 4, 0, 6, 1, 3, 0, 1))
+    answers = []
+    for _ in range(4):
+        header = await reader.readexactly(7)
+        answers.append(await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1))
+    assert [a[0] & 0x80 for a in answers[:3]] == [0x80, 0x80, 0x80]
+    assert answers[3] == bytes([3, 2]) + struct.pack(">H", MAP_VERSION)
+    writer.close()
+    assert (await read_block(site.client, SITE))["map_version"] == MAP_VERSION
+
+
 async def test_two_clients_at_once(site: Fixture) -> None:
     other = await connect(site.bms)
     try:
@@ -310,6 +330,25 @@ async def test_slots_stay_across_restart_and_removal(site: Fixture) -> None:
     values = await read_block(site.client, CONNECTOR, new_slot)
     assert values["in_use"] == 1
     assert values["station_slot"] == _slot(site.bms, "stations", "S3")
+
+
+async def test_zones_added_and_removed_take_and_free_their_slots(site: Fixture) -> None:
+    before = dict(site.bms.slots.zones.by_key)
+    site.env.set_zones(*ZONES, ZoneConfig("C", "Building C", 20.0))
+    site.env.lm.request_run()
+    await site.env.settle()
+    assert (await read_block(site.client, SITE))["zone_slots_used"] == 4
+    new_slot = _slot(site.bms, "zones", "C")
+    assert new_slot not in before.values()
+    assert (await read_block(site.client, ZONE_NAME, new_slot))["zone_name"] == "Building C"
+    assert {k: v for k, v in site.bms.slots.zones.by_key.items() if k != "C"} == before
+    site.env.set_zones(*ZONES)
+    site.env.lm.request_run()
+    await site.env.settle()
+    assert (await read_block(site.client, SITE))["zone_slots_used"] == 3
+    assert (await read_block(site.client, ZONE, new_slot))["in_use"] == 0
+    assert (await read_block(site.client, ZONE_NAME, new_slot))["zone_name"] == ""
+    assert site.bms.slots.zones.by_key == before
 
 
 async def test_writes_are_refused_while_control_is_off(

@@ -376,3 +376,13 @@ def test_the_period_changes_only_at_a_boundary(slots: str, start: datetime, tz: 
         if a in edges[1:-1]:
             points[0] = a  # a boundary belongs to what follows it
         assert len({calendar.period_at(t) for t in points}) == 1, (a, b, slots)
+
+
+async def test_controller_tou_is_one_object_that_follows_the_settings() -> None:
+    controller, _clock, _events = await _site(_local(2026, 3, 6, 9, 0))
+    calendar = controller.tou
+    controller.set_tou(_config(("peak", 60, "Mon-Fri 08:00-20:00")))
+    assert controller.tou is calendar
+    assert calendar.periods() == ("peak",)
+    assert calendar.period_at(_local(2026, 3, 6, 9, 0)) == "peak"
+    await controller.stop()

@@ -227,3 +227,44 @@ async def test_diagnostics_hold_the_slot_table(
     assert diagnostics["status"]["listening"]
     assert diagnostics["slots"]["stations"]["slots"] == {"CP1": 1}
     assert diagnostics["slots"]["zones"]["slots"] == {"main": 1}
+
+
+async def test_a_bms_setpoint_reaches_the_zone_through_the_rules(
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    init_integration: MockConfigEntry,
+    bms_port: int,
+) -> None:
+    """Options: remote setpoints on with Modbus as the source, BMS control allowed; a write
+    lowers the zone, a write while the source is HA is refused and changes nothing."""
+    options = {
+        "remote_enabled": True,
+        "remote_source": "modbus",
+        "remote_min_period": 0,
+        "remote_heartbeat": 600,
+    } | bms_options(bms_port, allow_control=True)
+    result = await configure(hass, init_integration, options)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    client = AsyncModbusTcpClient("127.0.0.1", port=bms_port, timeout=5, retries=0)
+    assert await client.connect()
+    try:
+        assert not (await client.write_register(40, 1)).isError()  # heartbeat
+        assert not (await client.write_register(ZONE.start + 20, 100)).isError()  # 10.0 A
+        await hass.async_block_till_done()
+        assert hub.controller.rules_view().setpoints == {"main": 10.0}
+        await wait_for(
+            hass,
+            lambda: (
+                (view := hub.controller.zone_view("main")) is not None
+                and view.effective_limit == (10.0, 10.0, 10.0)
+            ),
+        )
+        last_write = entity_id(hass, "sensor", f"{init_integration.entry_id}_bms_last_write")
+        await wait_for(hass, lambda: hass.states.get(last_write).state not in ("unknown", None))
+        # The source becomes HA: the BMS is refused, nothing changes.
+        await configure(hass, init_integration, options | {"remote_source": "ha"})
+        answer = await client.write_register(ZONE.start + 20, 50)
+        assert answer.exception_code == ILLEGAL_FUNCTION
+        assert hub.controller.rules_view().setpoints.get("main") != 5.0
+    finally:
+        client.close()

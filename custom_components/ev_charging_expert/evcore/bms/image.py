@@ -171,7 +171,8 @@ class RegisterImage:
 
         The site block has a clock (the alive counter): it is written at every read of it.
         """
-        if self._slots_dirty:
+        # The zone tree changes without an event of its own: compare (a few dozen keys).
+        if self._slots_dirty or self._zones_moved():
             self._sync_slots()
         if zones and self._dirty_zones:
             self._dirty_zones = False
@@ -190,6 +191,13 @@ class RegisterImage:
         else:
             self._write_live()
 
+    def _zones_moved(self) -> bool:
+        zones = self.controller.load.zones
+        return zones.keys() != self.slots.zones.by_key.keys() and not (
+            len(self.slots.zones.by_key) == self.slots.zones.capacity
+            and self.slots.zones.by_key.keys() <= zones.keys()
+        )
+
     def _sync_slots(self) -> None:
         self._slots_dirty = False
         site = self.controller.site
@@ -204,7 +212,7 @@ class RegisterImage:
             ],
         )
         if changed:
-            self._dirty_zones = True
+            self._dirty_zones = self._dirty_site = True
             self._dirty_connectors = self._dirty_stations = None
 
     # ------------------------------------------------------------------ blocks

@@ -67,6 +67,7 @@ MAX_WRITE = 123
 ILLEGAL_FUNCTION = 0x01
 ILLEGAL_ADDRESS = 0x02
 ILLEGAL_VALUE = 0x03
+SERVER_FAILURE = 0x04
 SERVER_BUSY = 0x06
 GATEWAY_NO_RESPONSE = 0x0B
 
@@ -82,6 +83,7 @@ EXCEPTION_OF: dict[str, int] = {
     "unmapped": ILLEGAL_ADDRESS,
     "read_only": ILLEGAL_ADDRESS,
     "bad_count": ILLEGAL_VALUE,
+    "malformed": ILLEGAL_VALUE,
     "unsupported_function": ILLEGAL_FUNCTION,
     "unknown_unit": GATEWAY_NO_RESPONSE,
 }
@@ -180,7 +182,12 @@ class _Connection(ServerRequestHandler):
             used += size
             if not frame:
                 continue
-            response = self.bms.handle_frame(self.peer, dev_id, tid, frame)
+            try:
+                response = self.bms.handle_frame(self.peer, dev_id, tid, frame)
+            except Exception:
+                # A bug must not end the connection (nor the other clients'): answer and log.
+                _LOGGER.exception("BMS request from %s failed", self.peer or "?")
+                response = _Refusal(frame[0], SERVER_FAILURE, dev_id, tid)
             if response is not None:
                 self.pdu_send(response)
         return used
@@ -285,7 +292,10 @@ class BmsServer:
     ) -> ModbusPDU | None:
         """The answer to one request PDU (`frame`: function code and data)."""
         function_code = frame[0]
-        pdu = self._server.decoder.decode(frame) if self._server is not None else None
+        try:
+            pdu = self._server.decoder.decode(frame) if self._server is not None else None
+        except (struct.error, ValueError, IndexError):
+            return self._refuse(peer, "malformed", function_code, dev_id, tid)
         if pdu is None:
             return self._refuse(peer, "unsupported_function", function_code, dev_id, tid)
         pdu.dev_id, pdu.transaction_id = dev_id, tid
@@ -393,7 +403,7 @@ class BmsServer:
                 function_code,
             )
         self._notify()
-        return _Refusal(function_code, EXCEPTION_OF[cause], dev_id, tid)
+        return _Refusal(function_code, EXCEPTION_OF.get(cause, ILLEGAL_FUNCTION), dev_id, tid)
 
     # ------------------------------------------------------------------ point list
     def slot_labels(self) -> dict[str, dict[int, str]]:

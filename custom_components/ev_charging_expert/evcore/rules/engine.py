@@ -102,7 +102,7 @@ class Rules:
     def set_timezone(self, tz: tzinfo) -> None:
         """The site's local time zone (HA's), in which timeslots are read."""
         if tz != self.tou.tz:
-            self.tou = TouCalendar(tz, self.tou.config).with_config(self.tou.config)
+            self.tou.tz = tz
             self._refresh_tou()
 
     def set_tou(self, config: TouConfig) -> None:
@@ -110,7 +110,7 @@ class Rules:
         validate_tou(config)
         if config == self.tou.config:
             return
-        self.tou = self.tou.with_config(config)
+        self.tou.configure(config)
         self._refresh_tou(force_run=True)
 
     def set_tou_source(self, period: str, *, active: bool) -> None:

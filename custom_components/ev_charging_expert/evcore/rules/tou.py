@@ -363,13 +363,10 @@ class TouCalendar:
         found = self.boundaries(after, after + timedelta(days=8))
         return found[0] if found else None
 
-    def with_config(self, config: TouConfig) -> TouCalendar:
-        """A calendar with other settings and the same sources."""
-        calendar = TouCalendar(self.tz, config)
-        calendar.sources = {
-            p.name: self.sources.get(p.name, True) for p in config.periods if p.source
-        }
-        return calendar
+    def configure(self, config: TouConfig) -> None:
+        """Take other settings (the same object stays: holders see the change)."""
+        self.config = config
+        self.sources = {p.name: self.sources.get(p.name, True) for p in config.periods if p.source}
 
     def summary(self, zones: Mapping[str, ZoneConfig]) -> dict[str, Any]:
         """The max current per zone per period (the guide's Summary tab)."""
