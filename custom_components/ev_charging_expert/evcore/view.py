@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .keys import ConnectorKey
     from .load.control import Control
     from .meters import MeterReading, MeterState
+    from .overview import OfflineReserve
 
 SUSPENDED_REASONS = frozenset({Reason.SUSPENDED_PRIORITY, Reason.SUSPENDED_NO_CAPACITY})
 
@@ -83,6 +84,10 @@ class ZoneView(_View):
     """Measured minus our EVs: the building's own load, when known."""
     degraded_problem: str | None
     """Why its stations get 0 A in degraded mode, if they do."""
+    headroom: Phases = (0.0, 0.0, 0.0)
+    """What is left per phase for one more EV: the tightest zone on its path to the root."""
+    offline_reserve: tuple[OfflineReserve, ...] = ()
+    """Offline stations still counted in it (sub-zones included), highest first."""
 
 
 @dataclass(frozen=True, slots=True)
