@@ -17,6 +17,7 @@ from .entity import (
     setup_platform_entities,
     setup_zone_entities,
 )
+from .overview_entities import setup_overview_binary_sensors
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -33,7 +34,10 @@ CONNECTIVITY = BinarySensorEntityDescription(
 )
 
 
-SUSPENDED = BinarySensorEntityDescription(key="suspended", translation_key="suspended")
+# The allocation reason sensor says it, and why.
+SUSPENDED = BinarySensorEntityDescription(
+    key="suspended", translation_key="suspended", entity_registry_enabled_default=False
+)
 ZONE_DEGRADED = BinarySensorEntityDescription(
     key="degraded", translation_key="zone_degraded", device_class=BinarySensorDeviceClass.PROBLEM
 )
@@ -65,6 +69,7 @@ async def async_setup_entry(
         async_add_entities,
         lambda hub, zone_id: [ZoneDegradedSensor(hub, zone_id, ZONE_DEGRADED)],
     )
+    setup_overview_binary_sensors(entry, async_add_entities)
 
 
 class ConnectivitySensor(EvChargingEntity, BinarySensorEntity):

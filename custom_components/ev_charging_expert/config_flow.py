@@ -43,6 +43,7 @@ from .const import (
 from .entry_data import build_ssl_context
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.model import NewChargerPolicy
+from .quiet import quiet_options_schema
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
 from .subentry_flows.meter_model import MeterModelSubentryFlow
@@ -211,6 +212,7 @@ class SiteSettingsFlow(OptionsFlow):
                     CONF_SAFETY_MARGIN,
                     default=options.get(CONF_SAFETY_MARGIN, DEFAULT_SAFETY_MARGIN),
                 ): vol.All(vol.Coerce(float), vol.Range(min=0, max=50)),
+                **quiet_options_schema(options),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

@@ -16,17 +16,20 @@ from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .const import (
+    CONF_QUIET_INTERVAL,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
+    DEFAULT_QUIET_INTERVAL,
     EVENT_CARD_PRESENTED,
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     signal_connector,
     signal_new_zone,
     signal_station,
+    signal_station_status,
     signal_zone,
 )
-from .devices import DeviceSync
+from .devices import DeviceSync, sync_hierarchy
 from .entry_data import build_ssl_context, load_settings, site_settings, zones_from_entry
 from .evcore.charger import TriggerMessage
 from .evcore.clock import SystemClock
@@ -61,6 +64,7 @@ from .issues import (
 )
 from .meter_sync import MeterSync
 from .security import admission_listener, sync_registry_issue
+from .site_overview import SiteOverview
 from .store import HaSiteStore
 
 if TYPE_CHECKING:
@@ -100,6 +104,12 @@ class EvChargingCoordinator:
         self._building_issues: set[str] = set()
         self._unsubscribe = self.controller.subscribe(self._on_event)
         self._unsubscribe_admission = self.controller.subscribe(admission_listener(hass))
+        self.overview = SiteOverview(hass, self)
+
+    @property
+    def quiet_interval(self) -> float:
+        """Seconds between two writes of a measured value (quiet.py)."""
+        return float(self.entry.options.get(CONF_QUIET_INTERVAL, DEFAULT_QUIET_INTERVAL))
 
     @property
     def site(self) -> Site:
@@ -137,11 +147,13 @@ class EvChargingCoordinator:
         if self.site.settings.new_charger_policy is NewChargerPolicy.PENDING:
             for station_id in self.site.pending:
                 raise_pending(self.hass, station_id)
+        self.overview.start()
 
     async def async_stop(self) -> None:
         """Close every charger connection and the port, then flush the registry."""
         self._unsubscribe()
         self._unsubscribe_admission()
+        self.overview.stop()
         self.meters.stop()
         await self.controller.stop()
         await self.store.flush()
@@ -173,6 +185,7 @@ class EvChargingCoordinator:
         previous, self.zones = self.zones, zones
         self.controller.set_zones(zones)
         self.controller.set_load_settings(load_settings(self.entry))
+        sync_hierarchy(self.hass, self.entry.entry_id, self.site, zones.values())
         self._zones_changed(previous)
         sync_orphans(self.hass, orphans)
         self._sync_unassigned()
@@ -230,6 +243,7 @@ class EvChargingCoordinator:
     # ------------------------------------------------------------------ events
     def _on_event(self, event: ControllerEvent) -> None:  # noqa: C901, PLR0912  # one case per event
         entry_id = self.entry.entry_id
+        self.overview.on_event(event)
         match event:
             case StationUpdated(station_id=sid, connector_id=cid):
                 if not self.site.is_accepted(sid):
@@ -240,6 +254,7 @@ class EvChargingCoordinator:
                     async_dispatcher_send(self.hass, signal_station(entry_id, sid))
                 else:
                     async_dispatcher_send(self.hass, signal_connector(entry_id, sid, cid))
+                    async_dispatcher_send(self.hass, signal_station_status(entry_id, sid))
             case StationAdded(station_id=sid) | StationAccepted(station_id=sid):
                 if isinstance(event, StationAccepted):
                     clear_pending(self.hass, sid)
@@ -257,6 +272,7 @@ class EvChargingCoordinator:
                 self._sync_unassigned()
             case StationConfigured():
                 self._sync_unassigned()
+                sync_hierarchy(self.hass, entry_id, self.site, self.zones.values())
             case StationUncontrollable(station_id=sid, reason=reason):
                 raise_uncontrollable(self.hass, sid, reason)
             case AllocationUpdated():

@@ -7,7 +7,7 @@ per sensor, with its unit, device class and value function); the entity classes 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -25,7 +25,7 @@ from homeassistant.const import (
 from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .const import signal_new_meter
+from .const import signal_new_meter, signal_station_status
 from .entity import (
     EvChargingEntity,
     EvChargingMeterEntity,
@@ -37,6 +37,8 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
+from .evcore.overview import StationStatus, station_status
+from .overview_entities import round_amps, round_watts, setup_overview_sensors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -117,6 +119,11 @@ def _snake(value: str | None, options: list[str]) -> str | None:
     return snake if snake in options else None
 
 
+def _wh(value: float | None) -> float | None:
+    """1 Wh: registers arrive as kWh with more digits than the meter has."""
+    return None if value is None else float(round(value))
+
+
 def _session_duration(connector: ConnectorState, now: datetime) -> float | None:
     if connector.transaction is None:
         return None
@@ -142,14 +149,16 @@ STATION_SENSORS: tuple[StationSensorDescription, ...] = (
         key="status",
         translation_key="station_status",
         device_class=SensorDeviceClass.ENUM,
-        options=_STATUS_OPTIONS,
-        value_fn=lambda s: _status(s.connectors.get(0)),
+        # From its connection and every connector, not connector 0 alone (evcore/overview.py).
+        options=[s.value for s in StationStatus],
+        value_fn=lambda s: (status := station_status(s)) and status.value,
     ),
     StationSensorDescription(
         key="last_heartbeat",
         translation_key="last_heartbeat",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda s: s.last_heartbeat,
     ),
     StationSensorDescription(
@@ -158,6 +167,7 @@ STATION_SENSORS: tuple[StationSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=FIRMWARE_STATUSES,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda s: _snake(s.firmware_status, FIRMWARE_STATUSES),
     ),
     StationSensorDescription(
@@ -166,6 +176,7 @@ STATION_SENSORS: tuple[StationSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=DIAGNOSTICS_STATUSES,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda s: _snake(s.diagnostics_status, DIAGNOSTICS_STATUSES),
     ),
 )
@@ -179,7 +190,9 @@ def _current(phase: str) -> ConnectorSensorDescription:
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=1,
-        value_fn=lambda c, _: c.current(phase),
+        # The zone and the site show the phases; per connector, power says enough.
+        entity_registry_enabled_default=False,
+        value_fn=lambda c, _: round_amps(c.current(phase)),
     )
 
 
@@ -197,6 +210,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=ERROR_CODES,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda c, _: _ERROR_CODE_OPTION.get(c.error_code),
     ),
     _current("L1"),
@@ -209,7 +223,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
-        value_fn=lambda c, _: c.power_w,
+        value_fn=lambda c, _: round_watts(c.power_w),
     ),
     ConnectorSensorDescription(
         key="energy",
@@ -219,7 +233,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
-        value_fn=lambda c, _: c.energy_wh,
+        value_fn=lambda c, _: _wh(c.energy_wh),
     ),
     ConnectorSensorDescription(
         key="session_energy",
@@ -228,7 +242,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
-        value_fn=lambda c, _: c.session_energy_wh,
+        value_fn=lambda c, _: _wh(c.session_energy_wh),
     ),
     ConnectorSensorDescription(
         key="session_duration",
@@ -237,6 +251,8 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfTime.SECONDS,
         suggested_unit_of_measurement=UnitOfTime.MINUTES,
         suggested_display_precision=0,
+        # Changes at every write; the session's start is in the session events.
+        entity_registry_enabled_default=False,
         value_fn=_session_duration,
     ),
     ConnectorSensorDescription(
@@ -266,14 +282,13 @@ LOAD_SENSORS: tuple[LoadSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=1,
-        value_fn=lambda setpoint, reason: setpoint if reason is not None else 0.0,
+        value_fn=lambda setpoint, reason: round_amps(setpoint) if reason is not None else 0.0,
     ),
     LoadSensorDescription(
         key="allocation",
         translation_key="allocation",
         device_class=SensorDeviceClass.ENUM,
         options=ALLOCATION_REASONS,
-        entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda _, reason: reason.value if reason is not None else UNMANAGED,
     ),
 )
@@ -294,7 +309,7 @@ def _zone_phase(key: str, phase: int) -> ZoneSensorDescription:
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=1,
-        value_fn=lambda z: round(getattr(z, key)[phase], 2),
+        value_fn=lambda z: round_amps(getattr(z, key)[phase]),
     )
 
 
@@ -424,6 +439,8 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         translation_key="meter_last_read",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # Changes at every poll: out of the logbook and the recorder unless asked for.
+        entity_registry_enabled_default=False,
         needs_reading=False,
         value_fn=lambda view: view.last_success,
     ),
@@ -465,6 +482,7 @@ async def async_setup_entry(
     )
     setup_zone_entities(entry, async_add_entities, zone_entities)
     _setup_meter_entities(entry, async_add_entities)
+    setup_overview_sensors(entry, async_add_entities)
 
 
 def _setup_meter_entities(
@@ -503,11 +521,24 @@ class StationSensor(EvChargingEntity, SensorEntity):
         """The value from the station's state."""
         return self.entity_description.value_fn(self.station)
 
+    async def async_added_to_hass(self) -> None:
+        """The station's state also follows its connectors."""
+        await super().async_added_to_hass()
+        if self.entity_description.key == "status":
+            self.async_on_remove(
+                async_dispatcher_connect(
+                    self.hass,
+                    signal_station_status(self.hub.entry.entry_id, self.station_id),
+                    self._handle_update,
+                )
+            )
+
 
 class ConnectorSensor(EvChargingEntity, SensorEntity):
     """A connector-level sensor."""
 
     entity_description: ConnectorSensorDescription
+    _quiet = True
 
     @property
     def native_value(self) -> StateType | datetime:
@@ -519,6 +550,7 @@ class LoadSensor(EvChargingEntity, SensorEntity):
     """The connector's setpoint, or why it has none."""
 
     entity_description: LoadSensorDescription
+    _quiet = True
 
     @property
     def native_value(self) -> StateType:
@@ -529,11 +561,28 @@ class LoadSensor(EvChargingEntity, SensorEntity):
             return self.entity_description.value_fn(None, None)
         return self.entity_description.value_fn(allocation.setpoint, allocation.reason)
 
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Why (reason sensor only): the zone that caps it, what we offer, what it holds."""
+        if self.entity_description.key != "allocation":
+            return None
+        assert self.connector_id is not None  # noqa: S101
+        allocation = self.hub.allocation(self.station_id, self.connector_id)
+        if allocation is None:
+            return {"limited_by": None, "offered": None, "confirmed": None}
+        zone = self.hub.zones.get(allocation.limited_by or "")
+        return {
+            "limited_by": zone.name if zone else allocation.limited_by,
+            "offered": round_amps(allocation.setpoint),
+            "confirmed": round_amps(allocation.held),
+        }
+
 
 class ZoneSensor(EvChargingZoneEntity, SensorEntity):
     """A zone value from the last allocation."""
 
     entity_description: ZoneSensorDescription
+    _quiet = True
 
     @property
     def available(self) -> bool:

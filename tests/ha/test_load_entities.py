@@ -63,6 +63,9 @@ if TYPE_CHECKING:
     from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
 
+# The "suspended" binary sensor is disabled by default (the reason sensor says it): enabled here.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
 MAIN = "main"
 GARAGE = "garage"
 OFFICE = "office"

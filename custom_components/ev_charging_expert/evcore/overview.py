@@ -191,7 +191,7 @@ def offline_reserves(
     }
 
 
-def build_site_view(
+def build_site_view(  # noqa: C901  # one pass over the stations
     stations: Iterable[StationState],
     zones: Iterable[ZoneView],
     pending: int,
