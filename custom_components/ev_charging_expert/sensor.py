@@ -371,6 +371,7 @@ STATION_DEGRADED = SensorEntityDescription(
     native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
     suggested_display_precision=1,
     entity_category=EntityCategory.DIAGNOSTIC,
+    entity_registry_enabled_default=False,
 )
 
 
