@@ -135,7 +135,8 @@ class EvChargingSiteEntity(Entity):
         self.hub = hub
         self.entity_description = description
         entry_id = hub.entry.entry_id
-        self._attr_unique_id = f"{entry_id}_{description.key}"
+        # "site_": no station can take it ('_' is escaped in station refs), single entry.
+        self._attr_unique_id = f"site_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, entry_id)},
             manufacturer=MANUFACTURER,

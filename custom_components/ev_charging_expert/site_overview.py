@@ -69,6 +69,7 @@ class SiteOverview:
         self._flush: CALLBACK_TYPE | None = None
         self._offline_raised: set[str] = set()
         self._stop_timer: CALLBACK_TYPE | None = None
+        self._stopped = False
 
     def start(self) -> None:
         """Look for stations offline too long every minute (also when nothing happens)."""
@@ -86,7 +87,7 @@ class SiteOverview:
     @callback
     def on_event(self, event: ControllerEvent) -> None:
         """Something that moves the totals happened: tell the site entities soon."""
-        if not isinstance(event, _SITE_EVENTS):
+        if self._stopped or not isinstance(event, _SITE_EVENTS):
             return
         self._view = None
         if self._flush is None:
@@ -94,7 +95,9 @@ class SiteOverview:
 
     @callback
     def _flush_now(self, _now: datetime | None = None) -> None:
-        self._flush = None
+        if self._flush is not None:
+            self._flush()
+            self._flush = None
         self._view = None
         async_dispatcher_send(self.hass, signal_site(self.hub.entry.entry_id))
         self.sync_offline()
@@ -105,6 +108,7 @@ class SiteOverview:
 
     def stop(self) -> None:
         """The entry unloads."""
+        self._stopped = True
         if self._flush is not None:
             self._flush()
             self._flush = None

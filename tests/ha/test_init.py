@@ -209,7 +209,7 @@ async def test_removing_a_station_device_removes_its_connectors_and_refuses_the_
         assert device_registry.async_get_device(identifiers={(DOMAIN, identifier)}) is None
     # Only the site's own entities (on the hub device) are left.
     left = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
-    assert all(e.unique_id.startswith(f"{init_integration.entry_id}_") for e in left)
+    assert all(e.unique_id.startswith("site_") for e in left)
     assert hub.site.stations["CP1"].registration is Registration.REMOVED
     # Its connection was closed, and it may not come back.
     await asyncio.wait([charger.task], timeout=10)

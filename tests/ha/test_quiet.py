@@ -85,7 +85,7 @@ async def _tick(
     await hass.async_block_till_done()
 
 
-def _recorded(hass: HomeAssistant, start, end, entity_ids: list[str]) -> dict[str, int]:  # noqa: ANN001
+def _recorded(hass: HomeAssistant, start, end, entity_ids: list[str]) -> dict[str, int]:
     states = history.get_significant_states(
         hass,
         start,
@@ -147,7 +147,22 @@ async def test_steady_charging_records_at_most_one_change_per_connector_per_10_s
         for e in er.async_entries_for_config_entry(er.async_get(hass), init_integration.entry_id)
         if e.disabled_by is None
     ]
-    print(sorted(e for e in ours if e.startswith(("sensor.cp0", "binary_sensor.cp0", "button.cp0", "number.cp0", "select.cp0", "switch.cp0"))))  # noqa: T201
+    print(
+        sorted(
+            e
+            for e in ours
+            if e.startswith(
+                (
+                    "sensor.cp0",
+                    "binary_sensor.cp0",
+                    "button.cp0",
+                    "number.cp0",
+                    "select.cp0",
+                    "switch.cp0",
+                )
+            )
+        )
+    )
     start, before = dt_util.utcnow(), _db_bytes(hass)
     for _ in range(int(MINUTE / SAMPLE)):
         await _tick(hass, clock, freezer, chargers, rng, energy)
