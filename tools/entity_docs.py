@@ -5,7 +5,7 @@ Generic on purpose: tests/ha/test_entity_docs.py sets up a site that has every k
 entities HA holds to `render`; every entity description a platform adds shows up, whoever
 wrote it. Names and enum states come from translations/en.json, exactly as the UI shows them.
 
-    python -m tools.entity_docs       # rewrite the tables (runs that test with UPDATE_ENTITY_DOCS=1)
+    python -m tools.entity_docs   # rewrite the tables (that test, with UPDATE_ENTITY_DOCS=1)
 
 The test fails when docs/entities.md differs from what the descriptions say.
 """
