@@ -16,6 +16,7 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.components.sensor import (
+    RestoreSensor,
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
@@ -102,22 +103,22 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         suggested_display_precision=0,
         value_fn=lambda v: round_watts(v.power_w),
     ),
-    SiteSensorDescription(
-        key="energy",
-        translation_key="site_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
-        value_fn=lambda v: None if v.energy_wh is None else round(v.energy_wh),
-    ),
     *(_site_phase("headroom", "headroom", p) for p in range(3)),
     _count("evs_charging", lambda v: v.evs_charging),
     _count("evs_suspended", lambda v: v.evs_suspended),
     _count("stations_online", lambda v: v.stations_online),
     _count("stations_offline", lambda v: v.stations_offline),
     _count("stations_pending", lambda v: v.stations_pending),
+)
+
+SITE_ENERGY = SensorEntityDescription(
+    key="energy",
+    translation_key="site_energy",
+    device_class=SensorDeviceClass.ENERGY,
+    state_class=SensorStateClass.TOTAL_INCREASING,
+    native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+    suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+    suggested_display_precision=2,
 )
 
 PROBLEMS = BinarySensorEntityDescription(
@@ -167,6 +168,40 @@ class SiteSensor(EvChargingSiteEntity, SensorEntity):
     def native_value(self) -> StateType:
         """From the site view."""
         return self.entity_description.value_fn(self.hub.overview.view)
+
+
+class SiteEnergySensor(EvChargingSiteEntity, RestoreSensor):
+    """Energy delivered by every charger of the site, for the Energy dashboard.
+
+    Not the sum of the registers: a charger that joins (or a meter that is replaced) would
+    add its whole register at once. Each connector's register increases are added up from
+    the second reading on; the total is restored at start.
+    """
+
+    _attr_native_value: float = 0.0
+
+    def __init__(self, hub: EvChargingCoordinator, description: EntityDescription) -> None:
+        super().__init__(hub, description)
+        self._registers: dict[str, float] = {}
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the total, then follow the registers."""
+        last = await self.async_get_last_sensor_data()
+        if last is not None and isinstance(last.native_value, int | float):
+            self._attr_native_value = float(last.native_value)
+        self._registers = dict(self.hub.overview.view.registers)
+        await super().async_added_to_hass()
+
+    @callback
+    def _handle_update(self) -> None:
+        total = self._attr_native_value
+        for key, value in self.hub.overview.view.registers.items():
+            previous = self._registers.get(key)
+            if previous is not None and value > previous:
+                total += value - previous
+            self._registers[key] = value
+        self._attr_native_value = round(total)
+        super()._handle_update()
 
 
 class ProblemsSensor(EvChargingSiteEntity, BinarySensorEntity):
@@ -311,7 +346,9 @@ def setup_overview_sensors(
 ) -> None:
     """The site's sensors on the hub device and the zones' overview sensors."""
     hub = entry.runtime_data
-    async_add_entities(SiteSensor(hub, d) for d in SITE_SENSORS)
+    async_add_entities(
+        [*(SiteSensor(hub, d) for d in SITE_SENSORS), SiteEnergySensor(hub, SITE_ENERGY)]
+    )
 
     def zone_entities(hub: EvChargingCoordinator, zone_id: str) -> list[SensorEntity]:
         zone = hub.zones[zone_id]

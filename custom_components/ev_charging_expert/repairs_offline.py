@@ -31,6 +31,10 @@ class RemoveOfflineStationsFlow(RepairsFlow):
         self._placeholders = placeholders
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> FlowResult:
+        """The repairs dashboard starts here (with the issue as input): show the list."""
+        return await self.async_step_remove()
+
+    async def async_step_remove(self, user_input: dict[str, Any] | None = None) -> FlowResult:
         """List the stations with their current; the chosen ones are removed."""
         if user_input is not None:
             chosen = [s for s in user_input.get(CONF_REMOVE, []) if s in self._stations]
@@ -52,5 +56,5 @@ class RemoveOfflineStationsFlow(RepairsFlow):
             {vol.Optional(CONF_REMOVE, default=[]): cv.multi_select(self._stations)}
         )
         return self.async_show_form(
-            step_id="init", data_schema=schema, description_placeholders=self._placeholders
+            step_id="remove", data_schema=schema, description_placeholders=self._placeholders
         )

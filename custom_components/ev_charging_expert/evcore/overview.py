@@ -106,12 +106,14 @@ class OfflineReserve:
 class SiteView:
     """The whole site at the last allocation run and the stations' live state."""
 
-    current: Phases | None
-    """What the chargers draw per grid phase (from their meter values); None: none metered."""
-    power_w: float | None
-    """What the chargers draw (W), from their meter values; None: none metered."""
-    energy_wh: float | None
-    """Sum of the connectors' energy registers (Wh); None: none metered."""
+    current: Phases
+    """What the connected chargers draw per grid phase, from their meter values (a charger
+    that reports no current counts as 0 A)."""
+    power_w: float
+    """What the connected chargers draw (W), from their meter values (same rule)."""
+    registers: Mapping[str, float]
+    """Every connector's energy register (Wh) by "station#connector": HA adds up their
+    increases into one site counter (a new charger's register is not energy delivered)."""
     headroom: Phases | None
     """What the root zones leave free per phase (A); None before the first run or no zone."""
     evs_charging: int
@@ -191,16 +193,15 @@ def offline_reserves(
     }
 
 
-def build_site_view(  # noqa: C901  # one pass over the stations
+def build_site_view(
     stations: Iterable[StationState],
     zones: Iterable[ZoneView],
     pending: int,
 ) -> SiteView:
     """The site's totals from the stations' live state and the zones' last run."""
     current = [0.0] * NUM_PHASES
-    metered_current = False
-    power = energy = 0.0
-    metered_power = metered_energy = False
+    power = 0.0
+    registers: dict[str, float] = {}
     online = offline = 0
     for station in stations:
         if station.registration is not Registration.ACCEPTED:
@@ -211,16 +212,12 @@ def build_site_view(  # noqa: C901  # one pass over the stations
             offline += 1
         for connector in station.charge_points:
             if (energy_wh := connector.energy_wh) is not None:
-                energy += energy_wh
-                metered_energy = True
+                registers[f"{station.station_id}#{connector.connector_id}"] = energy_wh
             if not station.connected:
                 continue  # its last samples say nothing about now
-            if (power_w := connector.power_w) is not None:
-                power += power_w
-                metered_power = True
+            power += connector.power_w or 0.0
             grid = grid_current(connector, station.config.connector(connector.connector_id))
             if grid is not None:
-                metered_current = True
                 for p in range(NUM_PHASES):
                     current[p] += grid[p]
     roots = [z for z in zones if z.parent_id is None]
@@ -230,9 +227,9 @@ def build_site_view(  # noqa: C901  # one pass over the stations
         headroom = (l1, l2, l3)
     holding = {r.station_id for z in roots for r in z.offline_reserve}
     return SiteView(
-        current=(current[0], current[1], current[2]) if metered_current else None,
-        power_w=power if metered_power else None,
-        energy_wh=energy if metered_energy else None,
+        current=(current[0], current[1], current[2]),
+        power_w=power,
+        registers=registers,
         headroom=headroom,
         evs_charging=sum(z.charging for z in roots),
         evs_suspended=sum(z.suspended for z in roots),
