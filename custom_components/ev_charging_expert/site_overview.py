@@ -73,9 +73,7 @@ class SiteOverview:
 
     def start(self) -> None:
         """Look for stations offline too long every minute (also when nothing happens)."""
-        self._stop_timer = async_track_time_interval(
-            self.hass, self._check_offline, _OFFLINE_CHECK
-        )
+        self._stop_timer = async_track_time_interval(self.hass, self._check_offline, _OFFLINE_CHECK)
 
     @property
     def view(self) -> SiteView:
