@@ -79,7 +79,7 @@ CONNECTOR_NUMBERS = (
         native_min_value=0,
         native_max_value=MAX_RATING,
         native_step=0.5,
-        mode=NumberMode.SLIDER,
+        mode=NumberMode.BOX,  # a slider hides the value it sets
         value_fn=_limit,
         set_fn=_set_limit,
         # A limit above the rating means nothing: the rating caps the slider.
