@@ -169,6 +169,11 @@ class SiteSensor(EvChargingSiteEntity, SensorEntity):
         """From the site view."""
         return self.entity_description.value_fn(self.hub.overview.view)
 
+    @property
+    def available(self) -> bool:
+        """Start clean: no headroom before the first allocation run (or without zones)."""
+        return self.native_value is not None
+
 
 class SiteEnergySensor(EvChargingSiteEntity, RestoreSensor):
     """Energy delivered by every charger of the site, for the Energy dashboard.

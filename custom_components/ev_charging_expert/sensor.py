@@ -142,6 +142,8 @@ class ConnectorSensorDescription(SensorEntityDescription):
     """A sensor of one connector; `now` is given for durations."""
 
     value_fn: Callable[[ConnectorState, datetime], StateType | datetime]
+    none_is_unavailable: bool = True
+    """No value (no sample yet, no session) is shown as unavailable, not "unknown"."""
 
 
 STATION_SENSORS: tuple[StationSensorDescription, ...] = (
@@ -202,6 +204,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         translation_key="connector_status",
         device_class=SensorDeviceClass.ENUM,
         options=_STATUS_OPTIONS,
+        none_is_unavailable=False,  # connected, no status yet: unknown
         value_fn=lambda c, _: _status(c),
     ),
     ConnectorSensorDescription(
@@ -211,6 +214,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         options=ERROR_CODES,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
+        none_is_unavailable=False,
         value_fn=lambda c, _: _ERROR_CODE_OPTION.get(c.error_code),
     ),
     _current("L1"),
@@ -545,6 +549,13 @@ class ConnectorSensor(EvChargingEntity, SensorEntity):
     def native_value(self) -> StateType | datetime:
         """The value from the connector's state."""
         return self.entity_description.value_fn(self.connector, self.hub.site.clock.now())
+
+    @property
+    def available(self) -> bool:
+        """Start clean: a value not there yet (no sample, no session) is unavailable."""
+        if not super().available:
+            return False
+        return not self.entity_description.none_is_unavailable or self.native_value is not None
 
 
 class LoadSensor(EvChargingEntity, SensorEntity):

@@ -76,10 +76,10 @@ async def test_meter_values_update_currents_power_and_energy_in_kwh(
     connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1", connectors=2)
-    assert _state(hass, "CP1_1_current_l1") == STATE_UNKNOWN
+    assert _state(hass, "CP1_1_current_l1") == STATE_UNAVAILABLE
 
     await charger.meter_values(1, METER_SAMPLE)
-    await wait_for(hass, lambda: _state(hass, "CP1_1_energy") != STATE_UNKNOWN)
+    await wait_for(hass, lambda: _state(hass, "CP1_1_energy") != STATE_UNAVAILABLE)
 
     assert _state(hass, "CP1_1_current_l1") == "16.1"
     assert _state(hass, "CP1_1_current_l2") == "15.9"
@@ -89,8 +89,8 @@ async def test_meter_values_update_currents_power_and_energy_in_kwh(
     assert energy.state == "12.345"
     assert energy.attributes["unit_of_measurement"] == "kWh"
     # The other connector's meter is untouched.
-    assert _state(hass, "CP1_2_energy") == STATE_UNKNOWN
-    assert _state(hass, "CP1_1_session_energy") == STATE_UNKNOWN
+    assert _state(hass, "CP1_2_energy") == STATE_UNAVAILABLE
+    assert _state(hass, "CP1_1_session_energy") == STATE_UNAVAILABLE
 
 
 async def test_power_and_energy_are_summed_over_phases_without_a_total(
@@ -111,7 +111,7 @@ async def test_power_and_energy_are_summed_over_phases_without_a_total(
             {"measurand": "Energy.Active.Import.Register", "phase": "L2", "value": "500"},
         ],
     )
-    await wait_for(hass, lambda: _state(hass, "CP1_1_power") != STATE_UNKNOWN)
+    await wait_for(hass, lambda: _state(hass, "CP1_1_power") != STATE_UNAVAILABLE)
 
     assert _state(hass, "CP1_1_power") == "6900.0"
     assert _state(hass, "CP1_1_energy") == "1.5"
@@ -130,15 +130,15 @@ async def test_session_sensors_follow_the_transaction(
     assert _state(hass, "CP1_1_session_duration") == "30.0"
     assert _state(hass, "CP1_1_id_tag") == "TAG1"
     assert _state(hass, "CP1_1_status") == "charging"
-    assert _state(hass, "CP1_2_id_tag") == STATE_UNKNOWN
+    assert _state(hass, "CP1_2_id_tag") == STATE_UNAVAILABLE
 
     await charger.stop_transaction(transaction_id, 13000)
     await charger.status(1, "Finishing")
     await wait_for(hass, lambda: _state(hass, "CP1_1_status") == "finishing")
 
-    assert _state(hass, "CP1_1_session_energy") == STATE_UNKNOWN
-    assert _state(hass, "CP1_1_session_duration") == STATE_UNKNOWN
-    assert _state(hass, "CP1_1_id_tag") == STATE_UNKNOWN
+    assert _state(hass, "CP1_1_session_energy") == STATE_UNAVAILABLE
+    assert _state(hass, "CP1_1_session_duration") == STATE_UNAVAILABLE
+    assert _state(hass, "CP1_1_id_tag") == STATE_UNAVAILABLE
     # The register keeps its last metered value.
     assert _state(hass, "CP1_1_energy") == "12.345"
 
