@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from homeassistant.components.recorder import get_instance, history
 from homeassistant.components.recorder.util import session_scope
+from homeassistant.components.sensor import SensorEntity
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
@@ -25,6 +26,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from sqlalchemy import text
 
 from custom_components.ev_charging_expert.const import CONF_QUIET_INTERVAL, DEFAULT_QUIET_INTERVAL
+from custom_components.ev_charging_expert.quiet import QuietWriter
 
 from .conftest import START, ConnectCharger, HaCharger, wait_for, wait_load_managed, zone_subentry
 
@@ -177,3 +179,45 @@ async def test_steady_charging_records_at_most_one_change_per_connector_per_10_s
         assert per_connector_per_s <= GOAL, recorded
     else:  # the same site writing every change: the count does see the noise
         assert per_connector_per_s > GOAL, recorded
+
+
+class _Probe(SensorEntity):
+    """A bare sensor whose writes are counted."""
+
+    _attr_should_poll = False
+
+    def __init__(self) -> None:
+        self._attr_native_value: float | None = 10.0
+        self.writes: list[float | None] = []
+
+    def async_write_ha_state(self) -> None:
+        self.writes.append(self._attr_native_value)
+
+
+async def test_quiet_writes_coalesce_noise_and_write_a_change_of_kind_at_once(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    probe, writer = _Probe(), QuietWriter()
+    probe.hass = hass
+
+    def show(value: float | None) -> None:
+        probe._attr_native_value = value  # the probe's own state
+        writer.update(probe, 60)
+
+    show(10.0)  # the first value: at once
+    show(10.1)  # noise within the interval: later
+    show(10.2)
+    assert probe.writes == [10.0]
+    show(0.0)  # down to 0 (an EV suspended): at once
+    assert probe.writes == [10.0, 0.0]
+    show(6.0)  # back from 0: at once
+    show(6.1)
+    assert probe.writes == [10.0, 0.0, 6.0]
+    freezer.tick(timedelta(seconds=61))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert probe.writes == [10.0, 0.0, 6.0, 6.1]  # the latest value, once the interval ends
+    show(6.1)  # unchanged: nothing
+    show(None)  # unknown: at once
+    assert probe.writes == [10.0, 0.0, 6.0, 6.1, None]
+    writer.stop()
