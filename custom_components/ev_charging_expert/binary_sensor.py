@@ -18,6 +18,7 @@ from .entity import (
     setup_platform_entities,
     setup_zone_entities,
 )
+from .overview_entities import setup_overview_binary_sensors
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -34,7 +35,10 @@ CONNECTIVITY = BinarySensorEntityDescription(
 )
 
 
-SUSPENDED = BinarySensorEntityDescription(key="suspended", translation_key="suspended")
+# The allocation reason sensor says it, and why.
+SUSPENDED = BinarySensorEntityDescription(
+    key="suspended", translation_key="suspended", entity_registry_enabled_default=False
+)
 ZONE_DEGRADED = BinarySensorEntityDescription(
     key="degraded", translation_key="zone_degraded", device_class=BinarySensorDeviceClass.PROBLEM
 )
@@ -67,6 +71,7 @@ async def async_setup_entry(
         lambda hub, zone_id: [ZoneDegradedSensor(hub, zone_id, ZONE_DEGRADED)],
     )
     setup_bms_binary_sensors(entry, async_add_entities)
+    setup_overview_binary_sensors(entry, async_add_entities)
 
 
 class ConnectivitySensor(EvChargingEntity, BinarySensorEntity):

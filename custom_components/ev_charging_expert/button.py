@@ -54,6 +54,7 @@ STATION_BUTTONS = (
 UNLOCK = ChargerButtonDescription(
     key="unlock",
     translation_key="unlock",
+    entity_registry_enabled_default=False,  # rarely needed: a stuck cable
     press_fn=lambda cp, cid: cp.unlock(cid or 1),
 )
 

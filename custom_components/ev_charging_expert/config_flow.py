@@ -48,6 +48,7 @@ from .entry_data import build_ssl_context
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.model import NewChargerPolicy
 from .mqtt_options import mqtt_options_schema
+from .quiet import quiet_options_schema
 from .sessions_glue import sessions_options_errors, sessions_options_schema
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
@@ -235,6 +236,7 @@ class SiteSettingsFlow(OptionsFlow):
                 ): selector.BooleanSelector(),
                 **rules_option_fields(options),
                 **sessions_options_schema(options),
+                **quiet_options_schema(options),
             }
         )
         schema = schema.extend(bms_options_schema(user_input or options))

@@ -8,6 +8,8 @@ from urllib.parse import unquote
 from .evcore.allocation.model import Reason
 
 DOMAIN: Final = "ev_charging_expert"
+MANUFACTURER: Final = "EV Charging Expert"
+CONNECTOR_MODEL: Final = "Connector"
 
 CONF_NEW_CHARGER_POLICY: Final = "new_charger_policy"
 CONF_HEARTBEAT_INTERVAL: Final = "heartbeat_interval"
@@ -233,3 +235,23 @@ ISSUE_RULES_INVALID: Final = "rules_invalid"
 def signal_rules(entry_id: str) -> str:
     """Dispatcher signal: the operating rules' state changed (period, inputs, setpoints)."""
     return f"{DOMAIN}_{entry_id}_rules"
+# What a user sees (issue 15): quiet recorder, offline stations that hold current.
+CONF_QUIET_INTERVAL: Final = "quiet_interval"
+DEFAULT_QUIET_INTERVAL: Final = 60
+"""s. A measured value (current, power, energy, a zone's budget) is written at most this often
+per entity; a change of kind (to or from 0, unavailable, a status) is written at once."""
+CONF_OFFLINE_REPAIR_MINUTES: Final = "offline_repair_minutes"
+DEFAULT_OFFLINE_REPAIR_MINUTES: Final = 60
+ISSUE_OFFLINE_RESERVE: Final = "offline_reserve"
+SITE_OVERVIEW_DELAY: Final = 1.0
+"""s. The site totals are recomputed at most this often (every charger's sample changes them)."""
+
+
+def signal_station_status(entry_id: str, station_id: str) -> str:
+    """Dispatcher signal: one of a station's connectors changed (its derived state may have)."""
+    return f"{DOMAIN}_{entry_id}_station_status_{station_id}"
+
+
+def signal_site(entry_id: str) -> str:
+    """Dispatcher signal: the site's totals changed."""
+    return f"{DOMAIN}_{entry_id}_site"

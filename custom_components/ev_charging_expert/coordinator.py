@@ -18,17 +18,20 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from .bms import BmsBinding
 from .cards_ha import apply_new_site_default, card_store, scan_known_tag, setup_cards
 from .const import (
+    CONF_QUIET_INTERVAL,
     CONF_SSL_CERTFILE,
     CONF_SSL_KEYFILE,
+    DEFAULT_QUIET_INTERVAL,
     EVENT_CARD_PRESENTED,
     EVENT_SESSION_ENDED,
     EVENT_SESSION_STARTED,
     signal_connector,
     signal_new_zone,
     signal_station,
+    signal_station_status,
     signal_zone,
 )
-from .devices import DeviceSync
+from .devices import DeviceSync, sync_hierarchy
 from .entry_data import build_ssl_context, load_settings, site_settings, zones_from_entry
 from .evcore.charger import TriggerMessage
 from .evcore.clock import SystemClock
@@ -71,6 +74,7 @@ from .sessions_glue import (
     async_setup_sessions,
     session_event_data,
 )
+from .site_overview import SiteOverview
 from .store import HaSiteStore
 
 if TYPE_CHECKING:
@@ -117,6 +121,12 @@ class EvChargingCoordinator:
         self._unsubscribe_admission = self.controller.subscribe(admission_listener(hass))
         self._unsubscribe_cards = setup_cards(hass, self)
         self.sessions: SessionsHub | None = None
+        self.overview = SiteOverview(hass, self)
+
+    @property
+    def quiet_interval(self) -> float:
+        """Seconds between two writes of a measured value (quiet.py)."""
+        return float(self.entry.options.get(CONF_QUIET_INTERVAL, DEFAULT_QUIET_INTERVAL))
 
     @property
     def site(self) -> Site:
@@ -158,6 +168,7 @@ class EvChargingCoordinator:
                 raise_pending(self.hass, station_id)
         await self.bms.async_start()
         await self.mqtt.async_start()
+        self.overview.start()
 
     async def async_stop(self) -> None:
         """Close every charger connection and the port, then flush the registry."""
@@ -165,6 +176,7 @@ class EvChargingCoordinator:
         self._unsubscribe()
         self._unsubscribe_admission()
         self._unsubscribe_cards()
+        self.overview.stop()
         self.meters.stop()
         self.rules.stop()
         await self.bms.async_stop()
@@ -204,6 +216,7 @@ class EvChargingCoordinator:
         previous, self.zones = self.zones, zones
         self.controller.set_zones(zones)
         self.controller.set_load_settings(load_settings(self.entry))
+        sync_hierarchy(self.hass, self.entry.entry_id, self.site, zones.values())
         self._zones_changed(previous)
         sync_orphans(self.hass, orphans)
         self._sync_unassigned()
@@ -262,6 +275,7 @@ class EvChargingCoordinator:
     # ------------------------------------------------------------------ events
     def _on_event(self, event: ControllerEvent) -> None:  # noqa: C901, PLR0912  # one case per event
         entry_id = self.entry.entry_id
+        self.overview.on_event(event)
         match event:
             case StationUpdated(station_id=sid, connector_id=cid):
                 if not self.site.is_accepted(sid):
@@ -272,6 +286,7 @@ class EvChargingCoordinator:
                     async_dispatcher_send(self.hass, signal_station(entry_id, sid))
                 else:
                     async_dispatcher_send(self.hass, signal_connector(entry_id, sid, cid))
+                    async_dispatcher_send(self.hass, signal_station_status(entry_id, sid))
             case StationAdded(station_id=sid) | StationAccepted(station_id=sid):
                 if isinstance(event, StationAccepted):
                     clear_pending(self.hass, sid)
@@ -289,6 +304,7 @@ class EvChargingCoordinator:
                 self._sync_unassigned()
             case StationConfigured():
                 self._sync_unassigned()
+                sync_hierarchy(self.hass, entry_id, self.site, self.zones.values())
             case StationUncontrollable(station_id=sid, reason=reason):
                 raise_uncontrollable(self.hass, sid, reason)
             case AllocationUpdated():

@@ -14,6 +14,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from .const import (
     DOMAIN,
+    MANUFACTURER,
     connector_device_id,
     signal_new_connector,
     signal_new_station,
@@ -141,3 +142,54 @@ class DeviceSync:
             device = registry.async_get_device(identifiers={zone_device_id(zone.zone_id)})
             if device is not None and device.name != zone.name:
                 registry.async_update_device(device.id, name=zone.name)
+
+
+def sync_hierarchy(
+    hass: HomeAssistant, entry_id: str, site: Site, zones: Iterable[ZoneConfig]
+) -> None:
+    """Zones hang off their parent zone (or the hub), stations off their zone (issue 15).
+
+    Zone devices are created here, parents first, so the devices that name them as
+    `via_device` always find them; moved zones and stations follow.
+    """
+    registry = dr.async_get(hass)
+    hub = registry.async_get_or_create(
+        config_entry_id=entry_id,
+        identifiers={(DOMAIN, entry_id)},
+        name="EV Charging Expert",
+        manufacturer=MANUFACTURER,
+        model="OCPP central system",
+        entry_type=dr.DeviceEntryType.SERVICE,
+    )
+    by_id = {zone.zone_id: zone for zone in zones}
+    ids: dict[str, str] = {}
+
+    def device_of(zone_id: str, seen: frozenset[str] = frozenset()) -> str:
+        if zone_id in ids:
+            return ids[zone_id]
+        zone = by_id[zone_id]
+        parent = hub.id
+        if zone.parent_id in by_id and zone.parent_id not in seen:
+            parent = device_of(zone.parent_id, seen | {zone_id})
+        device = registry.async_get_or_create(
+            config_entry_id=entry_id,
+            config_subentry_id=zone_id,
+            identifiers={zone_device_id(zone_id)},
+            name=zone.name,
+            manufacturer=MANUFACTURER,
+            model="Zone",
+        )
+        if device.via_device_id != parent:
+            registry.async_update_device(device.id, via_device_id=parent)
+        ids[zone_id] = device.id
+        return device.id
+
+    for zone_id in sorted(by_id):
+        device_of(zone_id)
+    for station_id, station in site.stations.items():
+        device = registry.async_get_device(identifiers={station_device_id(station_id)})
+        if device is None:
+            continue
+        parent = ids.get(station.config.zone_id or "", hub.id)
+        if device.via_device_id != parent:
+            registry.async_update_device(device.id, via_device_id=parent)

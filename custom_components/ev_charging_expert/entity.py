@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -10,7 +10,9 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .const import (
+    CONNECTOR_MODEL,
     DOMAIN,
+    MANUFACTURER,
     connector_device_id,
     connector_unique_id,
     meter_device_id,
@@ -25,6 +27,7 @@ from .const import (
     station_unique_id,
     zone_device_id,
 )
+from .quiet import QuietWriter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -48,7 +51,9 @@ class EvChargingEntity(Entity):
     _attr_should_poll = False
     # The connectivity sensor stays available to say the charger is offline.
     _available_when_offline = False
-    _last_shown: tuple[bool, Any] | None = None
+    _quiet = False
+    """Measured values: written at most every `quiet_interval` (settings: at once)."""
+    _quiet_writer: QuietWriter | None = None
 
     def __init__(
         self,
@@ -71,7 +76,7 @@ class EvChargingEntity(Entity):
                 model=boot.model if boot else None,
                 serial_number=boot.serial if boot else None,
                 sw_version=boot.firmware_version if boot else None,
-                via_device=(DOMAIN, hub.entry.entry_id),
+                via_device=station_parent(hub, station_id),
             )
         else:
             self._attr_unique_id = connector_unique_id(station_id, connector_id, description.key)
@@ -83,6 +88,8 @@ class EvChargingEntity(Entity):
                     "station_id": station_id,
                     "connector_id": str(connector_id),
                 },
+                manufacturer=boot.vendor if (boot := hub.site.stations[station_id].boot) else None,
+                model=CONNECTOR_MODEL,
                 via_device=station_device_id(station_id),
             )
 
@@ -125,12 +132,12 @@ class EvChargingEntity(Entity):
     @callback
     def _handle_update(self) -> None:
         # A connector's signal fires on every MeterValues; most of its entities did not
-        # change. Writing only those that did is most of the cost of a message inside HA.
-        shown = (self.available, self.state)
-        if shown == self._last_shown:
-            return
-        self._last_shown = shown
-        self.async_write_ha_state()
+        # change. Writing only those that did is most of the cost of a message inside HA;
+        # measured values are also coalesced (quiet.py).
+        if self._quiet_writer is None:
+            self._quiet_writer = QuietWriter()
+            self.async_on_remove(self._quiet_writer.stop)
+        self._quiet_writer.update(self, self.hub.quiet_interval if self._quiet else 0)
 
 
 class EvChargingSettingEntity(EvChargingEntity):
@@ -159,6 +166,8 @@ class EvChargingSubentryEntity(Entity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    _quiet = False
+    _quiet_writer: QuietWriter | None = None
 
     def __init__(
         self,
@@ -169,6 +178,7 @@ class EvChargingSubentryEntity(Entity):
         name: str,
         model: str,
         signal: str,
+        via_device: tuple[str, str] | None = None,
     ) -> None:
         self.hub = hub
         self.entity_description = description
@@ -178,15 +188,24 @@ class EvChargingSubentryEntity(Entity):
         self._attr_device_info = DeviceInfo(
             identifiers={device_id},
             name=name,
+            manufacturer=MANUFACTURER,
             model=model,
-            via_device=(DOMAIN, hub.entry.entry_id),
+            via_device=via_device or (DOMAIN, hub.entry.entry_id),
         )
 
     async def async_added_to_hass(self) -> None:
         """Follow the zone's or meter's signal."""
-        self.async_on_remove(
-            async_dispatcher_connect(self.hass, self._signal, self.async_write_ha_state)
-        )
+        self.async_on_remove(async_dispatcher_connect(self.hass, self._signal, self._handle_update))
+
+    @callback
+    def _handle_update(self) -> None:
+        if not self._quiet:
+            self.async_write_ha_state()
+            return
+        if self._quiet_writer is None:
+            self._quiet_writer = QuietWriter()
+            self.async_on_remove(self._quiet_writer.stop)
+        self._quiet_writer.update(self, self.hub.quiet_interval)
 
 
 class EvChargingZoneEntity(EvChargingSubentryEntity):
@@ -203,6 +222,7 @@ class EvChargingZoneEntity(EvChargingSubentryEntity):
             name=hub.zones[zone_id].name,
             model="Zone",
             signal=signal_zone(hub.entry.entry_id, zone_id),
+            via_device=zone_parent(hub, zone_id),
         )
 
     @property
@@ -232,6 +252,22 @@ class EvChargingMeterEntity(EvChargingSubentryEntity):
     def meter_view(self) -> MeterView | None:
         """What the meter's entities show; None when the meter is not configured."""
         return self.hub.meters.view(self.meter_id)
+
+
+def station_parent(hub: EvChargingCoordinator, station_id: str) -> tuple[str, str]:
+    """The device a station hangs off: its zone's, else the hub's."""
+    zone_id = hub.site.stations[station_id].config.zone_id
+    if zone_id is not None and zone_id in hub.zones:
+        return zone_device_id(zone_id)
+    return (DOMAIN, hub.entry.entry_id)
+
+
+def zone_parent(hub: EvChargingCoordinator, zone_id: str) -> tuple[str, str]:
+    """The device a zone hangs off: its parent zone's, else the hub's."""
+    zone = hub.zones.get(zone_id)
+    if zone is not None and zone.parent_id is not None:
+        return zone_device_id(zone.parent_id)
+    return (DOMAIN, hub.entry.entry_id)
 
 
 def setup_zone_entities(

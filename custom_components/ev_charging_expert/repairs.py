@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.helpers import issue_registry as ir
 
-from .const import DOMAIN, ISSUE_PENDING_CHARGER
+from .const import DOMAIN, ISSUE_OFFLINE_RESERVE, ISSUE_PENDING_CHARGER
+from .repairs_offline import RemoveOfflineStationsFlow
 from .security import ISSUE_REGISTRY_UNREADABLE, sync_registry_issue
 
 if TYPE_CHECKING:
@@ -77,6 +79,12 @@ async def async_create_fix_flow(
     """Create the fix flow of an issue."""
     if issue_id.startswith(f"{ISSUE_PENDING_CHARGER}_") and data:
         return AcceptChargerFlow(str(data["station_id"]))
+    if issue_id.startswith(f"{ISSUE_OFFLINE_RESERVE}_") and data:
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+        placeholders = dict(issue.translation_placeholders or {}) if issue else {}
+        return RemoveOfflineStationsFlow(
+            [str(s) for s in json.loads(str(data["stations"]))], placeholders
+        )
     if issue_id == ISSUE_REGISTRY_UNREADABLE:
         issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
         placeholders = dict(issue.translation_placeholders or {}) if issue else {}

@@ -7,7 +7,7 @@ per sensor, with its unit, device class and value function); the entity classes 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -26,7 +26,7 @@ from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .bms_entities import setup_bms_sensors
-from .const import signal_new_meter
+from .const import signal_new_meter, signal_station_status
 from .entity import (
     EvChargingEntity,
     EvChargingMeterEntity,
@@ -38,7 +38,9 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
+from .evcore.overview import StationStatus, station_status
 from .mqtt_entities import mqtt_sensors
+from .overview_entities import round_amps, round_watts, setup_overview_sensors
 from .sensor_cards import async_setup_card_sensors
 from .sensor_rules import async_setup_rules_sensors
 from .sensor_sessions import session_connector_sensors, session_station_sensors
@@ -122,6 +124,11 @@ def _snake(value: str | None, options: list[str]) -> str | None:
     return snake if snake in options else None
 
 
+def _wh(value: float | None) -> float | None:
+    """1 Wh: registers arrive as kWh with more digits than the meter has."""
+    return None if value is None else float(round(value))
+
+
 def _session_duration(connector: ConnectorState, now: datetime) -> float | None:
     if connector.transaction is None:
         return None
@@ -140,6 +147,8 @@ class ConnectorSensorDescription(SensorEntityDescription):
     """A sensor of one connector; `now` is given for durations."""
 
     value_fn: Callable[[ConnectorState, datetime], StateType | datetime]
+    none_is_unavailable: bool = True
+    """No value (no sample yet, no session) is shown as unavailable, not "unknown"."""
 
 
 STATION_SENSORS: tuple[StationSensorDescription, ...] = (
@@ -147,14 +156,16 @@ STATION_SENSORS: tuple[StationSensorDescription, ...] = (
         key="status",
         translation_key="station_status",
         device_class=SensorDeviceClass.ENUM,
-        options=_STATUS_OPTIONS,
-        value_fn=lambda s: _status(s.connectors.get(0)),
+        # From its connection and every connector, not connector 0 alone (evcore/overview.py).
+        options=[s.value for s in StationStatus],
+        value_fn=lambda s: (status := station_status(s)) and status.value,
     ),
     StationSensorDescription(
         key="last_heartbeat",
         translation_key="last_heartbeat",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda s: s.last_heartbeat,
     ),
     StationSensorDescription(
@@ -163,6 +174,7 @@ STATION_SENSORS: tuple[StationSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=FIRMWARE_STATUSES,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda s: _snake(s.firmware_status, FIRMWARE_STATUSES),
     ),
     StationSensorDescription(
@@ -171,6 +183,7 @@ STATION_SENSORS: tuple[StationSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=DIAGNOSTICS_STATUSES,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda s: _snake(s.diagnostics_status, DIAGNOSTICS_STATUSES),
     ),
 )
@@ -184,7 +197,9 @@ def _current(phase: str) -> ConnectorSensorDescription:
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=1,
-        value_fn=lambda c, _: c.current(phase),
+        # The zone and the site show the phases; per connector, power says enough.
+        entity_registry_enabled_default=False,
+        value_fn=lambda c, _: round_amps(c.current(phase)),
     )
 
 
@@ -194,6 +209,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         translation_key="connector_status",
         device_class=SensorDeviceClass.ENUM,
         options=_STATUS_OPTIONS,
+        none_is_unavailable=False,  # connected, no status yet: unknown
         value_fn=lambda c, _: _status(c),
     ),
     ConnectorSensorDescription(
@@ -202,6 +218,8 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=ERROR_CODES,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        none_is_unavailable=False,
         value_fn=lambda c, _: _ERROR_CODE_OPTION.get(c.error_code),
     ),
     _current("L1"),
@@ -214,7 +232,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
-        value_fn=lambda c, _: c.power_w,
+        value_fn=lambda c, _: round_watts(c.power_w),
     ),
     ConnectorSensorDescription(
         key="energy",
@@ -224,7 +242,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
-        value_fn=lambda c, _: c.energy_wh,
+        value_fn=lambda c, _: _wh(c.energy_wh),
     ),
     ConnectorSensorDescription(
         key="session_energy",
@@ -233,7 +251,7 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
-        value_fn=lambda c, _: c.session_energy_wh,
+        value_fn=lambda c, _: _wh(c.session_energy_wh),
     ),
     ConnectorSensorDescription(
         key="session_duration",
@@ -242,6 +260,8 @@ CONNECTOR_SENSORS: tuple[ConnectorSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfTime.SECONDS,
         suggested_unit_of_measurement=UnitOfTime.MINUTES,
         suggested_display_precision=0,
+        # Changes at every write; the session's start is in the session events.
+        entity_registry_enabled_default=False,
         value_fn=_session_duration,
     ),
     ConnectorSensorDescription(
@@ -271,14 +291,13 @@ LOAD_SENSORS: tuple[LoadSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=1,
-        value_fn=lambda setpoint, reason: setpoint if reason is not None else 0.0,
+        value_fn=lambda setpoint, reason: round_amps(setpoint) if reason is not None else 0.0,
     ),
     LoadSensorDescription(
         key="allocation",
         translation_key="allocation",
         device_class=SensorDeviceClass.ENUM,
         options=ALLOCATION_REASONS,
-        entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda _, reason: reason.value if reason is not None else UNMANAGED,
     ),
 )
@@ -299,7 +318,7 @@ def _zone_phase(key: str, phase: int) -> ZoneSensorDescription:
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=1,
-        value_fn=lambda z: round(getattr(z, key)[phase], 2),
+        value_fn=lambda z: round_amps(getattr(z, key)[phase]),
     )
 
 
@@ -361,6 +380,7 @@ STATION_DEGRADED = SensorEntityDescription(
     native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
     suggested_display_precision=1,
     entity_category=EntityCategory.DIAGNOSTIC,
+    entity_registry_enabled_default=False,
 )
 
 
@@ -429,6 +449,8 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         translation_key="meter_last_read",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # Changes at every poll: out of the logbook and the recorder unless asked for.
+        entity_registry_enabled_default=False,
         needs_reading=False,
         value_fn=lambda view: view.last_success,
     ),
@@ -476,6 +498,7 @@ async def async_setup_entry(
     async_setup_card_sensors(entry, async_add_entities)
     setup_bms_sensors(entry, async_add_entities)
     async_add_entities(mqtt_sensors(entry.runtime_data))
+    setup_overview_sensors(entry, async_add_entities)
 
 
 def _setup_meter_entities(
@@ -514,22 +537,43 @@ class StationSensor(EvChargingEntity, SensorEntity):
         """The value from the station's state."""
         return self.entity_description.value_fn(self.station)
 
+    async def async_added_to_hass(self) -> None:
+        """The station's state also follows its connectors."""
+        await super().async_added_to_hass()
+        if self.entity_description.key == "status":
+            self.async_on_remove(
+                async_dispatcher_connect(
+                    self.hass,
+                    signal_station_status(self.hub.entry.entry_id, self.station_id),
+                    self._handle_update,
+                )
+            )
+
 
 class ConnectorSensor(EvChargingEntity, SensorEntity):
     """A connector-level sensor."""
 
     entity_description: ConnectorSensorDescription
+    _quiet = True
 
     @property
     def native_value(self) -> StateType | datetime:
         """The value from the connector's state."""
         return self.entity_description.value_fn(self.connector, self.hub.site.clock.now())
 
+    @property
+    def available(self) -> bool:
+        """Start clean: a value not there yet (no sample, no session) is unavailable."""
+        if not super().available:
+            return False
+        return not self.entity_description.none_is_unavailable or self.native_value is not None
+
 
 class LoadSensor(EvChargingEntity, SensorEntity):
     """The connector's setpoint, or why it has none."""
 
     entity_description: LoadSensorDescription
+    _quiet = True
 
     @property
     def native_value(self) -> StateType:
@@ -540,11 +584,28 @@ class LoadSensor(EvChargingEntity, SensorEntity):
             return self.entity_description.value_fn(None, None)
         return self.entity_description.value_fn(allocation.setpoint, allocation.reason)
 
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Why (reason sensor only): the zone that caps it, what we offer, what it holds."""
+        if self.entity_description.key != "allocation":
+            return None
+        assert self.connector_id is not None  # noqa: S101
+        allocation = self.hub.allocation(self.station_id, self.connector_id)
+        if allocation is None:
+            return {"limited_by": None, "offered": None, "confirmed": None}
+        zone = self.hub.zones.get(allocation.limited_by or "")
+        return {
+            "limited_by": zone.name if zone else allocation.limited_by,
+            "offered": round_amps(allocation.setpoint),
+            "confirmed": round_amps(allocation.held),
+        }
+
 
 class ZoneSensor(EvChargingZoneEntity, SensorEntity):
     """A zone value from the last allocation."""
 
     entity_description: ZoneSensorDescription
+    _quiet = True
 
     @property
     def available(self) -> bool:

@@ -36,6 +36,13 @@ class SettingSwitchDescription(SwitchEntityDescription):
 AVAILABILITY = SwitchEntityDescription(
     key="availability", translation_key="availability", entity_category=EntityCategory.CONFIG
 )
+# Per connector: rarely needed (the station's switch takes the whole station out).
+CONNECTOR_AVAILABILITY = SwitchEntityDescription(
+    key="availability",
+    translation_key="availability",
+    entity_category=EntityCategory.CONFIG,
+    entity_registry_enabled_default=False,
+)
 # A VIP station is served first, up to its maximum.
 VIP = SettingSwitchDescription(
     key="vip",
@@ -56,6 +63,7 @@ DC = SettingSwitchDescription(
     key="dc",
     translation_key="dc",
     entity_category=EntityCategory.CONFIG,
+    entity_registry_enabled_default=False,  # set once for the few DC stations
     is_on_fn=lambda config, _: config.dc,
     set_fn=lambda config, _, on: replace(config, dc=on),
 )
@@ -79,7 +87,7 @@ async def async_setup_entry(
         hub: EvChargingCoordinator, station_id: str, connector_id: int
     ) -> list[SwitchEntity]:
         return [
-            AvailabilitySwitch(hub, station_id, connector_id, AVAILABILITY),
+            AvailabilitySwitch(hub, station_id, connector_id, CONNECTOR_AVAILABILITY),
             SettingSwitch(hub, station_id, connector_id, PAUSE),
         ]
 

@@ -65,6 +65,13 @@ def _loopback_sockets(socket_enabled: None) -> None:
     """Allow socket creation; the HA plugin still only lets tests connect to 127.0.0.1."""
 
 
+@pytest.fixture(autouse=True)
+def _write_every_change() -> Iterator[None]:
+    """Entities write every change unless a test sets the quiet interval (test_quiet.py)."""
+    with patch("custom_components.ev_charging_expert.coordinator.DEFAULT_QUIET_INTERVAL", 0):
+        yield
+
+
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots in HA's format, under tests/ha/snapshots/ (syrupy's own fixture wins else)."""

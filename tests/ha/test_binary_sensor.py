@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from syrupy.assertion import SnapshotAssertion
 
 
+# Some of these entities are disabled by default (rarely used): enabled here.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
+
 @pytest.mark.parametrize("platforms", [[Platform.BINARY_SENSOR]])
 @pytest.mark.usefixtures("clock")
 async def test_binary_sensors_of_a_booted_charger(

@@ -79,6 +79,7 @@ async def test_button_press_sends_its_request(
 
 
 @pytest.mark.usefixtures("clock")
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # unlock is disabled by default
 @pytest.mark.parametrize(
     ("unique_id", "action", "status"),
     [("CP1_soft_reset", "Reset", "Rejected"), ("CP1_1_unlock", "UnlockConnector", "UnlockFailed")],

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from .conftest import ConnectCharger
 
-pytestmark = pytest.mark.usefixtures("init_integration")
+# The degraded current sensor is disabled by default: enabled here.
+pytestmark = pytest.mark.usefixtures("init_integration", "entity_registry_enabled_by_default")
 
 
 @pytest.fixture

@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
     from tools.sim.modbus_meter import MeterSimulator
 
-pytestmark = pytest.mark.usefixtures("manual_hub_clock")
+# "last_read" is disabled by default (it changes at every poll): enabled here.
+pytestmark = pytest.mark.usefixtures("manual_hub_clock", "entity_registry_enabled_by_default")
 
 METER = "grid"  # subentry id of the meter the fixtures configure
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
 
-pytestmark = pytest.mark.usefixtures("manual_hub_clock")
+# "last_read" is disabled by default (it changes at every poll): enabled here.
+pytestmark = pytest.mark.usefixtures("manual_hub_clock", "entity_registry_enabled_by_default")
 
 METER = "board"
 PHASES = ("sensor.l1", "sensor.l2", "sensor.l3")

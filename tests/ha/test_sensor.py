@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
 
+# Several of these sensors are disabled by default (rarely charted): enabled here.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
 # 16 A per phase and 11.04 kW, the energy register in kWh as many chargers send it.
 METER_SAMPLE = [
     {"measurand": "Current.Import", "phase": "L1", "value": "16.1", "unit": "A"},
@@ -73,10 +76,10 @@ async def test_meter_values_update_currents_power_and_energy_in_kwh(
     connect_charger: ConnectCharger,
 ) -> None:
     charger = await connect_charger("CP1", connectors=2)
-    assert _state(hass, "CP1_1_current_l1") == STATE_UNKNOWN
+    assert _state(hass, "CP1_1_current_l1") == STATE_UNAVAILABLE
 
     await charger.meter_values(1, METER_SAMPLE)
-    await wait_for(hass, lambda: _state(hass, "CP1_1_energy") != STATE_UNKNOWN)
+    await wait_for(hass, lambda: _state(hass, "CP1_1_energy") != STATE_UNAVAILABLE)
 
     assert _state(hass, "CP1_1_current_l1") == "16.1"
     assert _state(hass, "CP1_1_current_l2") == "15.9"
@@ -86,8 +89,8 @@ async def test_meter_values_update_currents_power_and_energy_in_kwh(
     assert energy.state == "12.345"
     assert energy.attributes["unit_of_measurement"] == "kWh"
     # The other connector's meter is untouched.
-    assert _state(hass, "CP1_2_energy") == STATE_UNKNOWN
-    assert _state(hass, "CP1_1_session_energy") == STATE_UNKNOWN
+    assert _state(hass, "CP1_2_energy") == STATE_UNAVAILABLE
+    assert _state(hass, "CP1_1_session_energy") == STATE_UNAVAILABLE
 
 
 async def test_power_and_energy_are_summed_over_phases_without_a_total(
@@ -108,7 +111,7 @@ async def test_power_and_energy_are_summed_over_phases_without_a_total(
             {"measurand": "Energy.Active.Import.Register", "phase": "L2", "value": "500"},
         ],
     )
-    await wait_for(hass, lambda: _state(hass, "CP1_1_power") != STATE_UNKNOWN)
+    await wait_for(hass, lambda: _state(hass, "CP1_1_power") != STATE_UNAVAILABLE)
 
     assert _state(hass, "CP1_1_power") == "6900.0"
     assert _state(hass, "CP1_1_energy") == "1.5"
@@ -127,15 +130,15 @@ async def test_session_sensors_follow_the_transaction(
     assert _state(hass, "CP1_1_session_duration") == "30.0"
     assert _state(hass, "CP1_1_id_tag") == "TAG1"
     assert _state(hass, "CP1_1_status") == "charging"
-    assert _state(hass, "CP1_2_id_tag") == STATE_UNKNOWN
+    assert _state(hass, "CP1_2_id_tag") == STATE_UNAVAILABLE
 
     await charger.stop_transaction(transaction_id, 13000)
     await charger.status(1, "Finishing")
     await wait_for(hass, lambda: _state(hass, "CP1_1_status") == "finishing")
 
-    assert _state(hass, "CP1_1_session_energy") == STATE_UNKNOWN
-    assert _state(hass, "CP1_1_session_duration") == STATE_UNKNOWN
-    assert _state(hass, "CP1_1_id_tag") == STATE_UNKNOWN
+    assert _state(hass, "CP1_1_session_energy") == STATE_UNAVAILABLE
+    assert _state(hass, "CP1_1_session_duration") == STATE_UNAVAILABLE
+    assert _state(hass, "CP1_1_id_tag") == STATE_UNAVAILABLE
     # The register keeps its last metered value.
     assert _state(hass, "CP1_1_energy") == "12.345"
 
@@ -151,6 +154,18 @@ CONNECTOR_STATUSES = [
     ("Unavailable", "unavailable"),
     ("Faulted", "faulted"),
 ]
+# The station's state, derived from its connectors (evcore/overview.py).
+STATION_STATES = {
+    "available": "available",
+    "preparing": "occupied",
+    "charging": "charging",
+    "suspended_evse": "suspended",
+    "suspended_ev": "suspended",
+    "finishing": "occupied",
+    "reserved": "reserved",
+    "unavailable": "unavailable",
+    "faulted": "faulted",
+}
 
 
 async def test_connector_and_station_status_are_enum_options(
@@ -164,7 +179,7 @@ async def test_connector_and_station_status_are_enum_options(
         await charger.status(0, ocpp_status)
         await wait_for(hass, lambda state=state: hass.states.get(status).state == state)
 
-        assert _state(hass, "CP1_status") == state
+        assert _state(hass, "CP1_status") == STATION_STATES[state]
         assert state in hass.states.get(status).attributes["options"]
 
 
@@ -182,7 +197,7 @@ async def test_error_code_sensor_reports_the_connector_fault(
     assert _state(hass, "CP1_1_status") == "faulted"
 
 
-async def test_station_status_is_unknown_before_connector_0_reports(
+async def test_station_status_follows_its_connectors_before_connector_0_reports(
     hass: HomeAssistant,
     hub: EvChargingCoordinator,
     clock: ManualClock,
@@ -193,8 +208,11 @@ async def test_station_status_is_unknown_before_connector_0_reports(
     await charger.status(1, "Available")
     await wait_for(hass, lambda: hass.states.get("sensor.cp1_connector_1_status") is not None)
 
-    assert _state(hass, "CP1_status") == STATE_UNKNOWN
+    await wait_for(hass, lambda: _state(hass, "CP1_status") == "available")
     assert _state(hass, "CP1_1_status") == "available"
+
+    await charger.status(1, "Charging")
+    await wait_for(hass, lambda: _state(hass, "CP1_status") == "charging")
 
 
 async def test_heartbeat_sets_the_last_heartbeat_timestamp(

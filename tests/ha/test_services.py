@@ -287,6 +287,7 @@ async def test_change_configuration_updates_the_known_configuration(
     assert hub.site.stations["CP1"].configuration["K"] == "v"
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # a diagnostic sensor
 async def test_triggered_firmware_status_reaches_the_sensor(
     hass: HomeAssistant, charger: HaCharger, station_device: str
 ) -> None:

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from syrupy.assertion import SnapshotAssertion
 
 
+# Some of these entities are disabled by default (rarely used): enabled here.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
+
 async def _switch(hass: HomeAssistant, service: str, unique_id: str) -> None:
     await hass.services.async_call(
         SWITCH_DOMAIN,

@@ -23,7 +23,9 @@ from custom_components.ev_charging_expert.const import (
     CONF_MINIMUM_STANDARD,
     CONF_MODE,
     CONF_NOMINAL_VOLTAGE,
+    CONF_OFFLINE_REPAIR_MINUTES,
     CONF_PARENT,
+    CONF_QUIET_INTERVAL,
     CONF_REEVALUATION_MINUTES,
     CONF_SAFETY_MARGIN,
     CONF_SHED_PRIORITY,
@@ -395,6 +397,8 @@ async def test_site_settings_are_stored_and_applied_live(
             CONF_NOMINAL_VOLTAGE: 230,
             CONF_SAFETY_MARGIN: 1.0,
             CONF_CONSUMPTION_OPTIMISATION: False,
+            CONF_QUIET_INTERVAL: 60,
+            CONF_OFFLINE_REPAIR_MINUTES: 60,
         }.items()
     )
     options = {
@@ -404,6 +408,8 @@ async def test_site_settings_are_stored_and_applied_live(
         CONF_NOMINAL_VOLTAGE: 240,
         CONF_SAFETY_MARGIN: 2.0,
         CONF_CONSUMPTION_OPTIMISATION: True,
+        CONF_QUIET_INTERVAL: 30,
+        CONF_OFFLINE_REPAIR_MINUTES: 120,
     }
 
     result = await hass.config_entries.options.async_configure(flow["flow_id"], options)

@@ -171,6 +171,19 @@ class HaApi:
                 f"errors={result.get('errors')} reason={result.get('reason')}"
             )
 
+    async def set_options(self, entry_id: str, user_input: dict[str, Any]) -> None:
+        """Run the options flow with `user_input` (the fields left out keep their defaults)."""
+        form = await self.request(
+            "POST", "/api/config/config_entries/options/flow", json_body={"handler": entry_id}
+        )
+        result = await self.request(
+            "POST",
+            f"/api/config/config_entries/options/flow/{form['flow_id']}",
+            json_body=user_input,
+        )
+        if result.get("type") != "create_entry":
+            raise DemoError(f"the options flow refused {user_input}: {result.get('errors')}")
+
     async def ws_command(self, command: dict[str, Any]) -> Any:
         """One WebSocket API command (what the REST API lacks: listing subentries and the
         entity registry); returns its result."""

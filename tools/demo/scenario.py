@@ -22,7 +22,6 @@ from tools.demo.building import (
     BuildingSample,
     MeterProcess,
     dynamic_budget,
-    ev_currents,
     format_hour,
     format_phases,
 )
@@ -43,6 +42,7 @@ from tools.demo.optimisation import enable_optimisation
 from tools.demo.rest import PASSWORD, USERNAME, HaApi
 from tools.demo.rules import check_rules, setup_rules
 from tools.demo.sessions import check_sessions
+from tools.demo.site_draw import SiteDraw
 from tools.sim import Fleet
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ DEMO_ZONE = "Demo parking"
 BUILDING_ZONE = "Building"
 BUILDING_METER = "Building meter"
 BUILDING_DEGRADED = 32.0  # A per phase: the budget of "Building" while its meter is lost
+QUIET_INTERVAL = 2  # s: the demo's "write measured values at most every" (site options)
 SAMPLE_STEP = 5.0  # s between two looks at the "Building" sensors during --check
 UNASSIGNED = "unassigned"  # the zone select's option for a station in no zone
 # What the onboarding core-config step sets up (HA 2025.4), and the modules they import.
@@ -91,6 +92,7 @@ class Demo:
         self.building_zone_id: str | None = None
         self.building_meter_id: str | None = None
         self.samples: list[BuildingSample] = []
+        self.site_draw = SiteDraw()  # what the building meter sees of every charger
         self.sampler: asyncio.Task[None] | None = None
 
     def on_signal(self) -> None:
@@ -129,7 +131,7 @@ class Demo:
         if self.building is None:
             return
         await self.guard(self.building.start())
-        self.building.drive(lambda: ev_currents(self.fleet))
+        self.building.drive(self.site_draw.evs)
 
     async def start_ha(self) -> None:
         if port_open(HA_HOST, HA_PORT):
@@ -174,6 +176,11 @@ class Demo:
                 f"demo: added the EV Charging Expert integration (OCPP port {self.args.ocpp_port})"
             )
             entries = await self.guard(api.entries())
+            # --check compares the zone sensors with what the meter served a few seconds
+            # before: measured values are written every QUIET_INTERVAL s here (default 60 s).
+            await self.guard(
+                api.set_options(entries[0]["entry_id"], {"quiet_interval": QUIET_INTERVAL})
+            )
         state = entries[0].get("state") if entries else None
         if state != "loaded":
             # Its OCPP server listens once the entry is loaded; the chargers retry meanwhile.
@@ -237,6 +244,13 @@ class Demo:
             print(
                 f"demo: added the zone {DEMO_ZONE!r} ({self.args.zone_current:g} A per phase"
                 f"{below}); new stations are put in it"
+            )
+        if fresh and self.args.zone_current > 0 and self.args.count:
+            # The one repair the demo raises, and why (issue 15: start clean, or say so).
+            print(
+                f"demo: on purpose: {self.args.count} two-connector stations need more than "
+                f"{DEMO_ZONE!r} and {BUILDING_ZONE!r} can hold if Home Assistant stops, so the "
+                "repair 'stations get 0 A in degraded mode' is raised: docs/degraded-mode.md"
             )
         self.building_zone_id = zones.get(BUILDING_ZONE)
         self.building_meter_id = meters.get(BUILDING_METER)
@@ -317,6 +331,8 @@ class Demo:
             id_tags=FLEET_ID_TAGS,
         )
         self.fleet_task = asyncio.create_task(self.fleet.run())
+        self.site_draw.fleet = self.fleet
+        self.site_draw.follow(api)
         self.assigner = asyncio.create_task(self.assign_stations(api))
         connectors = sum(len(cp.connectors) for cp in self.fleet.chargers)
         meter = ""
@@ -544,6 +560,7 @@ class Demo:
         print(f"demo: chargers received {profiles} charging profiles; limits held: {held}")
 
     async def shutdown(self) -> None:
+        await self.site_draw.stop()
         for task in (self.assigner, self.sampler):
             if task is not None:
                 task.cancel()

@@ -28,7 +28,9 @@ from .charger import REQUEST_TIMEOUT
 from .events import AllocationUpdated, ControllerEvent, MeterUpdated, RulesChanged
 from .load import LoadManager
 from .meters import MeterPool, MeterState, MeterStateChanged
+from .model import Registration
 from .ocpp.server import DEFAULT_MAX_FRAME, CentralSystem
+from .overview import SiteView, build_site_view, offline_reserves, zone_headroom
 from .rules import Rules, effective_limits
 from .site import MemoryStore, Site, SiteSettings
 from .view import (
@@ -284,6 +286,8 @@ class Controller:
             for z in index.paths[index.position[connector.zone_id]]:
                 charging[z] += is_charging
                 suspended[z] += is_suspended
+        headroom = zone_headroom(allocation, last.snapshot)
+        reserves = offline_reserves(last.snapshot, self.site.stations)
         views: dict[str, ZoneView] = {}
         effective = effective_limits(state.zones, state.limits)
         for i, zone in enumerate(index.zones):
@@ -309,8 +313,18 @@ class Controller:
                 building=info.building if info else None,
                 degraded_problem=state.degraded.problems.get(zone.zone_id),
                 **self._rule_fields(zone.zone_id, effective),
+                headroom=headroom[zone.zone_id],
+                offline_reserve=reserves.get(zone.zone_id, ()),
             )
         return views
+
+    def site_view(self) -> SiteView:
+        """The whole site: totals from the stations' live state and the zones' last run."""
+        site = self.site
+        pending = len(site.pending) + sum(
+            s.registration is Registration.PENDING for s in site.stations.values()
+        )
+        return build_site_view(site.stations.values(), self.zone_views().values(), pending)
 
     def allocation(self, key: ConnectorKey) -> AllocationView | None:
         """A connector's share at the last run; None when it was not managed."""

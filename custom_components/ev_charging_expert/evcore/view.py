@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .keys import ConnectorKey
     from .load.control import Control
     from .meters import MeterReading, MeterState
+    from .overview import OfflineReserve
 
 SUSPENDED_REASONS = frozenset({Reason.SUSPENDED_PRIORITY, Reason.SUSPENDED_NO_CAPACITY})
 
@@ -90,6 +91,10 @@ class ZoneView(_View):
     """Its limit under the operating rules, the least along its path to the root."""
     remote_setpoint: float | None = None
     """The remote setpoint a building system set (A per phase), if any."""
+    headroom: Phases = (0.0, 0.0, 0.0)
+    """What is left per phase for one more EV: the tightest zone on its path to the root."""
+    offline_reserve: tuple[OfflineReserve, ...] = ()
+    """Offline stations still counted in it (sub-zones included), highest first."""
 
 
 @dataclass(frozen=True, slots=True)
