@@ -274,3 +274,19 @@ async def test_the_tou_switch_and_a_period_that_follows_a_schedule(
     await hass.services.async_call("switch", "turn_on", {"entity_id": switch}, blocking=True)
     await _settle(hass)
     assert hub.controller.rules_view().tou_period == "solar"
+
+
+async def test_timeslots_follow_the_time_zone_of_home_assistant(
+    hass: HomeAssistant, clock: ManualClock, hub: EvChargingCoordinator
+) -> None:
+    hass.states.async_set(RELAY, "off")
+    clock.advance(30 * 60)  # 10:30 UTC: 02:30 in US/Pacific, the "peak" slot
+    await _settle(hass)
+    assert hub.controller.rules_view().tou_period == "peak"
+    await hass.config.async_update(time_zone="Europe/Paris")  # 11:30 there: no period
+    await _settle(hass)
+    assert str(hub.controller.tou.tz) == "Europe/Paris"
+    assert hub.controller.rules_view().tou_period is None
+    await hass.config.async_update(time_zone="US/Pacific")
+    await _settle(hass)
+    assert hub.controller.rules_view().tou_period == "peak"
