@@ -12,7 +12,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.const import (
+    EVENT_CORE_CONFIG_UPDATE,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+)
 from homeassistant.core import Event, EventStateChangedData, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_state_change_event
@@ -138,6 +143,14 @@ class RulesSync:
         self._unsubscribe = controller.subscribe(
             self._on_event, kinds=(TouPeriodChanged, RemoteSetpointLapsed, RulesChanged)
         )
+        # Timeslots are in HA's time zone: follow it when the user changes it.
+        self._unlisten_config = hass.bus.async_listen(
+            EVENT_CORE_CONFIG_UPDATE, self._core_config_updated
+        )
+
+    @callback
+    def _core_config_updated(self, _event: Event) -> None:
+        self.controller.set_timezone(dt_util.get_default_time_zone())
 
     @callback
     def apply(self, zones: Mapping[str, ZoneConfig]) -> None:
@@ -274,6 +287,7 @@ class RulesSync:
             unwatch()
         self._unwatch = []
         self._unsubscribe()
+        self._unlisten_config()
 
 
 def vars_of(settings: RemoteSettings) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def _state(hass: HomeAssistant, platform: str, unique_id: str) -> Any:
     return state
 
 
-async def test_tou_input_and_remote_setpoint_show_what_limits_each_zone(
+async def test_tou_input_and_remote_setpoint_show_what_limits_each_zone(  # noqa: PLR0915  # one story
     hass: HomeAssistant,
     clock: ManualClock,
     init_integration: MockConfigEntry,
@@ -150,9 +150,18 @@ async def test_tou_input_and_remote_setpoint_show_what_limits_each_zone(
         await hass.services.async_call(
             "number",
             "set_value",
-            {"entity_id": entity_id(hass, "number", "zone_main_remote_setpoint"), "value": 100.5},
+            {"entity_id": entity_id(hass, "number", "zone_side_remote_setpoint"), "value": 20},
             blocking=True,
         )
+    assert err.value.translation_key == "setpoint_too_soon"  # the number is the same command
+    await hass.services.async_call(
+        "number",
+        "set_value",
+        {"entity_id": entity_id(hass, "number", "zone_main_remote_setpoint"), "value": 40},
+        blocking=True,
+    )
+    await _settle(hass)
+    assert _state(hass, "sensor", "zone_main_limited_by").state == "remote"
     summary = await hass.services.async_call(
         DOMAIN, "get_tou_summary", {}, blocking=True, return_response=True
     )
@@ -162,7 +171,7 @@ async def test_tou_input_and_remote_setpoint_show_what_limits_each_zone(
     assert rows["main"]["periods"]["peak"] == {"amps": 50.0, "applies": True}
     assert rows["side"]["periods"]["peak"] == {"amps": 40.0, "applies": False}
     diagnostics = hub.rules.diagnostics()
-    assert diagnostics["state"]["setpoints"] == {"side": 12.0}
+    assert diagnostics["state"]["setpoints"] == {"side": 12.0, "main": 40.0}
     assert diagnostics["zone_limits"]["side"]["limited_by"] == "remote"
 
 
@@ -265,3 +274,19 @@ async def test_the_tou_switch_and_a_period_that_follows_a_schedule(
     await hass.services.async_call("switch", "turn_on", {"entity_id": switch}, blocking=True)
     await _settle(hass)
     assert hub.controller.rules_view().tou_period == "solar"
+
+
+async def test_timeslots_follow_the_time_zone_of_home_assistant(
+    hass: HomeAssistant, clock: ManualClock, hub: EvChargingCoordinator
+) -> None:
+    hass.states.async_set(RELAY, "off")
+    clock.advance(30 * 60)  # 10:30 UTC: 02:30 in US/Pacific, the "peak" slot
+    await _settle(hass)
+    assert hub.controller.rules_view().tou_period == "peak"
+    await hass.config.async_update(time_zone="Europe/Paris")  # 11:30 there: no period
+    await _settle(hass)
+    assert str(hub.controller.tou.tz) == "Europe/Paris"
+    assert hub.controller.rules_view().tou_period is None
+    await hass.config.async_update(time_zone="US/Pacific")
+    await _settle(hass)
+    assert hub.controller.rules_view().tou_period == "peak"

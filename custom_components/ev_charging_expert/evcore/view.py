@@ -67,7 +67,8 @@ class ZoneView(_View):
     mode: ZoneMode
     degraded_setpoint: float
     budget: Phases
-    """Its own budget per grid phase (static max, from a meter, or degraded)."""
+    """Its own budget per grid phase (static max, from a meter, or degraded), lowered by the
+    operating rules (time-of-use, digital inputs, remote setpoint): what the allocator used."""
     allocated: Phases
     """Sum of the setpoints given below it."""
     fixed: Phases
