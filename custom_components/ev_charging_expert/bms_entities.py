@@ -87,7 +87,7 @@ class BmsEntity(Entity):
     def __init__(self, binding: BmsBinding, key: str) -> None:
         self.binding = binding
         entry_id = binding.entry.entry_id
-        self._attr_unique_id = f"{entry_id}_{key}"
+        self._attr_unique_id = f"site_{key}"  # one site per HA (single entry)
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
 
     async def async_added_to_hass(self) -> None:

@@ -235,6 +235,8 @@ ISSUE_RULES_INVALID: Final = "rules_invalid"
 def signal_rules(entry_id: str) -> str:
     """Dispatcher signal: the operating rules' state changed (period, inputs, setpoints)."""
     return f"{DOMAIN}_{entry_id}_rules"
+
+
 # What a user sees (issue 15): quiet recorder, offline stations that hold current.
 CONF_QUIET_INTERVAL: Final = "quiet_interval"
 DEFAULT_QUIET_INTERVAL: Final = 60

@@ -76,7 +76,7 @@ class MqttSensor(SensorEntity):
         self.hub = hub
         self.entity_description = description
         entry_id = hub.entry.entry_id
-        self._attr_unique_id = f"{entry_id}_{description.key}"
+        self._attr_unique_id = f"site_{description.key}"  # one site per HA (single entry)
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
         self._attr_should_poll = description.state_class is not None
 

@@ -50,4 +50,4 @@ def mqtt_options_schema(options: Mapping[str, Any]) -> dict[Any, Any]:
             ): cv.boolean,
         }
     )
-    return {vol.Required(CONF_MQTT): section(fields, {"collapsed": not current.get(CONF_EXPORT)})}
+    return {vol.Optional(CONF_MQTT): section(fields, {"collapsed": not current.get(CONF_EXPORT)})}

@@ -84,7 +84,7 @@ async def test_enabled_in_the_options_it_serves_the_site(
     assert hub.bms.server is not None
     assert init_integration.runtime_data is hub  # applied live, no reload
 
-    listening = entity_id(hass, "binary_sensor", f"{init_integration.entry_id}_bms_listening")
+    listening = entity_id(hass, "binary_sensor", "site_bms_listening")
     assert hass.states.get(listening).state == "on"
     response = await read(bms_port, 0, 10)
     assert response.registers[0] == MAP_VERSION
@@ -93,7 +93,7 @@ async def test_enabled_in_the_options_it_serves_the_site(
     assert zone.registers[0] == 1
     assert zone.registers[4] == 320  # 32.0 A
     await hass.async_block_till_done()
-    clients = entity_id(hass, "sensor", f"{init_integration.entry_id}_bms_clients")
+    clients = entity_id(hass, "sensor", "site_bms_clients")
     await wait_for(hass, lambda: hass.states.get(clients).state == "0")
 
     # A write while control is off: refused, counted.
@@ -103,7 +103,7 @@ async def test_enabled_in_the_options_it_serves_the_site(
     answer = await client.write_register(ZONE.start + 20, 100)
     assert answer.exception_code == ILLEGAL_FUNCTION
     client.close()
-    refused = entity_id(hass, "sensor", f"{init_integration.entry_id}_bms_refused")
+    refused = entity_id(hass, "sensor", "site_bms_refused")
     await wait_for(hass, lambda: hass.states.get(refused).state == "1")
 
     # Off again: the port closes.
@@ -137,7 +137,7 @@ async def test_a_taken_port_raises_a_repair_until_it_is_changed(
         issue = issues.async_get_issue(DOMAIN, issue_id)
         assert issue is not None
         assert issue.translation_key == ISSUE_BMS_CANNOT_LISTEN
-        listening = entity_id(hass, "binary_sensor", f"{init_integration.entry_id}_bms_listening")
+        listening = entity_id(hass, "binary_sensor", "site_bms_listening")
         assert hass.states.get(listening).state == "off"
     other = int(unused_tcp_port_factory())
     result = await configure(hass, init_integration, bms_options(other))
@@ -259,7 +259,7 @@ async def test_a_bms_setpoint_reaches_the_zone_through_the_rules(
                 and view.effective_limit == (10.0, 10.0, 10.0)
             ),
         )
-        last_write = entity_id(hass, "sensor", f"{init_integration.entry_id}_bms_last_write")
+        last_write = entity_id(hass, "sensor", "site_bms_last_write")
         await wait_for(hass, lambda: hass.states.get(last_write).state not in ("unknown", None))
         # The source becomes HA: the BMS is refused, nothing changes.
         await configure(hass, init_integration, options | {"remote_source": "ha"})

@@ -63,6 +63,9 @@ if TYPE_CHECKING:
     from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
 
+# The "suspended" binary sensor is disabled by default (the reason sensor says it): enabled here.
+pytestmark = pytest.mark.usefixtures("entity_registry_enabled_by_default")
+
 MAIN = "main"
 GARAGE = "garage"
 OFFICE = "office"
@@ -554,8 +557,11 @@ async def test_zone_sensors(
     await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
 
     entries = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
-    # The site's own sensors (active TOU period, inputs, card counts) belong to no subentry.
-    assert {e.config_subentry_id for e in entries if not e.unique_id.startswith("site_")} == {MAIN}
+    # The hub's own entities (site totals, TOU period, inputs, cards, BMS, MQTT): no subentry.
+    hub = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, init_integration.entry_id)})
+    assert hub is not None
+    hub_device_id = hub.id
+    assert {e.config_subentry_id for e in entries if e.device_id != hub_device_id} == {MAIN}
 
 
 # ---------------------------------------------------------------------------- diagnostics
