@@ -11,7 +11,6 @@ import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import partial
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 try:  # HA ships orjson: three times json's speed on a million small TOU objects
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover  # evcore without HA
-    from json import loads as _loads
+    from json import loads as _loads  # type: ignore[assignment]
 
 GUIDE_COLUMNS = (
     "Transaction number",
