@@ -95,7 +95,7 @@ def create_v1(engine: Engine) -> None:
         "evce_sessions",
         v1,
         *(_plain(sessions.c[name]) for name in V1_COLUMNS),
-        sa.Index("ix_evce_sessions_started_at", "started_at", "id"),
+        sa.Index("ix_evce_sessions_started_at", "started_at"),
     )
     with engine.begin() as conn:
         v1.create_all(conn)
