@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 import queue
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -42,6 +43,8 @@ DEFAULT_MAX_BUFFER = 20_000
 """Sessions kept while the database is unreachable (then the oldest updates go)."""
 BATCH_SIZE = 500
 RETRY_S = 30.0
+LINGER_S = 0.2
+"""How long the writer waits for more writes after the first of a batch (s)."""
 _DATETIME_COLUMNS = frozenset(c.name for c in sessions.columns if isinstance(c.type, sa.DateTime))
 
 
@@ -150,6 +153,7 @@ class SessionStore:
         on_state: Callable[[bool, str | None], None] | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
         retry_s: float = RETRY_S,
+        linger: float = LINGER_S,
     ) -> None:
         self.url = sa.make_url(url) if isinstance(url, str) else url
         self.engine: Engine = _engine(self.url)
@@ -158,6 +162,7 @@ class SessionStore:
         self._buffer_path = Path(buffer_path) if buffer_path else None
         self._max_buffer = max_buffer
         self._retry_s = retry_s
+        self._linger = linger
         self._queue: queue.Queue[Any] = queue.Queue()
         self._buffer: dict[str, dict[str, Any]] = {}
         self._orphans: list[dict[str, Any]] = []
@@ -250,6 +255,10 @@ class SessionStore:
             except queue.Empty:
                 first = None
             batch = [] if first is None else [first]
+            if first is not None and not isinstance(first, _Flush) and self._linger > 0:
+                # Let a batch gather: one commit for many sessions, and far fewer wake-ups
+                # of this thread competing with the event loop for the interpreter.
+                time.sleep(self._linger)
             while len(batch) < BATCH_SIZE:
                 try:
                     batch.append(self._queue.get_nowait())
