@@ -552,3 +552,16 @@ async def test_export_in_local_time_and_by_period(db_url, tmp_path):
     assert row["Energy consumed (kWh)"] == "2.000"
     assert row["NoPeriod"] == "2.000"
     await store.async_close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_an_open_session_has_live_figures(make_rig, connect_cp):
+    rig = await make_rig()
+    cp = await connect_cp("CP1", cs=rig.cs)
+    tx = (await cp.start_transaction(meter_start=0, timestamp=at(9))).transaction_id
+    await meter(cp, tx, 9.5, 3000, power=6000)
+    live = rig.recorder.open_record("CP1", tx)
+    assert live is not None
+    assert live.energy_wh == pytest.approx(3000)
+    assert live.peak_power_w == 6000
+    assert live.status is SessionStatus.OPEN
