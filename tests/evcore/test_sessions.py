@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from conftest_sessions import dead_url
 from ocpp.v16 import call
 import pytest
 import sqlalchemy as sa
@@ -47,6 +46,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 pytest_plugins = ("conftest_sessions",)
+
+
+def dead_url() -> sa.URL:
+    """A PostgreSQL URL where nothing listens (port 1: refused at once)."""
+    return sa.URL.create(
+        "postgresql+psycopg", username="evce", host="127.0.0.1", port=1, database="x"
+    )
+
 
 T0 = datetime(2026, 1, 3, 12, tzinfo=UTC)
 FRIDAY = datetime(2026, 1, 2, tzinfo=UTC)
@@ -365,6 +372,7 @@ async def test_export_content_field_by_field(make_rig, connect_cp, tmp_path):
         "Start received": "2026-01-03T12:00:00Z",
         "End received": "2026-01-03T12:00:00Z",
         "Flags": "",
+        "Other periods (kWh)": "0.000",
         "Peak": "3.000",
         "OffPeak": "1.500",
         "NoPeriod": "0.000",
@@ -565,3 +573,22 @@ async def test_an_open_session_has_live_figures(make_rig, connect_cp):
     assert live.energy_wh == pytest.approx(3000)
     assert live.peak_power_w == 6000
     assert live.status is SessionStatus.OPEN
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_export_keeps_the_energy_of_periods_the_calendar_no_longer_has(db_url, tmp_path):
+    store = SessionStore(db_url)
+    store.start()
+    record = SessionRecord("s1", 1, "CP1", 1, "T", FRIDAY, T0, 0.0)
+    record.status = SessionStatus.CLOSED
+    record.stopped_at = FRIDAY + timedelta(hours=1)
+    record.energy_wh = 1500.0
+    record.tou_wh = {"Winter peak": 1000.0, "Peak": 250.0, NO_PERIOD: 250.0}
+    store.put(record)
+    assert await store.flush()
+    path = tmp_path / "periods.csv"
+    await store.run(lambda: write_csv(path, store.iter_export(SessionFilter()), periods=["Peak"]))
+    with path.open(newline="", encoding="utf-8") as f:
+        [row] = list(csv.DictReader(f))
+    assert (row["Other periods (kWh)"], row["Peak"], row["NoPeriod"]) == ("1.000", "0.250", "0.250")
+    await store.async_close()

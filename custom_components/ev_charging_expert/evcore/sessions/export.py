@@ -52,6 +52,7 @@ OUR_COLUMNS = (
     "Start received",
     "End received",
     "Flags",
+    "Other periods (kWh)",
 )
 
 
@@ -117,6 +118,7 @@ def write_csv(
     period_list = [p for p in periods if p != NO_PERIOD]
     lookup = _lookup(stations)
     infos: dict[str, StationInfo] = {}
+    known = {*period_list, NO_PERIOD}
     when = _utc_text if tz is None else partial(_local_text, tz=tz)
     count = 0
     with tmp.open("w", newline="", encoding="utf-8") as out:
@@ -178,6 +180,7 @@ def write_csv(
                     when(start_received),
                     when(stop_received),
                     flags.replace(",", " ") if flags else "",
+                    _other(tou, known),
                     *[f"{tou.get(p, 0.0) / 1000.0:.3f}" for p in period_list],
                     f"{tou.get(NO_PERIOD, 0.0) / 1000.0:.3f}",
                 )
@@ -185,6 +188,13 @@ def write_csv(
             count += 1
     tmp.replace(target)
     return count
+
+
+def _other(tou: dict[str, float], known: set[str]) -> str:
+    """Energy of periods the calendar no longer has (renamed or removed since the session)."""
+    if tou.keys() <= known:
+        return "0.000"
+    return f"{sum(wh for p, wh in tou.items() if p not in known) / 1000.0:.3f}"
 
 
 def _lookup(
