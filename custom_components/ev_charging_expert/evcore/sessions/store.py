@@ -45,6 +45,8 @@ BATCH_SIZE = 500
 RETRY_S = 30.0
 LINGER_S = 0.2
 """How long the writer waits for more writes after the first of a batch (s)."""
+# Looked up once, at import (HA imports integrations off the event loop).
+_HAS_PSYCOPG = importlib.util.find_spec("psycopg") is not None
 _DATETIME_COLUMNS = frozenset(c.name for c in sessions.columns if isinstance(c.type, sa.DateTime))
 
 
@@ -76,7 +78,7 @@ def database_url(url: str | None, config_dir: str | os.PathLike[str]) -> sa.URL:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as err:
         raise SessionQueryError("db_url", f"not a database URL ({err})") from None
-    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is not None:
+    if parsed.drivername == "postgresql" and _HAS_PSYCOPG:
         # psycopg 3 when installed; else SQLAlchemy's default (psycopg2, in HA's images).
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
