@@ -280,6 +280,10 @@ async def test_replayed_orphan_end_after_restart_is_not_recorded_twice(
     await stop(cp2, tx, 10, 3000)  # the site forgot it; the store has it closed
     [record] = await second.records()
     assert record.status is SessionStatus.CLOSED
+    # An orphan's id (the charger's choice) never moves the site's next transaction id.
+    await stop(cp2, 2**31 - 1, 11, 10)
+    assert await second.store.flush()
+    assert await second.store.run(second.store.max_transaction_id) == tx
 
 
 async def test_force_stop_of_a_gone_charger_closes_with_last_energy(make_rig, connect_cp):

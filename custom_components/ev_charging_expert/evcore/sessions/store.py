@@ -455,10 +455,17 @@ class SessionStore:
         return [SessionRecord.from_row(r) for r in rows]
 
     def max_transaction_id(self) -> int:
-        """The highest transaction id recorded (0: none)."""
+        """The highest transaction id the site handed out (0: none).
+
+        Orphans do not count: their ids are whatever a charger sent (2^31 - 1 would leave
+        the site no id a charger's int32 can hold).
+        """
         self._require()
+        stmt = sa.select(sa.func.max(sessions.c.transaction_id)).where(
+            sessions.c.status != SessionStatus.ORPHAN.value
+        )
         with self.engine.connect() as conn:
-            value = conn.execute(sa.select(sa.func.max(sessions.c.transaction_id))).scalar()
+            value = conn.execute(stmt).scalar()
         return int(value or 0)
 
     def energy_since(self, since: datetime) -> dict[tuple[str, int], float]:
