@@ -1,5 +1,8 @@
 """Charge data records: a million sessions in SQLite and PostgreSQL, and the cost on OCPP.
 
+Wall times on a shared machine depend on the other work; the CPU time of this process
+(`*_cpu_s`) is what the export costs (the database server's CPU is not in it).
+
 Storage (per database):
   insert     N sessions (default 1,000,000, a year of them over 200 stations) written through
              the store's writer path (batched upserts, one commit per batch)
@@ -12,10 +15,11 @@ Storage (per database):
 
 Latency (per database, and without a store): this process runs evcore's Controller on the
 system clock with the recorder attached (or not); a child process (`--client`) connects C
-raw OCPP 1.6 chargers (default 1000), then C/10 of them run sessions in waves: Heartbeat,
-StartTransaction, MeterValues, StopTransaction, each a round trip timed by the charger.
-Reported: p50/p99 per action; the store's cost is Start/Stop p99 with it minus without it,
-and over Heartbeat.
+raw OCPP 1.6 chargers (default 1000), then C/10 of them run sessions one message at a time:
+Heartbeat, StartTransaction, MeterValues, StopTransaction, each a round trip timed by the
+charger. Reported: p50/p99 per action (the store's cost: Start/Stop p99 with it minus
+without it, and over Heartbeat), and the recorder's own work on the event loop per session
+start or end (p50/p99/max, the part of a round trip the store adds directly).
 
     .venv/bin/python bench/sessions.py                      # 1,000,000 sessions, 1000 chargers
     .venv/bin/python bench/sessions.py --n 100000 --chargers 200
@@ -62,6 +66,7 @@ from bench.harness.ocpp_client import (
 from bench.harness.processes import JsonLineProcess, emit, free_port
 from custom_components.ev_charging_expert.evcore.clock import SystemClock
 from custom_components.ev_charging_expert.evcore.controller import Controller
+from custom_components.ev_charging_expert.evcore.events import SessionEnded, SessionStarted
 from custom_components.ev_charging_expert.evcore.model import NewChargerPolicy
 from custom_components.ev_charging_expert.evcore.sessions import (
     RECORDER_EVENTS,
@@ -205,7 +210,7 @@ def bench_storage(kind: str, url: sa.URL, n: int, workdir: Path) -> dict[str, An
     ensure_schema(store.engine)
     store.open()
     rng = random.Random(1)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     batch: list[dict[str, Any]] = []
     for i in range(n):
         batch.append(fake_record(i, rng, n).to_row())
@@ -217,6 +222,7 @@ def bench_storage(kind: str, url: sa.URL, n: int, workdir: Path) -> dict[str, An
         with store.engine.begin() as conn:
             _upsert(conn, batch)
     insert_s = time.perf_counter() - started
+    insert_cpu = time.process_time() - cpu
     if kind == "sqlite":
         with store.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -227,9 +233,10 @@ def bench_storage(kind: str, url: sa.URL, n: int, workdir: Path) -> dict[str, An
 
     out = workdir / "export.csv"
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     rows = write_csv(out, store.iter_export(SessionFilter()), periods=("Peak", "OffPeak"))
     export_s = time.perf_counter() - started
+    export_cpu = time.process_time() - cpu
     rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     csv_mb = out.stat().st_size / 1e6
 
@@ -255,8 +262,10 @@ def bench_storage(kind: str, url: sa.URL, n: int, workdir: Path) -> dict[str, An
         "sessions": n,
         "insert_s": round(insert_s, 1),
         "insert_per_s": round(n / insert_s),
+        "insert_cpu_s": round(insert_cpu, 1),
         "size_mb": round(size, 1),
         "export_s": round(export_s, 1),
+        "export_cpu_s": round(export_cpu, 1),
         "export_rows": rows,
         "export_csv_mb": round(csv_mb, 1),
         "export_peak_rss_growth_mb": round(rss_growth, 1),
@@ -358,8 +367,11 @@ async def client_main(url: str, count: int, active: int, rounds: int) -> None:
             ),
         )
 
+    # One message at a time: a round trip is the server's work on it, not a queue behind
+    # the others (the other chargers stay connected and answer the server).
     for r in range(rounds):
-        await asyncio.gather(*(session(c, r) for c in chargers[:active]))
+        for charger in chargers[:active]:
+            await session(charger, r)
     emit({"times": times})
     await asyncio.to_thread(sys.stdin.readline)
     for task in serving:
@@ -383,12 +395,21 @@ async def latency(
     )
     await controller.restore()
     store = recorder = None
+    loop_work: list[float] = []
     if url is not None:
         store = SessionStore(url)
         recorder = SessionRecorder(controller.site, store, clock=controller.clock)
         await recorder.restore()
         store.start()
-        controller.subscribe(recorder.on_event, kinds=RECORDER_EVENTS)
+        inner = recorder.on_event
+
+        def on_event(event: Any) -> None:
+            t0 = time.perf_counter()
+            inner(event)
+            if isinstance(event, (SessionStarted, SessionEnded)):
+                loop_work.append(time.perf_counter() - t0)
+
+        controller.subscribe(on_event, kinds=RECORDER_EVENTS)
     port = free_port()
     await controller.start(host=HOST, port=port, ping_interval=None)
     active = max(chargers // 10, 1)
@@ -421,6 +442,9 @@ async def latency(
         summary[f"{action}_p99_ms"] = round((percentile(values, 99) or 0) * 1000, 2)
     if store is not None:
         summary["records_written"] = written
+        summary["recorder_on_loop_p50_us"] = round((percentile(loop_work, 50) or 0) * 1e6, 1)
+        summary["recorder_on_loop_p99_us"] = round((percentile(loop_work, 99) or 0) * 1e6, 1)
+        summary["recorder_on_loop_max_us"] = round(max(loop_work, default=0) * 1e6, 1)
     return summary
 
 

@@ -239,7 +239,8 @@ def _comment_of(controller: Any, id_tag: str) -> str | None:
 # ---------------------------------------------------------------------- coordinator hooks
 async def async_setup_sessions(hub: EvChargingCoordinator) -> SessionsHub:
     """Build and start the sessions hub of a coordinator (from `async_load`)."""
-    sessions = SessionsHub(hub)
+    # Built in the executor: the engine imports its database driver on creation.
+    sessions = await hub.hass.async_add_executor_job(SessionsHub, hub)
     await sessions.async_start()
     _register_view(hub.hass)
     return sessions

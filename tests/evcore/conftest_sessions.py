@@ -123,11 +123,3 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> sa.URL:
 def sqlite_url(tmp_path: Path) -> sa.URL:
     """An empty SQLite database in tmp_path."""
     return sa.make_url(f"sqlite:///{tmp_path / 'sessions.db'}")
-
-
-def dead_url() -> sa.URL:
-    """A PostgreSQL URL where nothing listens."""
-    port = _free_port()
-    return sa.URL.create(
-        "postgresql+psycopg", username="evce", host="127.0.0.1", port=port, database="x"
-    )

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from conftest_sessions import dead_url
 from ocpp.v16 import call
 import pytest
 import sqlalchemy as sa
@@ -47,6 +46,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 pytest_plugins = ("conftest_sessions",)
+
+
+def dead_url() -> sa.URL:
+    """A PostgreSQL URL where nothing listens (port 1: refused at once)."""
+    return sa.URL.create(
+        "postgresql+psycopg", username="evce", host="127.0.0.1", port=1, database="x"
+    )
+
 
 T0 = datetime(2026, 1, 3, 12, tzinfo=UTC)
 FRIDAY = datetime(2026, 1, 2, tzinfo=UTC)
@@ -273,6 +280,10 @@ async def test_replayed_orphan_end_after_restart_is_not_recorded_twice(
     await stop(cp2, tx, 10, 3000)  # the site forgot it; the store has it closed
     [record] = await second.records()
     assert record.status is SessionStatus.CLOSED
+    # An orphan's id (the charger's choice) never moves the site's next transaction id.
+    await stop(cp2, 2**31 - 1, 11, 10)
+    assert await second.store.flush()
+    assert await second.store.run(second.store.max_transaction_id) == tx
 
 
 async def test_force_stop_of_a_gone_charger_closes_with_last_energy(make_rig, connect_cp):
@@ -365,6 +376,7 @@ async def test_export_content_field_by_field(make_rig, connect_cp, tmp_path):
         "Start received": "2026-01-03T12:00:00Z",
         "End received": "2026-01-03T12:00:00Z",
         "Flags": "",
+        "Other periods (kWh)": "0.000",
         "Peak": "3.000",
         "OffPeak": "1.500",
         "NoPeriod": "0.000",
@@ -551,4 +563,36 @@ async def test_export_in_local_time_and_by_period(db_url, tmp_path):
     assert row["End datetime"] == "2026-01-02T02:00:00+01:00"
     assert row["Energy consumed (kWh)"] == "2.000"
     assert row["NoPeriod"] == "2.000"
+    await store.async_close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_an_open_session_has_live_figures(make_rig, connect_cp):
+    rig = await make_rig()
+    cp = await connect_cp("CP1", cs=rig.cs)
+    tx = (await cp.start_transaction(meter_start=0, timestamp=at(9))).transaction_id
+    await meter(cp, tx, 9.5, 3000, power=6000)
+    live = rig.recorder.open_record("CP1", tx)
+    assert live is not None
+    assert live.energy_wh == pytest.approx(3000)
+    assert live.peak_power_w == 6000
+    assert live.status is SessionStatus.OPEN
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_export_keeps_the_energy_of_periods_the_calendar_no_longer_has(db_url, tmp_path):
+    store = SessionStore(db_url)
+    store.start()
+    record = SessionRecord("s1", 1, "CP1", 1, "T", FRIDAY, T0, 0.0)
+    record.status = SessionStatus.CLOSED
+    record.stopped_at = FRIDAY + timedelta(hours=1)
+    record.energy_wh = 1500.0
+    record.tou_wh = {"Winter peak": 1000.0, "Peak": 250.0, NO_PERIOD: 250.0}
+    store.put(record)
+    assert await store.flush()
+    path = tmp_path / "periods.csv"
+    await store.run(lambda: write_csv(path, store.iter_export(SessionFilter()), periods=["Peak"]))
+    with path.open(newline="", encoding="utf-8") as f:
+        [row] = list(csv.DictReader(f))
+    assert (row["Other periods (kWh)"], row["Peak"], row["NoPeriod"]) == ("1.000", "0.250", "0.250")
     await store.async_close()

@@ -235,3 +235,29 @@ async def test_backup_writes_the_queued_sessions_into_the_sqlite_file(
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM evce_sessions")).scalar_one() == 1
     engine.dispose()
+
+
+async def test_a_session_survives_a_reload_of_the_integration(
+    hass: HomeAssistant,
+    clock: ManualClock,
+    init_integration: MockConfigEntry,
+    connect_charger: ConnectCharger,
+) -> None:
+    charger = await connect_charger("CP1")
+    tx = await charger.start_session(1, "TAG1", meter_start=1000)
+    await charger.close()
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+
+    again = await connect_charger("CP1")
+    clock.advance(3600)
+    await again.stop_transaction(
+        tx, 8000, timestamp="2026-01-01T11:00:00+00:00", reason="EVDisconnected"
+    )
+    await hass.async_block_till_done()
+
+    [record] = (await _call(hass, "list_sessions", {}))["sessions"]
+    assert record["transaction_id"] == tx
+    assert record["status"] == "closed"
+    assert record["energy_wh"] == 7000
+    assert record["plugged_s"] == 3600

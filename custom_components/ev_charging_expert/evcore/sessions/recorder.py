@@ -233,6 +233,7 @@ class SessionRecorder:
         state.samples += 1
         state.last_wh = register
         state.last_at = max(at, state.last_at)
+        record.energy_wh = sum(record.tou_wh.values())  # live figure of an open session
 
     def _write(self, state: _Open) -> None:
         record = state.record

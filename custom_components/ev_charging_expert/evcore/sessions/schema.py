@@ -54,8 +54,9 @@ sessions = sa.Table(
     sa.Column("flags", sa.String(255)),
     sa.Column("state_json", sa.Text),
     sa.Column("updated_at", sa.DateTime),
-    # Export and list by period, by station, by card; the open sessions at start; a replay.
-    sa.Index("ix_evce_sessions_started_at", "started_at"),
+    # Export and list by period (in their order: start, then id), by station, by card; the
+    # open sessions at start; a replay.
+    sa.Index("ix_evce_sessions_started_at", "started_at", "id"),
     sa.Index("ix_evce_sessions_station_started", "station_id", "started_at"),
     sa.Index("ix_evce_sessions_id_tag_started", "id_tag", "started_at"),
     sa.Index("ix_evce_sessions_station_tx", "station_id", "transaction_id"),

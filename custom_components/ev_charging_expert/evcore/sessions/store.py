@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 import queue
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -42,6 +43,10 @@ DEFAULT_MAX_BUFFER = 20_000
 """Sessions kept while the database is unreachable (then the oldest updates go)."""
 BATCH_SIZE = 500
 RETRY_S = 30.0
+LINGER_S = 0.2
+"""How long the writer waits for more writes after the first of a batch (s)."""
+# Looked up once, at import (HA imports integrations off the event loop).
+_HAS_PSYCOPG = importlib.util.find_spec("psycopg") is not None
 _DATETIME_COLUMNS = frozenset(c.name for c in sessions.columns if isinstance(c.type, sa.DateTime))
 
 
@@ -73,7 +78,7 @@ def database_url(url: str | None, config_dir: str | os.PathLike[str]) -> sa.URL:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as err:
         raise SessionQueryError("db_url", f"not a database URL ({err})") from None
-    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is not None:
+    if parsed.drivername == "postgresql" and _HAS_PSYCOPG:
         # psycopg 3 when installed; else SQLAlchemy's default (psycopg2, in HA's images).
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
@@ -150,6 +155,7 @@ class SessionStore:
         on_state: Callable[[bool, str | None], None] | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
         retry_s: float = RETRY_S,
+        linger: float = LINGER_S,
     ) -> None:
         self.url = sa.make_url(url) if isinstance(url, str) else url
         self.engine: Engine = _engine(self.url)
@@ -158,6 +164,7 @@ class SessionStore:
         self._buffer_path = Path(buffer_path) if buffer_path else None
         self._max_buffer = max_buffer
         self._retry_s = retry_s
+        self._linger = linger
         self._queue: queue.Queue[Any] = queue.Queue()
         self._buffer: dict[str, dict[str, Any]] = {}
         self._orphans: list[dict[str, Any]] = []
@@ -250,6 +257,10 @@ class SessionStore:
             except queue.Empty:
                 first = None
             batch = [] if first is None else [first]
+            if first is not None and not isinstance(first, _Flush) and self._linger > 0:
+                # Let a batch gather: one commit for many sessions, and far fewer wake-ups
+                # of this thread competing with the event loop for the interpreter.
+                time.sleep(self._linger)
             while len(batch) < BATCH_SIZE:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -444,10 +455,17 @@ class SessionStore:
         return [SessionRecord.from_row(r) for r in rows]
 
     def max_transaction_id(self) -> int:
-        """The highest transaction id recorded (0: none)."""
+        """The highest transaction id the site handed out (0: none).
+
+        Orphans do not count: their ids are whatever a charger sent (2^31 - 1 would leave
+        the site no id a charger's int32 can hold).
+        """
         self._require()
+        stmt = sa.select(sa.func.max(sessions.c.transaction_id)).where(
+            sessions.c.status != SessionStatus.ORPHAN.value
+        )
         with self.engine.connect() as conn:
-            value = conn.execute(sa.select(sa.func.max(sessions.c.transaction_id))).scalar()
+            value = conn.execute(stmt).scalar()
         return int(value or 0)
 
     def energy_since(self, since: datetime) -> dict[tuple[str, int], float]:
