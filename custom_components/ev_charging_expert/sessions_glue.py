@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
     from .coordinator import EvChargingCoordinator
     from .evcore.events import ControllerEvent
-    from .evcore.sessions import TouCalendar
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,8 +81,8 @@ class SessionsHub:
             hub.site,
             self.store,
             clock=controller.clock,
-            tou=lambda: _tou_of(controller),
-            comment_of=lambda id_tag: _comment_of(controller, id_tag),
+            tou=lambda: controller.tou,
+            comment_of=controller.cards.comment_of,
         )
         self.today: dict[tuple[str, int], float] = {}
         self.month: dict[tuple[str, int], float] = {}
@@ -220,20 +219,6 @@ def _total(
         for (sid, cid), wh in totals.items()
         if sid == station_id and (connector_id is None or cid == connector_id)
     )
-
-
-def _tou_of(controller: Any) -> TouCalendar | None:
-    """Contract C1: `controller.tou` (the operating rules), when that branch provides it."""
-    return getattr(controller, "tou", None)
-
-
-def _comment_of(controller: Any, id_tag: str) -> str | None:
-    """Contract C2: `controller.cards.comment_of(id_tag)`, when the card registry exists."""
-    cards = getattr(controller, "cards", None)
-    if cards is None:
-        return None
-    comment = cards.comment_of(id_tag)
-    return None if comment is None else str(comment)
 
 
 # ---------------------------------------------------------------------- coordinator hooks
