@@ -20,7 +20,10 @@ from .conftest import zone_subentry
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.common import MockConfigEntry
-    from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+    from pytest_homeassistant_custom_component.typing import (
+        MqttMockHAClient,
+        MqttMockHAClientGenerator,
+    )
 
     from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
@@ -237,3 +240,32 @@ async def test_home_assistant_stopping_says_offline(
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
     await hass.async_block_till_done()
     assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("offline", 1, True)
+
+
+@pytest.mark.parametrize("entry_options", [_mqtt()])
+async def test_export_waits_for_mqtt_still_setting_up_without_holding_our_setup(
+    hass: HomeAssistant,
+    mock_hass_config: None,
+    mqtt_mock_entry: MqttMockHAClientGenerator,  # its entry exists, not set up yet
+    init_integration: MockConfigEntry,
+) -> None:
+    assert _export_state(hass) == "broker_disconnected"
+    mqtt_mock = await mqtt_mock_entry()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert _export_state(hass) == "online"
+    assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("online", 1, True)
+
+
+@pytest.mark.parametrize("entry_options", [_mqtt()])
+async def test_mqtt_set_up_later_starts_the_export_without_a_reload(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,  # first: no MQTT entry exists yet
+    mock_hass_config: None,
+    mqtt_mock_entry: MqttMockHAClientGenerator,
+) -> None:
+    assert _export_state(hass) == "mqtt_missing"
+    mqtt_mock = await mqtt_mock_entry()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert _export_state(hass) == "online"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_MQTT_MISSING) is None
+    assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("online", 1, True)
