@@ -199,8 +199,11 @@ class MqttExport:
             else MqttExportState.BROKER_DISCONNECTED
         )
 
-    async def async_stop(self) -> None:
-        """Say offline (and wait for it to leave), stop listening."""
+    async def async_stop(self, *, clear: bool = False) -> None:
+        """Say offline (and wait for it to leave), stop listening.
+
+        `clear`: delete the retained topics instead (the prefix changes).
+        """
         if self._waiting is not None:
             self._waiting.cancel()
             self._waiting = None
@@ -211,7 +214,7 @@ class MqttExport:
             self._unsub_stop()
             self._unsub_stop = None
         if self.exporter is not None:
-            self.exporter.stop()
+            self.exporter.stop(clear=clear)
         self.exporter = None
         self.commands = None
         await self._drain()
@@ -222,7 +225,8 @@ class MqttExport:
         options = MqttOptions.from_entry(self.entry)
         if options == self.options and self.state is not MqttExportState.MQTT_MISSING:
             return
-        await self.async_stop()
+        # A new prefix: nothing is left behind under the old one.
+        await self.async_stop(clear=options.prefix != self.options.prefix)
         await self.async_start()
 
     async def _on_component_loaded(self, _: Event) -> None:

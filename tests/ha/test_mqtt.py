@@ -207,6 +207,16 @@ async def test_export_is_off_by_default_and_the_options_turn_it_on_live(
     assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("online", 1, True)
     assert _export_state(hass) == "online"
 
+    # Another prefix: the old topics are deleted (empty retained messages).
+    hass.config_entries.async_update_entry(
+        init_integration, options={**init_integration.options, **_mqtt(prefix="other")}
+    )
+    await hass.async_block_till_done()
+    published = _published(mqtt_mock)
+    assert published[f"{PREFIX}/availability"] == ("", 1, True)
+    assert published[f"{PREFIX}/site"] == ("", 0, True)
+    assert published["other/availability"] == ("online", 1, True)
+
 
 async def test_broker_reconnect_republishes_every_state(
     hass: HomeAssistant,
