@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_mqtt_message
+import voluptuous_serialize
 
 from custom_components.ev_charging_expert.const import DOMAIN
 from custom_components.ev_charging_expert.mqtt_export import ISSUE_MQTT_MISSING
@@ -190,6 +191,20 @@ async def test_export_is_off_by_default_and_the_options_turn_it_on_live(
     assert not [c for c in mqtt_mock.async_publish.call_args_list if c.args[0].startswith(PREFIX)]
     assert _export_state(hass) == "disabled"
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    # The form goes to the frontend as JSON: every field must serialise.
+    voluptuous_serialize.convert(result["data_schema"], custom_serializer=cv.custom_serializer)
+    values = {
+        "minimum_standard": "iec_61851",
+        "shed_priority": "energy",
+        "reevaluation_minutes": 15,
+        "nominal_voltage": 230,
+        "safety_margin": 1.0,
+    }
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**values, **_mqtt(prefix="a/#")}
+    )
+    assert result["type"] == "form"
+    assert result["errors"] == {"base": "invalid_mqtt_prefix"}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
