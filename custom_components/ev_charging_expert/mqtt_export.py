@@ -287,7 +287,7 @@ class MqttExport:
         payload = message.payload
         if isinstance(payload, bytearray):
             payload = bytes(payload)
-        reply = await commands.handle(name, payload)
+        reply = await commands.handle(name, payload, retained=message.retain)
         self._send(exporter.topics.result, json.dumps(reply.to_dict()), qos=1, retain=False)
         async_dispatcher_send(self.hass, signal_mqtt(self.entry.entry_id))
 
