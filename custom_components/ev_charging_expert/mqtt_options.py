@@ -61,4 +61,9 @@ def mqtt_options_schema(options: Mapping[str, Any]) -> dict[Any, Any]:
             ): cv.boolean,
         }
     )
-    return {vol.Required(CONF_MQTT): section(fields, {"collapsed": not current.get(CONF_EXPORT)})}
+    # A default for the section: a client that leaves it out keeps the MQTT settings' defaults.
+    return {
+        vol.Required(CONF_MQTT, default={}): section(
+            fields, {"collapsed": not current.get(CONF_EXPORT)}
+        )
+    }
