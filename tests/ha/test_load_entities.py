@@ -555,9 +555,8 @@ async def test_zone_sensors(
 
     entries = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
     hub_entity = init_integration.entry_id  # the hub's own entities (MQTT export) start so
-    assert {
-        e.config_subentry_id for e in entries if not e.unique_id.startswith(hub_entity)
-    } == {MAIN}
+    zone_entries = [e for e in entries if not e.unique_id.startswith(hub_entity)]
+    assert {e.config_subentry_id for e in zone_entries} == {MAIN}
 
 
 # ---------------------------------------------------------------------------- diagnostics
