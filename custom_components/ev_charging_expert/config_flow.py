@@ -47,7 +47,7 @@ from .const import (
 from .entry_data import build_ssl_context
 from .evcore.allocation.model import MinimumStandard, ShedPriority
 from .evcore.model import NewChargerPolicy
-from .mqtt_options import mqtt_options_schema
+from .mqtt_options import check_mqtt_options, mqtt_options_schema
 from .quiet import quiet_options_schema
 from .sessions_glue import sessions_options_errors, sessions_options_schema
 from .subentry_flows.common import translated_select
@@ -202,7 +202,8 @@ class SiteSettingsFlow(OptionsFlow):
         """One form; applied live."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = sessions_options_errors(user_input) | await validate_bms_options(
+            user_input, errors = check_mqtt_options(user_input)
+            errors |= sessions_options_errors(user_input) | await validate_bms_options(
                 self.hass, self.config_entry, user_input
             )
             if not errors:

@@ -23,7 +23,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import mqtt
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_COMPONENT_LOADED, EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_send
@@ -40,6 +41,8 @@ from .evcore.export.exporter import (
 from .issues import clear_issue, raise_issue
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from homeassistant.components.mqtt.models import ReceiveMessage
     from homeassistant.config_entries import ConfigEntry
 
@@ -63,6 +66,11 @@ STOP_TIMEOUT = 5.0
 def signal_mqtt(entry_id: str) -> str:
     """Dispatcher signal: the export's state or counters changed."""
     return f"{DOMAIN}_{entry_id}_mqtt"
+
+
+@callback
+def _is_mqtt(data: Mapping[str, Any]) -> bool:
+    return data.get("component") == mqtt.DOMAIN
 
 
 class MqttExportState(StrEnum):
@@ -110,6 +118,7 @@ class MqttExport:
         self.commands: CommandHandler | None = None
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._unsub_stop: CALLBACK_TYPE | None = None
+        self._waiting: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.publish_errors = 0
         self._logged_error = False
@@ -122,11 +131,41 @@ class MqttExport:
             clear_issue(self.hass, ISSUE_MQTT_MISSING)
             self._set_state(MqttExportState.DISABLED)
             return
-        if not await mqtt.async_wait_for_mqtt_client(self.hass):
-            _LOGGER.warning("MQTT export is on, but the MQTT integration is not set up")
-            raise_issue(self.hass, ISSUE_MQTT_MISSING, ISSUE_MQTT_MISSING, {})
-            self._set_state(MqttExportState.MQTT_MISSING)
+        if not mqtt.mqtt_config_entry_enabled(self.hass):
+            self._mqtt_missing()
             return
+        if not any(
+            e.state is ConfigEntryState.LOADED
+            for e in self.hass.config_entries.async_entries(mqtt.DOMAIN)
+        ):
+            # MQTT is still setting up (or retrying): never hold our own setup for it.
+            self._set_state(MqttExportState.BROKER_DISCONNECTED)
+            self._waiting = self.entry.async_create_background_task(
+                self.hass, self._async_wait_for_mqtt(), f"{DOMAIN} waits for MQTT"
+            )
+            return
+        await self._async_run()
+
+    async def _async_wait_for_mqtt(self) -> None:
+        if await mqtt.async_wait_for_mqtt_client(self.hass):
+            self._waiting = None
+            await self._async_run()
+        else:
+            self._waiting = None
+            self._mqtt_missing()
+
+    def _mqtt_missing(self) -> None:
+        _LOGGER.warning("MQTT export is on, but the MQTT integration is not set up")
+        raise_issue(self.hass, ISSUE_MQTT_MISSING, ISSUE_MQTT_MISSING, {})
+        self._set_state(MqttExportState.MQTT_MISSING)
+        # Set up later: start then, without a reload.
+        self._unsubscribe.append(
+            self.hass.bus.async_listen(
+                EVENT_COMPONENT_LOADED, self._on_component_loaded, event_filter=_is_mqtt
+            )
+        )
+
+    async def _async_run(self) -> None:
         clear_issue(self.hass, ISSUE_MQTT_MISSING)
         topics = Topics(self.options.prefix)
         self.exporter = StateExporter(
@@ -160,8 +199,14 @@ class MqttExport:
             else MqttExportState.BROKER_DISCONNECTED
         )
 
-    async def async_stop(self) -> None:
-        """Say offline (and wait for it to leave), stop listening."""
+    async def async_stop(self, *, clear: bool = False) -> None:
+        """Say offline (and wait for it to leave), stop listening.
+
+        `clear`: delete the retained topics instead (the prefix changes).
+        """
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
@@ -169,7 +214,7 @@ class MqttExport:
             self._unsub_stop()
             self._unsub_stop = None
         if self.exporter is not None:
-            self.exporter.stop()
+            self.exporter.stop(clear=clear)
         self.exporter = None
         self.commands = None
         await self._drain()
@@ -180,8 +225,12 @@ class MqttExport:
         options = MqttOptions.from_entry(self.entry)
         if options == self.options and self.state is not MqttExportState.MQTT_MISSING:
             return
-        await self.async_stop()
+        # A new prefix: nothing is left behind under the old one.
+        await self.async_stop(clear=options.prefix != self.options.prefix)
         await self.async_start()
+
+    async def _on_component_loaded(self, _: Event) -> None:
+        await self.async_apply()
 
     async def _on_ha_stop(self, _: Event) -> None:
         # HA's own client stops on the same event; publish offline before it goes.
@@ -238,7 +287,7 @@ class MqttExport:
         payload = message.payload
         if isinstance(payload, bytearray):
             payload = bytes(payload)
-        reply = await commands.handle(name, payload)
+        reply = await commands.handle(name, payload, retained=message.retain)
         self._send(exporter.topics.result, json.dumps(reply.to_dict()), qos=1, retain=False)
         async_dispatcher_send(self.hass, signal_mqtt(self.entry.entry_id))
 

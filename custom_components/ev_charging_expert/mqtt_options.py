@@ -23,11 +23,22 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-def _prefix(value: Any) -> str:
-    prefix = valid_publish_topic(cv.string(value).strip().rstrip("/"))
+def check_mqtt_options(user_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The options to store (prefix tidied) and the form's errors.
+
+    The prefix is checked here, not in the schema: the form's schema must stay serialisable.
+    """
+    section_input = user_input.get(CONF_MQTT)
+    if not isinstance(section_input, dict):
+        return user_input, {}
+    prefix = str(section_input.get(CONF_PREFIX, DEFAULT_PREFIX)).strip().rstrip("/")
+    try:
+        prefix = valid_publish_topic(prefix)
+    except vol.Invalid:
+        return user_input, {"base": "invalid_mqtt_prefix"}
     if not prefix:
-        raise vol.Invalid("empty topic prefix")
-    return prefix
+        return user_input, {"base": "invalid_mqtt_prefix"}
+    return {**user_input, CONF_MQTT: {**section_input, CONF_PREFIX: prefix}}, {}
 
 
 def mqtt_options_schema(options: Mapping[str, Any]) -> dict[Any, Any]:
@@ -36,7 +47,7 @@ def mqtt_options_schema(options: Mapping[str, Any]) -> dict[Any, Any]:
     fields = vol.Schema(
         {
             vol.Required(CONF_EXPORT, default=current.get(CONF_EXPORT, False)): cv.boolean,
-            vol.Required(CONF_PREFIX, default=current.get(CONF_PREFIX, DEFAULT_PREFIX)): _prefix,
+            vol.Required(CONF_PREFIX, default=current.get(CONF_PREFIX, DEFAULT_PREFIX)): cv.string,
             vol.Required(
                 CONF_MIN_INTERVAL,
                 default=current.get(CONF_MIN_INTERVAL, DEFAULT_MIN_INTERVAL),
@@ -50,4 +61,9 @@ def mqtt_options_schema(options: Mapping[str, Any]) -> dict[Any, Any]:
             ): cv.boolean,
         }
     )
-    return {vol.Optional(CONF_MQTT): section(fields, {"collapsed": not current.get(CONF_EXPORT)})}
+    # A default for the section: a client that leaves it out keeps the MQTT settings' defaults.
+    return {
+        vol.Required(CONF_MQTT, default={}): section(
+            fields, {"collapsed": not current.get(CONF_EXPORT)}
+        )
+    }

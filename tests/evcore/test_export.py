@@ -198,6 +198,14 @@ async def test_availability_is_online_while_running_then_offline(site: Site) -> 
     assert len(site.broker.messages) == count  # stopped: nothing more
 
 
+async def test_a_prefix_given_up_is_cleared_from_the_broker(site: Site) -> None:
+    site.add_station("S1")
+    exporter = site.exporter()
+    assert len(site.broker.retained) == 5  # availability, site, zone, station, connector
+    exporter.stop(clear=True)
+    assert site.broker.retained == {}
+
+
 async def test_republish_sends_everything_again(site: Site) -> None:
     site.add_station("S1")
     exporter = site.exporter()

@@ -144,3 +144,11 @@ async def test_remote_start_needs_its_own_switch_and_a_connected_charger(
     assert (reply["accepted"], reply["code"]) == (False, "not_connected")
     reply = await _send(handler, "remote_stop", {"id": 2, "station": "S1"})
     assert (reply["accepted"], reply["code"]) == (False, "no_single_transaction")
+
+
+async def test_a_retained_command_is_not_run(controller: Controller) -> None:
+    handler = CommandHandler(controller, ALLOWED)
+    payload = json.dumps({"id": "old", "station": "S1", "connector": 1, "paused": True})
+    reply = (await handler.handle("connector_pause", payload, retained=True)).to_dict()
+    assert (reply["id"], reply["accepted"], reply["code"]) == ("old", False, "retained")
+    assert controller.site.stations["S1"].config.connector(1).paused is False

@@ -128,6 +128,8 @@ def mock_config_entry(
     return MockConfigEntry(
         domain=DOMAIN,
         title="EV Charging Expert",
+        # Fixed: the hub's own entities have it in their unique ids (stable snapshots).
+        entry_id="01JEVCHARGINGEXPERTHUB0000",
         data=entry_data,
         options=entry_options,
         subentries_data=zone_subentries,

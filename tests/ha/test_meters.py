@@ -201,6 +201,7 @@ async def test_model_choice_offers_the_built_in_models(
     assert selector.config["options"] == [PM5320, "NSX legacy", "NSX", MTZ]
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the hub's MQTT counters
 @pytest.mark.parametrize("platforms", [[Platform.SENSOR]])
 async def test_meter_sensors_snapshot(
     hass: HomeAssistant,

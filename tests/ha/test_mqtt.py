@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_mqtt_message
+import voluptuous_serialize
 
 from custom_components.ev_charging_expert.const import DOMAIN
 from custom_components.ev_charging_expert.mqtt_export import ISSUE_MQTT_MISSING
@@ -20,7 +21,10 @@ from .conftest import zone_subentry
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.common import MockConfigEntry
-    from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+    from pytest_homeassistant_custom_component.typing import (
+        MqttMockHAClient,
+        MqttMockHAClientGenerator,
+    )
 
     from custom_components.ev_charging_expert.coordinator import EvChargingCoordinator
     from custom_components.ev_charging_expert.evcore.clock import ManualClock
@@ -187,6 +191,20 @@ async def test_export_is_off_by_default_and_the_options_turn_it_on_live(
     assert not [c for c in mqtt_mock.async_publish.call_args_list if c.args[0].startswith(PREFIX)]
     assert _export_state(hass) == "disabled"
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    # The form goes to the frontend as JSON: every field must serialise.
+    voluptuous_serialize.convert(result["data_schema"], custom_serializer=cv.custom_serializer)
+    values = {
+        "minimum_standard": "iec_61851",
+        "shed_priority": "energy",
+        "reevaluation_minutes": 15,
+        "nominal_voltage": 230,
+        "safety_margin": 1.0,
+    }
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**values, **_mqtt(prefix="a/#")}
+    )
+    assert result["type"] == "form"
+    assert result["errors"] == {"base": "invalid_mqtt_prefix"}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
@@ -203,6 +221,16 @@ async def test_export_is_off_by_default_and_the_options_turn_it_on_live(
     await hass.async_block_till_done()
     assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("online", 1, True)
     assert _export_state(hass) == "online"
+
+    # Another prefix: the old topics are deleted (empty retained messages).
+    hass.config_entries.async_update_entry(
+        init_integration, options={**init_integration.options, **_mqtt(prefix="other")}
+    )
+    await hass.async_block_till_done()
+    published = _published(mqtt_mock)
+    assert published[f"{PREFIX}/availability"] == ("", 1, True)
+    assert published[f"{PREFIX}/site"] == ("", 0, True)
+    assert published["other/availability"] == ("online", 1, True)
 
 
 async def test_broker_reconnect_republishes_every_state(
@@ -237,3 +265,32 @@ async def test_home_assistant_stopping_says_offline(
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
     await hass.async_block_till_done()
     assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("offline", 1, True)
+
+
+@pytest.mark.parametrize("entry_options", [_mqtt()])
+async def test_export_waits_for_mqtt_still_setting_up_without_holding_our_setup(
+    hass: HomeAssistant,
+    mock_hass_config: None,
+    mqtt_mock_entry: MqttMockHAClientGenerator,  # its entry exists, not set up yet
+    init_integration: MockConfigEntry,
+) -> None:
+    assert _export_state(hass) == "broker_disconnected"
+    mqtt_mock = await mqtt_mock_entry()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert _export_state(hass) == "online"
+    assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("online", 1, True)
+
+
+@pytest.mark.parametrize("entry_options", [_mqtt()])
+async def test_mqtt_set_up_later_starts_the_export_without_a_reload(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,  # first: no MQTT entry exists yet
+    mock_hass_config: None,
+    mqtt_mock_entry: MqttMockHAClientGenerator,
+) -> None:
+    assert _export_state(hass) == "mqtt_missing"
+    mqtt_mock = await mqtt_mock_entry()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert _export_state(hass) == "online"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_MQTT_MISSING) is None
+    assert _published(mqtt_mock)[f"{PREFIX}/availability"] == ("online", 1, True)

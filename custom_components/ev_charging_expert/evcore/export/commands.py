@@ -194,12 +194,18 @@ class CommandHandler:
         self.refused = 0
         self.last: CommandReply | None = None
 
-    async def handle(self, command: str, payload: str | bytes) -> CommandReply:
-        """Parse, check and run one command; always returns the reply to publish."""
+    async def handle(
+        self, command: str, payload: str | bytes, *, retained: bool = False
+    ) -> CommandReply:
+        """Parse, check and run one command; always returns the reply to publish.
+
+        `retained`: the broker kept the command and delivers it to a new subscription; it is
+        refused, or it would run again at every reconnect.
+        """
         request_id: str | int | None = None
         try:
             request_id, data = self._parse(command, payload)
-            code, message = await self._run(command, data)
+            code, message = await self._run(command, data, retained=retained)
             reply = CommandReply(request_id, command, accepted=True, code=code, message=message)
         except Refused as refused:
             request_id = request_id if refused.request_id is None else refused.request_id
@@ -222,7 +228,9 @@ class CommandHandler:
             raise Refused("control_disabled", "control by MQTT is not allowed")
         return parse(command, payload)
 
-    async def _run(self, command: str, data: dict[str, Any]) -> tuple[str, str]:
+    async def _run(self, command: str, data: dict[str, Any], *, retained: bool) -> tuple[str, str]:
+        if retained:
+            raise Refused("retained", "retained commands are not run; publish without retain")
         if command in _REMOTE and not self.settings.allow_remote_start_stop:
             raise Refused("disabled", "remote start/stop by MQTT is not allowed")
         match command:

@@ -149,8 +149,12 @@ class StateExporter:
         self._publish(self.topics.availability, ONLINE, retain=True)
         self.republish()
 
-    def stop(self) -> None:
-        """Say offline and stop; retained states stay (with `offline` next to them)."""
+    def stop(self, *, clear: bool = False) -> None:
+        """Say offline and stop; retained states stay (with `offline` next to them).
+
+        `clear`: delete every retained topic instead (availability included), for a prefix
+        that is given up.
+        """
         if self._unsubscribe is None:
             return
         self._unsubscribe()
@@ -161,7 +165,11 @@ class StateExporter:
         self._timer_due = math.inf
         self._dirty.clear()
         self._queue.clear()
-        self._publish(self.topics.availability, OFFLINE, retain=True)
+        if clear:
+            for key in self._payloads:
+                self._publish(self.topics.of(key), "", retain=True)
+            self._payloads.clear()
+        self._publish(self.topics.availability, "" if clear else OFFLINE, retain=True)
 
     def republish(self) -> None:
         """Send everything again (the broker may have lost its retained messages)."""
