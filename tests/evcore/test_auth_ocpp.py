@@ -317,6 +317,9 @@ async def test_blocked_expired_and_concurrent_cards(site: Site) -> None:
     started = await charger.start_transaction(1, id_tag="BUSY")
     assert started.id_tag_info["status"] == "Accepted"
     assert await charger.authorize("BUSY") == "ConcurrentTx"
+    site.auth.set_zone_mode("z3", mode=AuthMode.KNOWN_CARDS)
+    other = await site.connect("CP2", zone="z3")
+    assert await other.authorize("busy") == "ConcurrentTx"  # anywhere on the site
     refused = await charger.start_transaction(2, id_tag="BLOCKED")
     assert refused.id_tag_info["status"] == "Blocked"  # the session is open: the charger stops it
 

@@ -212,6 +212,11 @@ class Authorization:
         _set(self.settings.station_offline, station_id, offline, OfflineBehaviour)
         self._settings_changed()
 
+    def zones_changed(self) -> None:
+        """The zone tree changed: modes and allowed cards may differ now."""
+        for station_id in list(self.site.chargers):
+            self.sync.kick(station_id)
+
     def set_site_default(
         self,
         *,
