@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
 from datetime import timedelta
 import itertools
 from typing import Any
 
+from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.exceptions import NotSupportedError
+from ocpp.messages import Call, _validate_payload
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
@@ -33,11 +36,13 @@ from custom_components.ev_charging_expert.evcore.auth.modes import (
     desired_keys,
 )
 from custom_components.ev_charging_expert.evcore.auth.sync import KeyStatus, ListStatus
+from custom_components.ev_charging_expert.evcore.charger import LocalListEntry
 from custom_components.ev_charging_expert.evcore.clock import ManualClock
 from custom_components.ev_charging_expert.evcore.config import StationConfig, ZoneConfig
 from custom_components.ev_charging_expert.evcore.controller import Controller
 from custom_components.ev_charging_expert.evcore.events import CardPresented
 from custom_components.ev_charging_expert.evcore.model import NewChargerPolicy
+from custom_components.ev_charging_expert.evcore.ocpp.v16.handler import local_list_request
 from custom_components.ev_charging_expert.evcore.site import MemoryStore, SiteSettings
 
 AUTH_CONFIGURATION = {
@@ -445,3 +450,17 @@ async def test_settings_and_cards_survive_a_restart() -> None:
     assert not again.auth.fresh
     await controller.stop()
     await again.stop()
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_local_lists_we_build_match_the_ocpp_schema(full: bool) -> None:
+    # Sent without the library's per-message schema check (lists are long): checked here.
+    expiry = ManualClock().now() + timedelta(days=1)
+    for entries in (
+        [],
+        [LocalListEntry("A" * 20)],
+        [LocalListEntry("B1", "Accepted", expiry, "GROUP1"), LocalListEntry("GONE", None)],
+    ):
+        payload = local_list_request(7, entries, full=full)
+        body = remove_nones(snake_to_camel_case(asdict(payload)))
+        _validate_payload(Call("1", "SendLocalList", body), "1.6")
