@@ -25,7 +25,7 @@ from tools.demo.building import (
     format_hour,
     format_phases,
 )
-from tools.demo.cards import FLEET_ID_TAGS, setup_cards
+from tools.demo.cards import FLEET_ID_TAGS, report_cards, setup_cards
 from tools.demo.ha_process import (
     HA_HOST,
     HA_PORT,
@@ -427,6 +427,7 @@ class Demo:
         if self.building is not None:
             building_ok = await self.guard(self.check_building(api))
             ok = ok and building_ok
+        await self.guard(report_cards(api))
         return 0 if ok else 1
 
     async def check_building(self, api: HaApi) -> bool:
