@@ -464,3 +464,25 @@ def test_local_lists_we_build_match_the_ocpp_schema(full: bool) -> None:
         payload = local_list_request(7, entries, full=full)
         body = remove_nones(snake_to_camel_case(asdict(payload)))
         _validate_payload(Call("1", "SendLocalList", body), "1.6")
+
+
+async def test_a_charger_that_reconnects_without_booting_is_brought_in_line(site: Site) -> None:
+    site.auth.set_zone_mode("z1", mode=AuthMode.KNOWN_CARDS)
+    site.cards.add(Card("C1"))
+    charger = await site.connect("CP1")
+    await close_charger(charger)
+    site.cards.update("C1", authorized=False)  # revoked while the charger is away
+    site.clock.advance(CHANGE_DELAY_S)
+    ws = await connect(
+        f"ws://127.0.0.1:{site.controller.port}/ocpp/CP1",
+        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        ping_interval=None,
+    )
+    again = CardReader("CP1", ws)
+    again.local_list, again.list_version = dict(charger.local_list), charger.list_version
+    again.task = asyncio.create_task(again.start())
+    site.chargers.append(again)
+    await again.call(call_result_request("Heartbeat"), suppress=False)  # no boot
+    await site.synced("CP1")
+    assert again.local_list == {}
+    assert len(again.requests["ClearCache"]) == 1

@@ -214,7 +214,7 @@ class Authorization:
 
     def zones_changed(self) -> None:
         """The zone tree changed: modes and allowed cards may differ now."""
-        for station_id in list(self.site.chargers):
+        for station_id in self._stations():
             self.sync.kick(station_id)
 
     def set_site_default(
@@ -241,7 +241,7 @@ class Authorization:
 
     def _settings_changed(self) -> None:
         self.cards.save_settings(self.settings.to_dict())
-        for station_id in list(self.site.chargers):
+        for station_id in self._stations():
             self.sync.kick(station_id)
         self._notify(None)
 
@@ -273,10 +273,14 @@ class Authorization:
         if self._change_timer is None:
             self._change_timer = self.site.clock.call_later(CHANGE_DELAY_S, self._push_cards)
 
+    def _stations(self) -> list[str]:
+        """Connected stations, and those synced before (a disconnected one catches up)."""
+        return list(self.site.chargers.keys() | self.sync.states.keys())
+
     def _push_cards(self) -> None:
         self._change_timer = None
         revoked, self._revoked = self._revoked, False
-        for station_id in list(self.site.chargers):
+        for station_id in self._stations():
             if self.resolve(station_id).mode is not AuthMode.KNOWN_CARDS:
                 continue
             if revoked:
@@ -305,6 +309,10 @@ class Authorization:
                 self.sync.forget(sid)
             case StationUpdated(station_id=sid, connector_id=cid) if cid:
                 self._plug_and_charge(sid, cid)
+            case StationUpdated(station_id=sid):
+                # A charger that reconnects without booting (after an HA restart, a network
+                # loss) is brought in line once, or again when a job failed or waited for it.
+                self.sync.resume(sid)
             case _:
                 pass
 

@@ -89,6 +89,9 @@ class StationAuthState:
     supports_local_list: bool | None = None
     dirty: bool = False
     running: bool = False
+    runner: object | None = None
+    """The connection the running job is tied to (a job of a closed one never ends: it may
+    be cancelled before it starts)."""
 
     def to_dict(self) -> dict[str, Any]:
         """For the station's entities and diagnostics."""
@@ -140,6 +143,12 @@ class StationSync:
         state.supports_local_list = None
         self.kick(station_id)
 
+    def resume(self, station_id: str) -> None:
+        """Kick a connected station never synced since start, or with work left."""
+        state = self.states.get(station_id)
+        if (state is None or state.dirty) and self._charger(station_id) is not None:
+            self.kick(station_id)
+
     def forget(self, station_id: str) -> None:
         """The station is gone."""
         self.states.pop(station_id, None)
@@ -148,12 +157,12 @@ class StationSync:
         """Bring the station in line soon (one job at a time; repeated kicks coalesce)."""
         state = self.state(station_id)
         state.dirty = True
-        if state.running:
-            return
         charger = self._charger(station_id)
         if charger is None:
-            return  # done when it connects (it boots, or sends its status)
-        state.running = True
+            return  # done when it is heard from again (`resume`)
+        if state.running and state.runner is charger:
+            return
+        state.running, state.runner = True, charger
         charger.spawn(self._run(station_id, charger, state))
 
     async def _run(self, station_id: str, charger: Charger, state: StationAuthState) -> None:
@@ -163,9 +172,12 @@ class StationSync:
                 await self._sync(station_id, charger, state)
                 self._on_change(station_id)
         except ChargerError as err:
+            # Tried again when the charger is heard from next (heartbeat, reconnection).
+            state.dirty = True
             _LOGGER.info("%r: authorization settings not applied yet: %s", station_id, err)
         finally:
-            state.running = False
+            if state.runner is charger:
+                state.running, state.runner = False, None
 
     async def _sync(self, station_id: str, charger: Charger, state: StationAuthState) -> None:
         resolved = self._resolve(station_id)
