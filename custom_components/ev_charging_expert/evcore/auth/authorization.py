@@ -28,7 +28,7 @@ from ..keys import ConnectorKey
 from ..model import ConnectorStatus, Registration
 from .cards import check_id_tag
 from .decision import LocalAuthorizer
-from .modes import AuthMode, AuthSettings, OfflineBehaviour, Resolved
+from .modes import AUTH_KEYS, AuthMode, AuthSettings, OfflineBehaviour, Resolved
 from .sync import StationSync
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ class Authorization:
             entries=self.local_list,
             now=site.clock.now,
             on_change=self._synced,
+            ready=self._configuration_read,
         )
         self._listeners: list[Callable[[str | None], None]] = []
         self._plugged: set[ConnectorKey] = set()
@@ -144,6 +145,11 @@ class Authorization:
                 listener(station_id)
             except Exception:
                 _LOGGER.exception("Authorization listener failed")
+
+    def _configuration_read(self, station_id: str) -> bool:
+        """Whether the station holds configuration keys other than those we set."""
+        station = self.site.stations.get(station_id)
+        return station is not None and any(k not in AUTH_KEYS for k in station.configuration)
 
     def _synced(self, station_id: str) -> None:
         self._notify(station_id)

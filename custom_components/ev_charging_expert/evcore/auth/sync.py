@@ -121,7 +121,10 @@ class StationSync:
         entries: Callable[[str], dict[str, LocalListEntry]],
         now: Callable[[], datetime],
         on_change: Callable[[str], None],
+        ready: Callable[[str], bool],
     ) -> None:
+        """`ready(station_id)`: the charger's boot configuration was read (see `kick`)."""
+        self._ready = ready
         self._charger = charger
         self._resolve = resolve
         self._entries = entries
@@ -147,7 +150,7 @@ class StationSync:
         """Kick a connected station never synced since start, or with work left."""
         state = self.states.get(station_id)
         if (state is None or state.dirty) and self._charger(station_id) is not None:
-            self.kick(station_id)
+            self.kick(station_id)  # (`kick` waits for the boot configuration)
 
     def forget(self, station_id: str) -> None:
         """The station is gone."""
@@ -158,8 +161,11 @@ class StationSync:
         state = self.state(station_id)
         state.dirty = True
         charger = self._charger(station_id)
-        if charger is None:
-            return  # done when it is heard from again (`resume`)
+        if charger is None or not self._ready(station_id):
+            # Done when it is heard from again (`resume`). Before its boot configuration is
+            # read, a key we change would be the station's only known key, and load
+            # management would take it for a charger without Smart Charging.
+            return
         if state.running and state.runner is charger:
             return
         state.running, state.runner = True, charger
