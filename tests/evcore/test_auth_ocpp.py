@@ -281,6 +281,9 @@ async def test_swipe_to_add(site: Site) -> None:
     site.auth.set_zone_mode("z1", mode=AuthMode.KNOWN_CARDS)
     charger = await site.connect("CP1")
     assert await charger.authorize("04AABBCC") == "Invalid"
+    checks = len(charger.requests["GetLocalListVersion"])
+    await site.changes_pushed("CP1")
+    assert len(charger.requests["GetLocalListVersion"]) == checks  # no list changed
     card = site.cards.get("04aabbcc")
     assert card.pending
     assert card.last_seen_station == "CP1"

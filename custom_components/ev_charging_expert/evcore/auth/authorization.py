@@ -274,7 +274,11 @@ class Authorization:
             }
         return entries
 
-    def _on_cards(self, _keys: frozenset[str], revoked: bool) -> None:  # listener
+    def _on_cards(self, keys: frozenset[str], revoked: bool) -> None:  # listener
+        if not revoked and all(
+            (card := self.cards.by_key(key)) is not None and card.pending for key in keys
+        ):
+            return  # an unknown card was swiped: no charger's list changes
         self._revoked |= revoked
         if self._change_timer is None:
             self._change_timer = self.site.clock.call_later(CHANGE_DELAY_S, self._push_cards)
