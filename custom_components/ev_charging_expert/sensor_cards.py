@@ -112,6 +112,7 @@ class StationAuthSensor(EvChargingEntity, SensorEntity):
         """Mode, offline behaviour, where they come from, each key's outcome, list version."""
         view = self.hub.controller.auth.station_view(self.station_id).to_dict()
         view.pop("station_id")
+        view.pop("last_sync", None)  # diagnostics have it; as an attribute it churns
         keys = view.pop("keys", {})
         view["keys"] = {k: v["status"] for k, v in keys.items()}
         return view

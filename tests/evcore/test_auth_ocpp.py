@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
 from datetime import timedelta
 import itertools
 from typing import Any
 
+from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.exceptions import NotSupportedError
+from ocpp.messages import Call, _validate_payload
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
@@ -33,11 +36,13 @@ from custom_components.ev_charging_expert.evcore.auth.modes import (
     desired_keys,
 )
 from custom_components.ev_charging_expert.evcore.auth.sync import KeyStatus, ListStatus
+from custom_components.ev_charging_expert.evcore.charger import LocalListEntry
 from custom_components.ev_charging_expert.evcore.clock import ManualClock
 from custom_components.ev_charging_expert.evcore.config import StationConfig, ZoneConfig
 from custom_components.ev_charging_expert.evcore.controller import Controller
 from custom_components.ev_charging_expert.evcore.events import CardPresented
 from custom_components.ev_charging_expert.evcore.model import NewChargerPolicy
+from custom_components.ev_charging_expert.evcore.ocpp.v16.handler import local_list_request
 from custom_components.ev_charging_expert.evcore.site import MemoryStore, SiteSettings
 
 AUTH_CONFIGURATION = {
@@ -276,6 +281,9 @@ async def test_swipe_to_add(site: Site) -> None:
     site.auth.set_zone_mode("z1", mode=AuthMode.KNOWN_CARDS)
     charger = await site.connect("CP1")
     assert await charger.authorize("04AABBCC") == "Invalid"
+    checks = len(charger.requests["GetLocalListVersion"])
+    await site.changes_pushed("CP1")
+    assert len(charger.requests["GetLocalListVersion"]) == checks  # no list changed
     card = site.cards.get("04aabbcc")
     assert card.pending
     assert card.last_seen_station == "CP1"
@@ -317,6 +325,9 @@ async def test_blocked_expired_and_concurrent_cards(site: Site) -> None:
     started = await charger.start_transaction(1, id_tag="BUSY")
     assert started.id_tag_info["status"] == "Accepted"
     assert await charger.authorize("BUSY") == "ConcurrentTx"
+    site.auth.set_zone_mode("z3", mode=AuthMode.KNOWN_CARDS)
+    other = await site.connect("CP2", zone="z3")
+    assert await other.authorize("busy") == "ConcurrentTx"  # anywhere on the site
     refused = await charger.start_transaction(2, id_tag="BLOCKED")
     assert refused.id_tag_info["status"] == "Blocked"  # the session is open: the charger stops it
 
@@ -442,3 +453,39 @@ async def test_settings_and_cards_survive_a_restart() -> None:
     assert not again.auth.fresh
     await controller.stop()
     await again.stop()
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_local_lists_we_build_match_the_ocpp_schema(full: bool) -> None:
+    # Sent without the library's per-message schema check (lists are long): checked here.
+    expiry = ManualClock().now() + timedelta(days=1)
+    for entries in (
+        [],
+        [LocalListEntry("A" * 20)],
+        [LocalListEntry("B1", "Accepted", expiry, "GROUP1"), LocalListEntry("GONE", None)],
+    ):
+        payload = local_list_request(7, entries, full=full)
+        body = remove_nones(snake_to_camel_case(asdict(payload)))
+        _validate_payload(Call("1", "SendLocalList", body), "1.6")
+
+
+async def test_a_charger_that_reconnects_without_booting_is_brought_in_line(site: Site) -> None:
+    site.auth.set_zone_mode("z1", mode=AuthMode.KNOWN_CARDS)
+    site.cards.add(Card("C1"))
+    charger = await site.connect("CP1")
+    await close_charger(charger)
+    site.cards.update("C1", authorized=False)  # revoked while the charger is away
+    site.clock.advance(CHANGE_DELAY_S)
+    ws = await connect(
+        f"ws://127.0.0.1:{site.controller.port}/ocpp/CP1",
+        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        ping_interval=None,
+    )
+    again = CardReader("CP1", ws)
+    again.local_list, again.list_version = dict(charger.local_list), charger.list_version
+    again.task = asyncio.create_task(again.start())
+    site.chargers.append(again)
+    await again.call(call_result_request("Heartbeat"), suppress=False)  # no boot
+    await site.synced("CP1")
+    assert again.local_list == {}
+    assert len(again.requests["ClearCache"]) == 1

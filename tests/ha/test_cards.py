@@ -174,3 +174,40 @@ async def test_cards_survive_a_reload(
     assert hub.controller.cards.comment_of("KEEP1") == "Kept"
     assert hub.controller.auth.settings.zone_offline == {"garage": OfflineBehaviour.AUTHORIZE_ALL}
     assert hub.controller.auth.settings.default_mode is AuthMode.KNOWN_CARDS
+
+
+async def test_a_non_admin_cannot_change_a_mode_through_its_select(
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    connect_charger: ConnectCharger,
+    hass_read_only_user: MockUser,
+) -> None:
+    await connect_charger("CP1")
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            "select",
+            "select_option",
+            {"entity_id": entity_id(hass, "select", "CP1_auth_mode"), "option": "all_cards"},
+            blocking=True,
+            context=Context(user_id=hass_read_only_user.id),
+        )
+    assert hub.controller.auth.settings.station_mode == {}
+
+
+async def test_a_station_is_set_by_its_device(
+    hass: HomeAssistant,
+    hub: EvChargingCoordinator,
+    connect_charger: ConnectCharger,
+    device_registry: Any,
+) -> None:
+    await connect_charger("CP1")
+    device = device_registry.async_get_device(identifiers={(DOMAIN, "CP1")})
+    await _call(hass, "set_authorization", {"device_id": device.id, "offline": "reject_all"})
+    assert hub.controller.auth.settings.station_offline == {"CP1": OfflineBehaviour.REJECT_ALL}
+    with pytest.raises(ServiceValidationError):
+        await _call(hass, "set_authorization", {"device_id": "nope", "mode": "all_cards"})
+    # Approving is all or nothing.
+    await _call(hass, "add_card", {"id_tag": "A1", "authorized": False})
+    with pytest.raises(ServiceValidationError):
+        await _call(hass, "approve_card", {"id_tag": ["A1", "NOPE"]})
+    assert not hub.controller.cards.get("A1").authorized

@@ -72,3 +72,18 @@ async def setup_cards(api: HaApi, known_cards_zone: str) -> None:
         f"only known cards, the EVs also present {len(UNKNOWN_CARDS)} unknown badges "
         "(they wait for approval: sensor 'Cards awaiting approval', service approve_card)"
     )
+
+
+async def report_cards(api: HaApi) -> None:
+    """During --check: how many badges are registered, and how many wait for approval."""
+    try:
+        known = await _service(api, "list_cards", {"pending": False, "limit": 1}, response=True)
+        waiting = await _service(api, "list_cards", {"pending": True}, response=True)
+    except DemoError as err:
+        print(f"demo: warning: could not list the cards: {err}")
+        return
+    known, waiting = known["service_response"], waiting["service_response"]
+    tags = ", ".join(card["id_tag"] for card in waiting["cards"]) or "none yet"
+    print(
+        f"demo: cards: {known['total']} registered, {waiting['total']} awaiting approval ({tags})"
+    )

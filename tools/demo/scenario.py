@@ -25,7 +25,7 @@ from tools.demo.building import (
     format_hour,
     format_phases,
 )
-from tools.demo.cards import FLEET_ID_TAGS, setup_cards
+from tools.demo.cards import FLEET_ID_TAGS, report_cards, setup_cards
 from tools.demo.ha_process import (
     HA_HOST,
     HA_PORT,
@@ -456,6 +456,7 @@ class Demo:
         ok = await self.guard(check_rules(api, (await api.entries())[0]["entry_id"])) and ok
         ok = await self.guard(check_sessions(api)) and ok
         ok = await self.guard(bms_demo.check(getattr(self, "bms_port", None))) and ok
+        await self.guard(report_cards(api))
         return 0 if ok else 1
 
     async def check_building(self, api: HaApi) -> bool:

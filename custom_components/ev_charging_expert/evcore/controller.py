@@ -218,6 +218,7 @@ class Controller:
     def set_zones(self, zones: Mapping[str, ZoneConfig]) -> None:
         """Replace the zone tree (already validated); zones that left lose their status."""
         self.load.set_zones(zones)
+        self.auth.zones_changed()
         self._zone_views = {z: v for z, v in self._zone_views.items() if z in zones}
 
     def set_load_settings(self, settings: LoadSettings) -> None:

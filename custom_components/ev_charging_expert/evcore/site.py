@@ -721,14 +721,9 @@ class Site:
         return self._decide(station_id, None, id_tag)
 
     def _decide(self, station_id: str, connector_id: int | None, id_tag: str) -> AuthDecision:
-        station = self.stations.get(station_id)
-        busy = station is not None and any(
-            c.transaction is not None
-            and c.transaction.id_tag.casefold() == id_tag.casefold()
-            and c.connector_id != connector_id
-            for c in station.connectors.values()
-        )
+        # A session start opens whatever the answer: only an Authorize asks for ConcurrentTx.
         start = connector_id is not None
+        busy = not start and self._in_session(id_tag.strip().casefold())
         request = AuthRequest(station_id, connector_id, id_tag, busy, start=start)
         decision = self.authorizer.decide(request)
         self._emit(
@@ -742,6 +737,14 @@ class Site:
             )
         )
         return decision
+
+    def _in_session(self, key: str) -> bool:
+        """Whether an idTag (compared as cards are) runs a session anywhere on the site."""
+        return any(
+            c.transaction is not None and c.transaction.id_tag.strip().casefold() == key
+            for station in self.stations.values()
+            for c in station.connectors.values()
+        )
 
     def start_session(
         self,

@@ -28,7 +28,7 @@ from ..keys import ConnectorKey
 from ..model import ConnectorStatus, Registration
 from .cards import check_id_tag
 from .decision import LocalAuthorizer
-from .modes import AuthMode, AuthSettings, OfflineBehaviour, Resolved
+from .modes import AUTH_KEYS, AuthMode, AuthSettings, OfflineBehaviour, Resolved
 from .sync import StationSync
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ class Authorization:
             entries=self.local_list,
             now=site.clock.now,
             on_change=self._synced,
+            ready=self._configuration_read,
         )
         self._listeners: list[Callable[[str | None], None]] = []
         self._plugged: set[ConnectorKey] = set()
@@ -144,6 +145,11 @@ class Authorization:
                 listener(station_id)
             except Exception:
                 _LOGGER.exception("Authorization listener failed")
+
+    def _configuration_read(self, station_id: str) -> bool:
+        """Whether the station holds configuration keys other than those we set."""
+        station = self.site.stations.get(station_id)
+        return station is not None and any(k not in AUTH_KEYS for k in station.configuration)
 
     def _synced(self, station_id: str) -> None:
         self._notify(station_id)
@@ -212,6 +218,11 @@ class Authorization:
         _set(self.settings.station_offline, station_id, offline, OfflineBehaviour)
         self._settings_changed()
 
+    def zones_changed(self) -> None:
+        """The zone tree changed: modes and allowed cards may differ now."""
+        for station_id in self._stations():
+            self.sync.kick(station_id)
+
     def set_site_default(
         self,
         *,
@@ -236,7 +247,7 @@ class Authorization:
 
     def _settings_changed(self) -> None:
         self.cards.save_settings(self.settings.to_dict())
-        for station_id in list(self.site.chargers):
+        for station_id in self._stations():
             self.sync.kick(station_id)
         self._notify(None)
 
@@ -263,15 +274,23 @@ class Authorization:
             }
         return entries
 
-    def _on_cards(self, _keys: frozenset[str], revoked: bool) -> None:  # listener
+    def _on_cards(self, keys: frozenset[str], revoked: bool) -> None:  # listener
+        if not revoked and all(
+            (card := self.cards.by_key(key)) is not None and card.pending for key in keys
+        ):
+            return  # an unknown card was swiped: no charger's list changes
         self._revoked |= revoked
         if self._change_timer is None:
             self._change_timer = self.site.clock.call_later(CHANGE_DELAY_S, self._push_cards)
 
+    def _stations(self) -> list[str]:
+        """Connected stations, and those synced before (a disconnected one catches up)."""
+        return list(self.site.chargers.keys() | self.sync.states.keys())
+
     def _push_cards(self) -> None:
         self._change_timer = None
         revoked, self._revoked = self._revoked, False
-        for station_id in list(self.site.chargers):
+        for station_id in self._stations():
             if self.resolve(station_id).mode is not AuthMode.KNOWN_CARDS:
                 continue
             if revoked:
@@ -300,6 +319,10 @@ class Authorization:
                 self.sync.forget(sid)
             case StationUpdated(station_id=sid, connector_id=cid) if cid:
                 self._plug_and_charge(sid, cid)
+            case StationUpdated(station_id=sid):
+                # A charger that reconnects without booting (after an HA restart, a network
+                # loss) is brought in line once, or again when a job failed or waited for it.
+                self.sync.resume(sid)
             case _:
                 pass
 

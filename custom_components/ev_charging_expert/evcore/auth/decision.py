@@ -59,7 +59,7 @@ class AuthRequest:
     connector_id: int | None
     id_tag: str
     busy_elsewhere: bool
-    """The idTag runs a session on another connector already."""
+    """The idTag runs a session already (anywhere on the site; Authorize only)."""
     start: bool = False
     """A StartTransaction (the session runs whatever we answer) rather than an Authorize."""
 

@@ -89,6 +89,9 @@ class StationAuthState:
     supports_local_list: bool | None = None
     dirty: bool = False
     running: bool = False
+    runner: object | None = None
+    """The connection the running job is tied to (a job of a closed one never ends: it may
+    be cancelled before it starts)."""
 
     def to_dict(self) -> dict[str, Any]:
         """For the station's entities and diagnostics."""
@@ -118,7 +121,10 @@ class StationSync:
         entries: Callable[[str], dict[str, LocalListEntry]],
         now: Callable[[], datetime],
         on_change: Callable[[str], None],
+        ready: Callable[[str], bool],
     ) -> None:
+        """`ready(station_id)`: the charger's boot configuration was read (see `kick`)."""
+        self._ready = ready
         self._charger = charger
         self._resolve = resolve
         self._entries = entries
@@ -140,6 +146,12 @@ class StationSync:
         state.supports_local_list = None
         self.kick(station_id)
 
+    def resume(self, station_id: str) -> None:
+        """Kick a connected station never synced since start, or with work left."""
+        state = self.states.get(station_id)
+        if (state is None or state.dirty) and self._charger(station_id) is not None:
+            self.kick(station_id)  # (`kick` waits for the boot configuration)
+
     def forget(self, station_id: str) -> None:
         """The station is gone."""
         self.states.pop(station_id, None)
@@ -148,12 +160,15 @@ class StationSync:
         """Bring the station in line soon (one job at a time; repeated kicks coalesce)."""
         state = self.state(station_id)
         state.dirty = True
-        if state.running:
-            return
         charger = self._charger(station_id)
-        if charger is None:
-            return  # done when it connects (it boots, or sends its status)
-        state.running = True
+        if charger is None or not self._ready(station_id):
+            # Done when it is heard from again (`resume`). Before its boot configuration is
+            # read, a key we change would be the station's only known key, and load
+            # management would take it for a charger without Smart Charging.
+            return
+        if state.running and state.runner is charger:
+            return
+        state.running, state.runner = True, charger
         charger.spawn(self._run(station_id, charger, state))
 
     async def _run(self, station_id: str, charger: Charger, state: StationAuthState) -> None:
@@ -163,9 +178,12 @@ class StationSync:
                 await self._sync(station_id, charger, state)
                 self._on_change(station_id)
         except ChargerError as err:
+            # Tried again when the charger is heard from next (heartbeat, reconnection).
+            state.dirty = True
             _LOGGER.info("%r: authorization settings not applied yet: %s", station_id, err)
         finally:
-            state.running = False
+            if state.runner is charger:
+                state.running, state.runner = False, None
 
     async def _sync(self, station_id: str, charger: Charger, state: StationAuthState) -> None:
         resolved = self._resolve(station_id)
