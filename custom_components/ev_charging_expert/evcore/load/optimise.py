@@ -267,7 +267,7 @@ class Optimiser:
             sample = state.measurements.get(("Current.Import", phase))
             if sample is None or sample.timestamp <= transaction.started_at:
                 continue
-            if sample.timestamp < recent:
+            if sample.timestamp < recent or not math.isfinite(sample.value):
                 continue
             values.append(max(sample.value, 0.0))
             oldest = sample.timestamp if oldest is None else min(oldest, sample.timestamp)
