@@ -37,8 +37,10 @@ from .const import (
     DEFAULT_REEVALUATION_MINUTES,
     DEFAULT_SAFETY_MARGIN,
     DOMAIN,
+    SUBENTRY_DIGITAL_INPUT,
     SUBENTRY_METER,
     SUBENTRY_METER_MODEL,
+    SUBENTRY_TOU_PERIOD,
     SUBENTRY_ZONE,
 )
 from .entry_data import build_ssl_context
@@ -47,6 +49,11 @@ from .evcore.model import NewChargerPolicy
 from .subentry_flows.common import translated_select
 from .subentry_flows.meter import MeterSubentryFlow
 from .subentry_flows.meter_model import MeterModelSubentryFlow
+from .subentry_flows.rules import (
+    DigitalInputSubentryFlow,
+    TouPeriodSubentryFlow,
+    rules_option_fields,
+)
 from .subentry_flows.zone import ZoneSubentryFlow
 
 if TYPE_CHECKING:
@@ -119,6 +126,8 @@ class EvChargingConfigFlow(ConfigFlow, domain=DOMAIN):
             SUBENTRY_ZONE: ZoneSubentryFlow,
             SUBENTRY_METER: MeterSubentryFlow,
             SUBENTRY_METER_MODEL: MeterModelSubentryFlow,
+            SUBENTRY_TOU_PERIOD: TouPeriodSubentryFlow,
+            SUBENTRY_DIGITAL_INPUT: DigitalInputSubentryFlow,
         }
 
     async def _validate(
@@ -216,6 +225,7 @@ class SiteSettingsFlow(OptionsFlow):
                     CONF_CONSUMPTION_OPTIMISATION,
                     default=options.get(CONF_CONSUMPTION_OPTIMISATION, False),
                 ): selector.BooleanSelector(),
+                **rules_option_fields(options),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

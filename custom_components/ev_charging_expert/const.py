@@ -204,3 +204,32 @@ CONF_WORD_ORDER: Final = "word_order"
 CONF_REGISTER_TYPE: Final = "register_type"
 CONF_SCALE: Final = "scale"
 CONF_INVALID: Final = "invalid"
+
+# Operating rules (issue 11): time-of-use periods and digital inputs are subentries; the TOU
+# switch and the remote-setpoint settings are options.
+SUBENTRY_TOU_PERIOD: Final = "tou_period"
+SUBENTRY_DIGITAL_INPUT: Final = "digital_input"
+CONF_PERIOD_NAME: Final = "name"
+CONF_PERCENT: Final = "percent"
+CONF_SLOTS: Final = "slots"
+CONF_SOURCE_ENTITY: Final = "source_entity"
+CONF_EXCLUDED_ZONES: Final = "excluded_zones"
+CONF_INPUT_NAME: Final = "name"
+CONF_INPUT_ENTITY: Final = "entity_id"
+CONF_INPUT_ENABLED: Final = "enabled"
+CONF_TOU_ENABLED: Final = "tou_enabled"
+CONF_REMOTE_ENABLED: Final = "remote_enabled"
+CONF_REMOTE_SOURCE: Final = "remote_source"
+CONF_REMOTE_MIN_PERIOD: Final = "remote_min_period"
+CONF_REMOTE_HEARTBEAT: Final = "remote_heartbeat"
+CONF_REMOTE_FALLBACK: Final = "remote_fallback"
+EVENT_TOU_PERIOD_CHANGED: Final = f"{DOMAIN}_tou_period_changed"
+EVENT_REMOTE_SETPOINT_LAPSED: Final = f"{DOMAIN}_remote_setpoint_lapsed"
+ISSUE_INPUT_UNAVAILABLE: Final = "digital_input_unavailable"
+ISSUE_REMOTE_LAPSED: Final = "remote_setpoint_lapsed"
+ISSUE_RULES_INVALID: Final = "rules_invalid"
+
+
+def signal_rules(entry_id: str) -> str:
+    """Dispatcher signal: the operating rules' state changed (period, inputs, setpoints)."""
+    return f"{DOMAIN}_{entry_id}_rules"

@@ -60,6 +60,7 @@ from .issues import (
     sync_unassigned,
 )
 from .meter_sync import MeterSync
+from .rules_ha import RulesSync
 from .security import admission_listener, sync_registry_issue
 from .store import HaSiteStore
 
@@ -94,6 +95,7 @@ class EvChargingCoordinator:
         )
         self.devices = DeviceSync(hass, entry.entry_id, self.controller.site)
         self.meters = MeterSync(hass, entry, self.controller)
+        self.rules = RulesSync(hass, entry, self.controller)
         self.zones: dict[str, ZoneConfig] = {}
         self._known_zones: set[str] = set()
         self._degraded_issues: set[str] = set()
@@ -143,6 +145,7 @@ class EvChargingCoordinator:
         self._unsubscribe()
         self._unsubscribe_admission()
         self.meters.stop()
+        self.rules.stop()
         await self.controller.stop()
         await self.store.flush()
 
@@ -183,6 +186,7 @@ class EvChargingCoordinator:
         # back when it has a parent again, so it must not be announced as new a second time.
         self._known_zones &= set(self.entry.subentries)
         self.meters.push_zone_meters(zones)
+        self.rules.apply(zones)
 
     def _zones_changed(self, previous: dict[str, ZoneConfig]) -> None:
         changed = {

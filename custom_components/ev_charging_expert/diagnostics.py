@@ -46,6 +46,7 @@ async def async_get_config_entry_diagnostics(
             model_to_data(model) for model in hub.controller.meters.models.custom.values()
         ],
         "admission": admission_diagnostics(hub.site, hub.controller.central_system),
+        "operating_rules": hub.rules.diagnostics(),
     }
 
 

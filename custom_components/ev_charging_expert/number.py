@@ -14,6 +14,7 @@ from homeassistant.components.number import (
 from homeassistant.const import EntityCategory, UnitOfElectricCurrent
 
 from .entity import EvChargingSettingEntity, setup_platform_entities
+from .number_rules import async_setup_rules_numbers
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -140,6 +141,7 @@ async def async_setup_entry(
         station_entities=station_entities,
         connector_entities=connector_entities,
     )
+    async_setup_rules_numbers(entry, async_add_entities)
 
 
 class SettingNumber(EvChargingSettingEntity, NumberEntity):

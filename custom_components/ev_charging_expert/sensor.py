@@ -37,6 +37,7 @@ from .evcore.allocation.model import Reason
 from .evcore.config import ZoneMode
 from .evcore.meters import MeterState
 from .evcore.model import ConnectorState, ConnectorStatus, StationState
+from .sensor_rules import async_setup_rules_sensors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -465,6 +466,7 @@ async def async_setup_entry(
     )
     setup_zone_entities(entry, async_add_entities, zone_entities)
     _setup_meter_entities(entry, async_add_entities)
+    async_setup_rules_sensors(entry, async_add_entities)
 
 
 def _setup_meter_entities(

@@ -34,6 +34,7 @@ from .evcore.charger import TriggerMessage
 from .evcore.errors import ConfigError, InvalidIdentityError, RegistryLockedError
 from .evcore.meters.catalog import model_to_data
 from .helpers import call_charger
+from .services_rules import async_setup_rules_services
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -412,6 +413,7 @@ def _save_models(hass: HomeAssistant, entry: ConfigEntry, models: list[MeterMode
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register every service action of the integration."""
+    async_setup_rules_services(hass)
     for name, (fields, handler, admin) in SERVICES.items():
         hass.services.async_register(
             DOMAIN,

@@ -11,6 +11,7 @@ from homeassistant.const import EntityCategory
 from .entity import EvChargingEntity, EvChargingSettingEntity, setup_platform_entities
 from .evcore.model import ConnectorStatus
 from .helpers import call_charger
+from .switch_rules import async_setup_rules_switches
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -88,6 +89,7 @@ async def async_setup_entry(
         station_entities=station_entities,
         connector_entities=connector_entities,
     )
+    async_setup_rules_switches(entry, async_add_entities)
 
 
 class AvailabilitySwitch(EvChargingEntity, SwitchEntity):

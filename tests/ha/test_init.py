@@ -207,7 +207,13 @@ async def test_removing_a_station_device_removes_its_connectors_and_refuses_the_
     assert response["success"]
     for identifier in ("CP1", "CP1#1", "CP1#2"):
         assert device_registry.async_get_device(identifiers={(DOMAIN, identifier)}) is None
-    assert not er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+    site = device_registry.async_get_device(identifiers={(DOMAIN, init_integration.entry_id)})
+    assert site is not None
+    assert not [
+        e
+        for e in er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+        if e.device_id != site.id  # the site's own entities stay
+    ]
     assert hub.site.stations["CP1"].registration is Registration.REMOVED
     # Its connection was closed, and it may not come back.
     await asyncio.wait([charger.task], timeout=10)

@@ -554,7 +554,8 @@ async def test_zone_sensors(
     await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
 
     entries = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
-    assert {e.config_subentry_id for e in entries} == {MAIN}
+    # The site's own sensors (active TOU period, inputs) belong to no subentry.
+    assert {e.config_subentry_id for e in entries if not e.unique_id.startswith("site_")} == {MAIN}
 
 
 # ---------------------------------------------------------------------------- diagnostics

@@ -383,14 +383,18 @@ async def test_site_settings_are_stored_and_applied_live(
     defaults = {
         str(key): key.default() for key in flow["data_schema"].schema if hasattr(key, "default")
     }
-    assert defaults == {
-        CONF_MINIMUM_STANDARD: "iec_61851",
-        CONF_SHED_PRIORITY: "energy",
-        CONF_REEVALUATION_MINUTES: 15,
-        CONF_NOMINAL_VOLTAGE: 230,
-        CONF_SAFETY_MARGIN: 1.0,
-        CONF_CONSUMPTION_OPTIMISATION: False,
-    }
+    # The operating rules' options (issue 11) follow these; tests/ha/test_rules.py has them.
+    assert (
+        defaults.items()
+        >= {
+            CONF_MINIMUM_STANDARD: "iec_61851",
+            CONF_SHED_PRIORITY: "energy",
+            CONF_REEVALUATION_MINUTES: 15,
+            CONF_NOMINAL_VOLTAGE: 230,
+            CONF_SAFETY_MARGIN: 1.0,
+            CONF_CONSUMPTION_OPTIMISATION: False,
+        }.items()
+    )
     options = {
         CONF_MINIMUM_STANDARD: "ev_ze_ready",
         CONF_SHED_PRIORITY: "duration",
@@ -404,7 +408,7 @@ async def test_site_settings_are_stored_and_applied_live(
     await hass.async_block_till_done()
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert init_integration.options == options
+    assert init_integration.options.items() >= options.items()
     assert hub.controller.load.settings == LoadSettings(
         minimum_standard=MinimumStandard.EV_ZE_READY,
         shed_priority=ShedPriority.DURATION,
@@ -422,7 +426,7 @@ async def test_site_settings_are_stored_and_applied_live(
     defaults = {
         str(key): key.default() for key in flow["data_schema"].schema if hasattr(key, "default")
     }
-    assert defaults == options
+    assert defaults.items() >= options.items()
 
 
 @pytest.mark.parametrize("zone_subentries", [[zone_subentry(MAIN, "Main", 10)]])

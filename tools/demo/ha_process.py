@@ -40,6 +40,7 @@ history:
 logbook:
 energy:
 system_health:
+input_boolean:
 
 recorder:
   purge_keep_days: 3

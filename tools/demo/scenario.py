@@ -38,6 +38,7 @@ from tools.demo.ha_process import (
 )
 from tools.demo.optimisation import enable_optimisation
 from tools.demo.rest import PASSWORD, USERNAME, HaApi
+from tools.demo.rules import check_rules, setup_rules
 from tools.sim import Fleet
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ class Demo:
         if entries:
             try:
                 await self.guard(self.setup_zones(api, entries[0]["entry_id"]))
+                await self.guard(setup_rules(api, entries[0]["entry_id"]))
             except DemoError as err:
                 print(f"demo: warning: could not set up the demo zones and meter: {err}")
             if self.args.optimise:
@@ -427,6 +429,7 @@ class Demo:
         if self.building is not None:
             building_ok = await self.guard(self.check_building(api))
             ok = ok and building_ok
+        ok = await self.guard(check_rules(api, (await api.entries())[0]["entry_id"])) and ok
         return 0 if ok else 1
 
     async def check_building(self, api: HaApi) -> bool:

@@ -16,15 +16,18 @@ class; nobody else wires Site, the central system, load management and the meter
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import replace
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .charger import REQUEST_TIMEOUT
-from .events import AllocationUpdated, ControllerEvent, MeterUpdated
+from .events import AllocationUpdated, ControllerEvent, MeterUpdated, RulesChanged
 from .load import LoadManager
 from .meters import MeterPool, MeterState, MeterStateChanged
 from .ocpp.server import DEFAULT_MAX_FRAME, CentralSystem
+from .rules import Rules, effective_limits
 from .site import Site, SiteSettings
 from .view import (
     SUSPENDED_REASONS,
@@ -37,6 +40,7 @@ from .view import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from datetime import tzinfo
     import ssl
 
     from .admission import AdmissionLimits, Executor
@@ -47,6 +51,16 @@ if TYPE_CHECKING:
     from .load.delivery import DeliverySettings
     from .meters import MeterEvent, ModelRegistry
     from .meters.external import MeterSource
+    from .rules import (
+        DigitalInput,
+        RemoteSettings,
+        RulesView,
+        SetpointResult,
+        SetpointSource,
+        TouCalendar,
+        TouConfig,
+        ZoneLimit,
+    )
     from .site import SiteStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -82,6 +96,14 @@ class Controller:
         self.request_timeout = request_timeout
         self._listeners: list[tuple[Listener, tuple[type, ...] | None]] = []
         self._zone_views: dict[str, ZoneView] = {}
+        # Operating rules (issue 11): they lower zone limits at every run (rules/pipeline.py).
+        self.rules = Rules(
+            clock,
+            zones=lambda: self.load.zones,
+            request_run=self.load.request_run,
+            emit=self._on_rules,
+        )
+        self.load.state.rules = self.rules.inputs
         self._unsubscribe = [
             self.site.subscribe(self._emit),
             self.load.subscribe(self._on_allocation),
@@ -104,6 +126,7 @@ class Controller:
     ) -> None:
         """Poll the meters and open the OCPP port; raises OSError when it cannot listen."""
         self.meters.start()
+        self.rules.start()
         self.central_system = CentralSystem(
             self.site,
             host=host,
@@ -135,6 +158,7 @@ class Controller:
             central_system, self.central_system = self.central_system, None
             await central_system.stop()
         self.load.stop()
+        self.rules.stop()
         await self.meters.stop()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
@@ -249,6 +273,7 @@ class Controller:
                 charging[z] += is_charging
                 suspended[z] += is_suspended
         views: dict[str, ZoneView] = {}
+        effective = effective_limits(state.zones, state.limits)
         for i, zone in enumerate(index.zones):
             config = state.zones.get(zone.zone_id)
             totals = allocation.zones[zone.zone_id]
@@ -271,6 +296,7 @@ class Controller:
                 measured=info.measured if info else None,
                 building=info.building if info else None,
                 degraded_problem=state.degraded.problems.get(zone.zone_id),
+                **self._rule_fields(zone.zone_id, effective),
             )
         return views
 
@@ -342,3 +368,85 @@ class Controller:
         if lease is None:
             return None
         return AllocationView(key, None, None, None, lease.held, lease.sent)
+
+    # ------------------------------------------------------------------ operating rules
+    def _on_rules(self, event: ControllerEvent) -> None:
+        self._emit(event)
+        if isinstance(event, RulesChanged):
+            # A rule change requests a run (queued before this): once it ran, zones whose
+            # reason changed while their limit did not are announced too.
+            with contextlib.suppress(RuntimeError):  # no loop yet: the first run builds them
+                asyncio.get_running_loop().call_soon(self._refresh_zone_views)
+
+    def _refresh_zone_views(self) -> None:
+        if self.load.last is None:
+            return
+        previous, self._zone_views = self._zone_views, self._build_zone_views()
+        changed = frozenset(
+            z
+            for z in previous.keys() | self._zone_views.keys()
+            if previous.get(z) != self._zone_views.get(z)
+        )
+        if changed:
+            self._emit(AllocationUpdated(frozenset(), changed))
+
+    def _rule_fields(self, zone_id: str, effective: Mapping[str, ZoneLimit]) -> dict[str, Any]:
+        limit = effective.get(zone_id)
+        if limit is None:
+            return {"remote_setpoint": self.rules.remote_setpoint(zone_id)}
+        return {
+            "limited_by": limit.limited_by,
+            "effective_limit": limit.limit,
+            "remote_setpoint": self.rules.remote_setpoint(zone_id),
+        }
+
+    @property
+    def tou(self) -> TouCalendar:
+        """The time-of-use calendar (periods, period at an instant, boundaries)."""
+        return self.rules.tou
+
+    def set_timezone(self, tz: tzinfo) -> None:
+        """The site's local time zone (HA's): timeslots are read in it."""
+        self.rules.set_timezone(tz)
+
+    def set_tou(self, config: TouConfig) -> None:
+        """Replace the time-of-use settings (ConfigError names the field; nothing changes)."""
+        self.rules.set_tou(config)
+
+    def set_tou_source(self, period: str, *, active: bool) -> None:
+        """An outside source (an HA schedule or binary entity) of a period changed."""
+        self.rules.set_tou_source(period, active=active)
+
+    def set_inputs(self, inputs: Iterable[DigitalInput]) -> None:
+        """Replace the digital inputs (ConfigError names the field; nothing changes)."""
+        self.rules.set_inputs(inputs)
+
+    def set_input_state(self, name: str, active: bool) -> bool:  # contract C1
+        """A digital input's state (unavailable: report it active); False: no such input."""
+        return self.rules.set_input_state(name, active=active)
+
+    def set_remote_settings(self, settings: RemoteSettings) -> None:
+        """Replace the remote-setpoint settings."""
+        self.rules.set_remote_settings(settings)
+
+    def set_zone_setpoint(
+        self, zone_id: str, amps: float, *, source: SetpointSource
+    ) -> SetpointResult:
+        """A remote setpoint for a zone (A per phase, 0..its max), from `source`."""
+        return self.rules.set_zone_setpoint(zone_id, amps, source=source)
+
+    def clear_zone_setpoint(self, zone_id: str, *, source: SetpointSource) -> SetpointResult:
+        """Drop a zone's remote setpoint, from `source`."""
+        return self.rules.clear_zone_setpoint(zone_id, source=source)
+
+    def remote_heartbeat(self, source: SetpointSource) -> SetpointResult:
+        """The controlling source of remote setpoints says it is alive."""
+        return self.rules.remote_heartbeat(source)
+
+    def rules_view(self) -> RulesView:
+        """Remote setpoints, heartbeat, time-of-use period and active inputs now."""
+        return self.rules.view()
+
+    def tou_summary(self) -> dict[str, object]:
+        """Max current per zone per time-of-use period (the guide's Summary tab)."""
+        return self.rules.summary()

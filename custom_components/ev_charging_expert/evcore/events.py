@@ -215,6 +215,31 @@ class MeterUpdated(Event):
     state_changed: bool = False
 
 
+# ---------------------------------------------------------------------- operating rules
+@dataclass(frozen=True, slots=True)
+class TouPeriodChanged(Event):
+    """The active time-of-use period changed (None: outside every period, or TOU off)."""
+
+    kind: ClassVar[str] = "tou_period_changed"
+    period: str | None
+    previous: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSetpointLapsed(Event):
+    """The controlling source's heartbeat lapsed: remote setpoints fell back."""
+
+    kind: ClassVar[str] = "remote_setpoint_lapsed"
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RulesChanged(Event):
+    """The operating rules' settings or state changed (inputs, period, setpoints)."""
+
+    kind: ClassVar[str] = "rules_changed"
+
+
 type SiteEvent = (
     StationAdded
     | StationUpdated
@@ -234,5 +259,12 @@ type SiteEvent = (
 )
 """What `Site` emits."""
 
-type ControllerEvent = SiteEvent | AllocationUpdated | MeterUpdated
+type ControllerEvent = (
+    SiteEvent
+    | AllocationUpdated
+    | MeterUpdated
+    | TouPeriodChanged
+    | RemoteSetpointLapsed
+    | RulesChanged
+)
 """Everything `Controller.subscribe` delivers."""

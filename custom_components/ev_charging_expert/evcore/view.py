@@ -83,6 +83,13 @@ class ZoneView(_View):
     """Measured minus our EVs: the building's own load, when known."""
     degraded_problem: str | None
     """Why its stations get 0 A in degraded mode, if they do."""
+    limited_by: str = "nominal"
+    """The operating rule its limit comes from: nominal, dynamic, meter_lost, tou:<period>,
+    input:<name>, remote (a parent's when the parent is lower; rules/pipeline.py)."""
+    effective_limit: Phases = (0.0, 0.0, 0.0)
+    """Its limit under the operating rules, the least along its path to the root."""
+    remote_setpoint: float | None = None
+    """The remote setpoint a building system set (A per phase), if any."""
 
 
 @dataclass(frozen=True, slots=True)

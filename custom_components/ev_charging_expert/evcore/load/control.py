@@ -19,13 +19,14 @@ from .degraded import DegradedPlan
 from .delivery import DeliverySettings, LeaseState
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
     from ..allocation.model import Allocation, ConnectorSnapshot, SiteSnapshot
     from ..charger import Capabilities
     from ..config import ZoneConfig
     from ..keys import ConnectorKey
     from ..meters.external import MeterSource
+    from ..rules.pipeline import RuleInputs, ZoneLimit
     from ..site import Site
     from .budgets import NegativeBuildingLoad, ZoneBudgetInfo
 
@@ -84,6 +85,10 @@ class LoadState:
     zone_meters: dict[str, MeterSource] = field(default_factory=dict)
     budgets: dict[str, ZoneBudgetInfo] = field(default_factory=dict)
     """Each zone's own budget at the last run, and how it was found."""
+    rules: Callable[[], RuleInputs] | None = None
+    """The operating rules in force now (time-of-use, inputs, remote setpoints)."""
+    limits: dict[str, ZoneLimit] = field(default_factory=dict)
+    """Each zone's own limit at the last run (its budget under the rules) and its reason."""
     negative_building: dict[str, NegativeBuildingLoad] = field(default_factory=dict)
     """Dynamic zones whose computed building load is clearly negative, and since when."""
     building_warnings: frozenset[str] = frozenset()

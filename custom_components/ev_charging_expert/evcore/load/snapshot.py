@@ -20,6 +20,7 @@ from ..allocation.phases import PATTERN_PHASES, THREE_PHASE, load_pattern
 from ..config import terminal_zones
 from ..keys import ConnectorKey
 from ..model import ConnectorStatus, Registration
+from ..rules.pipeline import NO_RULES, zone_limits
 from .budgets import EvDraw, ZoneBudgetInfo, zone_budgets
 from .control import UNCONTROLLED, ChargerControl, Control
 from .degraded import DegradedPlan, StationNeeds, degraded_plan
@@ -92,10 +93,13 @@ class SnapshotBuilder:
             state=state.allocator,
         )
         state.budgets = self.budgets(draft)
+        # The operating rules only lower each zone's own budget (rules/pipeline.py).
+        rules = state.rules() if state.rules is not None else NO_RULES
+        state.limits = zone_limits(state.zones, state.budgets, rules)
         return replace(
             draft,
             zones=tuple(
-                ZoneBudget(z.zone_id, state.budgets[z.zone_id].budget, z.parent_id)
+                ZoneBudget(z.zone_id, state.limits[z.zone_id].limit, z.parent_id)
                 for z in state.zones.values()
             ),
         )
