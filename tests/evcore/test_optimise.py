@@ -279,3 +279,28 @@ def test_samples_of_a_previous_session_or_while_we_suspend_it_say_nothing() -> N
     assert optimiser._draw(connector, T0 + timedelta(seconds=1000)) == (None, None)
     optimiser, connector = optimiser_with({"L1": (0.0, 5)}, status=ConnectorStatus.SUSPENDED_EVSE)
     assert optimiser._draw(connector, T0 + timedelta(seconds=1000)) == (None, None)
+
+
+def test_an_ev_held_at_the_minimum_leaves_nothing_pending() -> None:
+    # A full battery capped at the minimum: no further decision is due (no run is scheduled
+    # for it), however long it stays.
+    track = Track(session=1, cap=6.0, changed_at=0.0)
+    for t in range(10, 2000, 10):
+        track = decide(track, seen(0.0, 6.0), float(t), S)
+        assert track.cap == 6.0
+        assert next_decision(track, S) == math.inf
+    # The same for an EV that its zone holds at the minimum already.
+    track = decide(Track(session=1), seen(2.5, 6.0), 0.0, S)
+    assert next_decision(track, S) == math.inf
+
+
+@PROPERTY
+@given(steps, st.floats(min_value=6.0, max_value=63.0))
+def test_a_due_decision_is_taken_by_the_first_run_with_a_settled_sample(
+    sequence: list[tuple[float, float | None, bool]], held: float
+) -> None:
+    # After a run that saw a settled sample, the next decision is in the future (or none):
+    # a due time left in the past would be a decision not taken.
+    for (now, track), (_, draw, settled) in zip(drive(sequence, held), sequence, strict=True):
+        if settled and draw is not None:
+            assert next_decision(track, S) > now

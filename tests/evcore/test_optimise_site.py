@@ -109,6 +109,11 @@ async def test_a_full_battery_is_held_at_the_minimum_and_the_rest_shared(env: Lo
     await env.converge()
     assert env.lm.optimiser.caps == {K("A", 1): 6.0}
     assert env.limits() == {K("A", 1): 6.0, K("B", 1): 32.0, K("C", 1): 32.0}
+    # Held at the minimum, it leaves nothing pending: no run is scheduled for it.
+    runs = env.lm.runs
+    await env.advance(600.0)
+    assert env.lm.runs - runs <= 600 / 60 * 2
+    assert env.lm.optimiser.caps == {K("A", 1): 6.0}
     assert env.physical.violations == []
 
 
