@@ -10,6 +10,7 @@ it raises or returns a non-zero int.
     .venv/bin/python bench/run.py --quick            # smoke run: BENCH_QUICK=1 for all, and
                                                      # --quick for those that accept it
     .venv/bin/python bench/run.py ocpp_ingest -- --n 1000 --targets ours
+    .venv/bin/python bench/run.py working_day       # consumption optimisation off vs on
 """
 
 from __future__ import annotations

@@ -9,28 +9,30 @@ loopback websockets; all of them run on one `ManualClock` that the bench moves i
 site, the chargers and the physical invariant are those of the load-management tests
 (`tests/evcore/conftest_load.py`: `LoadEnv`, `Physical`), reused as they are.
 
-The site: one switchboard, ZONE_MAX_A per phase, 20 stations x 2 connectors rated 32 A, wired
-TRI123 / TRI231 / TRI312 in turn. The day, 07:00 to 19:00 (the same for both runs, seeded):
+The site: one switchboard (15 A per phase per connector: 600 A for 40), 20 stations x 2
+connectors rated 32 A, wired TRI123 / TRI231 / TRI312 in turn. The day, 07:00 to 19:00 (the
+same for both runs, seeded); connector i sees EVs of kind i mod 5 (EV_KINDS):
 
-- 40 EVs arrive between 07:00 and 09:30 and leave between 16:00 and 18:30, one per connector,
-  from five kinds (see EV_KINDS): three-phase 32 A with a big battery to fill; three-phase
-  capped onboard at 16 A; single-phase 32 A; single-phase capped onboard at 16 A; three-phase
-  16 A with little to charge (full by mid-morning, plugged in all day).
-- Time of use: "peak" 12:00-14:00 at 60 % of the switchboard's max, else "normal" at 100 %.
-- A digital input, a load-shedding relay, 15:00-15:20 at 30 %.
-  Until the operating-rules branch (TOU, inputs) is merged, both are emulated the way that
-  branch's pipeline ends up: the zone's limit is lowered with `Controller.set_zones` (the
-  switchboard's physical max, which the invariant checks, stays the same).
+- commuters (3/5 of the connectors) arrive between 07:00 and 09:30 and leave between 16:00 and
+  18:30: three-phase with a 16 A onboard charger and 30 kWh to charge; three-phase 16 A with
+  12 kWh (full by mid-morning); single-phase 16 A with 15 kWh. Most are full by early
+  afternoon and stay plugged in (SuspendedEV).
+- visitors (2/5) come and go all day, 1.5-3 h each, 5-20 min apart: three-phase 32 A and
+  single-phase 32 A, with more to charge than they can take in their stay.
+- The operating rules (`evcore/rules`, through the Controller): time of use, "peak" 12:00-14:00
+  at 60 % of the switchboard's max ("normal" 100 % otherwise); a digital input, a load-shedding
+  relay, active 15:00-15:20 at 30 % (`Controller.set_input_state`).
 
 Measured per run: energy delivered (kWh, from the EVs' own batteries); the physical invariant
 (what every charger's own profiles allow, per grid phase, within the switchboard's max: checked
 after every profile a charger accepts, every plug-in, unplug and clock step) — violations must
-be 0; the longest time from a rule cut to every charger allowing no more than the cut limit;
+be 0; the longest time from a rule cut (the zone's effective limit dropping) to every charger
+allowing no more than it;
 profiles sent per connector per hour (lease and base profiles the chargers accepted); the
 wall-clock time and how much faster than real time it ran.
 
     .venv/bin/python bench/working_day.py            # the whole day, optimisation off then on
-    .venv/bin/python bench/working_day.py --quick    # smoke: 07:00-10:00, 12 connectors
+    .venv/bin/python bench/working_day.py --quick    # smoke: 11:00-14:30, 12 connectors
 
 Results: a table on stdout; JSON and Markdown in bench/results/ (git-ignored). Exit code 1 when
 a violation was seen.
@@ -41,7 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 import logging
 from pathlib import Path
 import random
@@ -69,11 +71,16 @@ from custom_components.ev_charging_expert.evcore.clock import ManualClock  # noq
 from custom_components.ev_charging_expert.evcore.config import (  # noqa: E402
     LoadSettings,
     ZoneConfig,
-    validate_zones,
 )
 from custom_components.ev_charging_expert.evcore.controller import Controller  # noqa: E402
 from custom_components.ev_charging_expert.evcore.load.observe import LoadObserver  # noqa: E402
 from custom_components.ev_charging_expert.evcore.model import NewChargerPolicy  # noqa: E402
+from custom_components.ev_charging_expert.evcore.rules import (  # noqa: E402
+    DigitalInput,
+    TimeSlot,
+    TouConfig,
+    TouPeriod,
+)
 from custom_components.ev_charging_expert.evcore.site import (  # noqa: E402
     MemoryStore,
     SiteSettings,
@@ -84,8 +91,9 @@ if TYPE_CHECKING:
     from conftest_load import TestCharger
 
     from custom_components.ev_charging_expert.evcore.load.delivery import Send
+    from custom_components.ev_charging_expert.evcore.view import ZoneView
 
-DAY_START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # a Monday
+DAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 ZONE_ID = "parking"
 ZONE_A_PER_CONNECTOR = 15.0
 """The switchboard max per phase, per connector (40 connectors: 600 A)."""
@@ -118,17 +126,16 @@ EV_KINDS = (
 """Connector i sees EVs of kind i mod 5."""
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A cut of the zone's limit: TOU period or digital input (percent of the max)."""
-
-    name: str
-    start_h: float
-    end_h: float
-    percent: float
-
-
-RULES = (Rule("tou:peak", 5.0, 7.0, 60.0), Rule("input:load_shedding", 8.0, 8.0 + 1 / 3, 30.0))
+ALL_DAYS = frozenset(range(7))
+TOU = TouConfig(
+    enabled=True,
+    periods=(
+        TouPeriod("peak", 60.0, (TimeSlot(ALL_DAYS, 12 * 60, 14 * 60),)),
+        TouPeriod("normal", 100.0, (TimeSlot(ALL_DAYS, 14 * 60, 12 * 60),)),
+    ),
+)
+INPUT = DigitalInput("load_shedding", 30.0)
+INPUT_ON, INPUT_OFF = (15, 0), (15, 20)  # local hour, minute
 
 
 @dataclass(slots=True)
@@ -164,6 +171,8 @@ class Outcome:
     wall_s: float = 0.0
     speedup: float = 0.0
     max_caps: int = 0
+    limited_by: set[str] = field(default_factory=set)
+    """The rules seen cutting the zone."""
 
 
 class SendCounter(LoadObserver):
@@ -197,24 +206,15 @@ def plan_day(connectors: int, hours: float, seed: int) -> list[Visit]:
     return visits
 
 
-def zone(zone_max: float, percent: float = 100.0) -> ZoneConfig:
-    return ZoneConfig(ZONE_ID, "Car park", zone_max * percent / 100.0)
+def zone(zone_max: float) -> ZoneConfig:
+    return ZoneConfig(ZONE_ID, "Car park", zone_max)
 
 
-def limit_percent(at_h: float) -> tuple[float, str]:
-    """The lowest rule that applies at this hour of the day (inputs win over TOU)."""
-    active = [r for r in RULES if r.start_h <= at_h < r.end_h]
-    inputs = [r for r in active if r.name.startswith("input:")]
-    chosen = inputs or active
-    if not chosen:
-        return 100.0, "nominal"
-    rule = min(chosen, key=lambda r: r.percent)
-    return rule.percent, rule.name
-
-
-async def simulate(optimise: bool, visits: list[Visit], hours: float, zone_max: float) -> Outcome:  # noqa: C901, PLR0915
+async def simulate(
+    optimise: bool, visits: list[Visit], hours: float, zone_max: float, start_hour: float
+) -> Outcome:
     """One day on a fresh site."""
-    clock = ManualClock(DAY_START)
+    clock = ManualClock(DAY + timedelta(hours=start_hour))
     controller = Controller(
         clock=clock,
         store=MemoryStore(),
@@ -227,68 +227,109 @@ async def simulate(optimise: bool, visits: list[Visit], hours: float, zone_max: 
     outcome = Outcome(optimise=optimise)
     controller.load.observe(SendCounter(outcome.sends))
     try:
-        env.set_zones(zone(zone_max))
-        stations = sorted({v.station_id for v in visits})
-        for index, station_id in enumerate(stations):
-            await env.add_charger(station_id, connectors=2, meter_interval=METER_INTERVAL_S)
-            env.place(station_id, ZONE_ID, {1: WIRINGS[index % 3], 2: WIRINGS[(index + 1) % 3]})
+        await set_up(env, visits, zone_max)
         started_wall = time.monotonic()
-        start = clock.monotonic()
-        events: list[tuple[float, int, Visit]] = sorted(
-            [(v.arrive_s, 0, v) for v in visits] + [(v.leave_s, 1, v) for v in visits],
-            key=lambda e: (e[0], e[1], e[2].station_id, e[2].connector_id),
-        )
-        current_rule = "nominal"
-        cut_at: float | None = None
-        cut_limit = zone_max
-        elapsed = 0.0
-        end = hours * 3600
-        while elapsed < end:
-            while events and events[0][0] <= elapsed:
-                _, kind, visit = events.pop(0)
-                if kind == 0:
-                    await arrive(env, visit)
-                else:
-                    await env.unplug(visit.station_id, visit.connector_id)
-            percent, rule = limit_percent(elapsed / 3600)
-            if rule != current_rule:
-                current_rule = rule
-                controller.set_zones(validate_zones([zone(zone_max, percent)]))
-                cut_limit = zone_max * percent / 100
-                cut_at = elapsed
-            clock.advance(STEP_S)
-            elapsed = clock.monotonic() - start
-            env.check("clock step")
-            await env.settle()
-            loads = env.physical.loads()[ZONE_ID]
-            outcome.peak_share = max(outcome.peak_share, max(loads) / zone_max)
-            if cut_at is not None:
-                if max(loads) <= cut_limit + 1e-6:
-                    outcome.slowest_cut_s = max(outcome.slowest_cut_s, elapsed - cut_at)
-                    cut_at = None
-                elif elapsed - cut_at > COMPLY_GRACE_S:
-                    outcome.late_cut_steps += 1
-            outcome.max_caps = max(outcome.max_caps, len(controller.load.optimiser.caps))
+        await run_day(env, visits, hours * 3600, zone_max, outcome)
         outcome.wall_s = time.monotonic() - started_wall
-        outcome.speedup = end / outcome.wall_s if outcome.wall_s > 0 else 0.0
-        for cp in env.sims.values():
-            cp._integrate()  # noqa: SLF001  # the energy drawn since the last sample
-        for visit in visits:
-            kwh = visit.ev.delivered_wh / 1000 if visit.ev is not None else 0.0
-            outcome.energy_kwh += kwh
-            outcome.energy_by_kind[visit.kind.name] = (
-                outcome.energy_by_kind.get(visit.kind.name, 0.0) + kwh
-            )
-        outcome.violations = len(env.physical.violations)
-        outcome.checks = env.physical.checks
-        outcome.profiles = sum(cp.accepted_profiles for cp in env.sims.values())
-        outcome.profiles_per_connector_hour = outcome.profiles / 2 / len(env.sims) / hours
-        outcome.guard_violations = controller.load.guard_violations
-        outcome.runs = controller.load.runs
+        outcome.speedup = hours * 3600 / outcome.wall_s if outcome.wall_s > 0 else 0.0
+        collect(env, visits, hours, outcome)
     finally:
         env.strict = False
         await env.close()
     return outcome
+
+
+async def set_up(env: LoadEnv, visits: list[Visit], zone_max: float) -> None:
+    """The zone, the rules (TOU on, the relay off) and the chargers, placed and controlled."""
+    controller = env.controller
+    env.set_zones(zone(zone_max))
+    controller.set_timezone(UTC)
+    controller.set_tou(TOU)
+    controller.set_inputs([INPUT])
+    controller.set_input_state(INPUT.name, active=False)
+    stations = sorted({v.station_id for v in visits})
+    for index, station_id in enumerate(stations):
+        await env.add_charger(station_id, connectors=2, meter_interval=METER_INTERVAL_S)
+        env.place(station_id, ZONE_ID, {1: WIRINGS[index % 3], 2: WIRINGS[(index + 1) % 3]})
+
+
+async def run_day(
+    env: LoadEnv, visits: list[Visit], end: float, zone_max: float, outcome: Outcome
+) -> None:
+    """Move the clock in steps; EVs come and go, the relay switches, the invariant is checked."""
+    controller, clock = env.controller, env.clock
+    start = clock.monotonic()
+    events: list[tuple[float, int, Visit]] = sorted(
+        [(v.arrive_s, 0, v) for v in visits] + [(v.leave_s, 1, v) for v in visits],
+        key=lambda e: (e[0], e[1], e[2].station_id, e[2].connector_id),
+    )
+    cut = Cut(zone_max)
+    elapsed = 0.0
+    while elapsed < end:
+        while events and events[0][0] <= elapsed:
+            _, kind, visit = events.pop(0)
+            if kind == 0:
+                await arrive(env, visit)
+            else:
+                await env.unplug(visit.station_id, visit.connector_id)
+        local = clock.now()
+        relay = INPUT_ON <= (local.hour, local.minute) < INPUT_OFF
+        controller.set_input_state(INPUT.name, active=relay)
+        await env.settle()  # a relay change is allocated now, not after the step
+        cut.look(controller.zone_view(ZONE_ID), elapsed, outcome)
+        clock.advance(STEP_S)  # a TOU boundary fires on the clock
+        elapsed = clock.monotonic() - start
+        env.check("clock step")
+        await env.settle()
+        cut.look(controller.zone_view(ZONE_ID), elapsed, outcome)
+        loads = env.physical.loads()[ZONE_ID]
+        outcome.peak_share = max(outcome.peak_share, max(loads) / zone_max)
+        cut.delivered(max(loads), elapsed, outcome)
+        outcome.max_caps = max(outcome.max_caps, len(controller.load.optimiser.caps))
+
+
+@dataclass(slots=True)
+class Cut:
+    """Follows the zone's effective limit: when it drops, how long until the chargers follow."""
+
+    limit: float
+    since: float | None = None
+
+    def look(self, view: ZoneView | None, elapsed: float, outcome: Outcome) -> None:
+        if view is None:
+            return
+        limit = max(view.effective_limit)
+        if limit < self.limit - 1e-6:
+            self.since = elapsed if self.since is None else self.since
+            outcome.limited_by.add(view.limited_by)
+        self.limit = limit
+
+    def delivered(self, allowed: float, elapsed: float, outcome: Outcome) -> None:
+        if self.since is None:
+            return
+        if allowed <= self.limit + 1e-6:
+            outcome.slowest_cut_s = max(outcome.slowest_cut_s, elapsed - self.since)
+            self.since = None
+        elif elapsed - self.since > COMPLY_GRACE_S:
+            outcome.late_cut_steps += 1
+
+
+def collect(env: LoadEnv, visits: list[Visit], hours: float, outcome: Outcome) -> None:
+    """Energy, invariant checks, profiles: what the day measured."""
+    for cp in env.sims.values():
+        cp._integrate()  # noqa: SLF001  # the energy drawn since the last sample
+    for visit in visits:
+        kwh = visit.ev.delivered_wh / 1000 if visit.ev is not None else 0.0
+        outcome.energy_kwh += kwh
+        outcome.energy_by_kind[visit.kind.name] = (
+            outcome.energy_by_kind.get(visit.kind.name, 0.0) + kwh
+        )
+    outcome.violations = len(env.physical.violations)
+    outcome.checks = env.physical.checks
+    outcome.profiles = sum(cp.accepted_profiles for cp in env.sims.values())
+    outcome.profiles_per_connector_hour = outcome.profiles / 2 / len(env.sims) / hours
+    outcome.guard_violations = env.controller.load.guard_violations
+    outcome.runs = env.controller.load.runs
 
 
 async def arrive(env: LoadEnv, visit: Visit) -> None:
@@ -360,6 +401,7 @@ def report(
     for o in outcomes:
         mode = "on" if o.optimise else "off"
         print(f"limits sent ({mode}): {dict(sorted(o.sends.items()))}")
+        print(f"rules that cut the zone ({mode}): {', '.join(sorted(o.limited_by)) or '-'}")
     kinds = [k.name for k in EV_KINDS]
     print("energy by kind of EV (kWh), off / on:")
     for name in kinds:
@@ -382,12 +424,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke: 3 h, 12 connectors")
     parser.add_argument("--connectors", type=int, default=40)
     parser.add_argument("--hours", type=float, default=12.0)
+    parser.add_argument("--start", type=float, default=7.0, help="hour of day it starts (UTC)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--zone", type=float, help="switchboard max per phase (A)")
     parser.add_argument("--only", choices=("off", "on"), help="one run only")
     args = parser.parse_args()
     if args.quick:
-        args.connectors, args.hours = 12, 3.0
+        args.connectors, args.hours, args.start = 12, 3.5, 11.0
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("ocpp").setLevel(logging.ERROR)
     zone_max = args.zone or ZONE_A_PER_CONNECTOR * args.connectors
@@ -396,7 +439,7 @@ def main() -> int:
     for optimise in modes:
         visits = plan_day(args.connectors, args.hours, args.seed)
         print(f"running the day with optimisation {'on' if optimise else 'off'}...", flush=True)
-        outcomes.append(asyncio.run(simulate(optimise, visits, args.hours, zone_max)))
+        outcomes.append(asyncio.run(simulate(optimise, visits, args.hours, zone_max, args.start)))
     markdown, gain = report(outcomes, args.hours, args.connectors, zone_max)
     payload: dict[str, Any] = {
         "versions": versions("ocpp", "websockets"),
@@ -405,9 +448,12 @@ def main() -> int:
         "hours": args.hours,
         "seed": args.seed,
         "zone_max_a": zone_max,
-        "rules": [asdict(r) for r in RULES],
+        "tou": [
+            {"name": p.name, "percent": p.percent, "slots": p.slots_text()} for p in TOU.periods
+        ],
+        "input": {**asdict(INPUT), "on": INPUT_ON, "off": INPUT_OFF},
         "ev_kinds": [asdict(k) for k in EV_KINDS],
-        "outcomes": [asdict(o) for o in outcomes],
+        "outcomes": [{**asdict(o), "limited_by": sorted(o.limited_by)} for o in outcomes],
         "gain": gain,
         "goal_gain": GOAL_GAIN,
     }

@@ -9,17 +9,29 @@ comes close to its cap gets its share back at the next decision.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 import math
+from types import SimpleNamespace
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
+from custom_components.ev_charging_expert.evcore.clock import ManualClock
+from custom_components.ev_charging_expert.evcore.config import LoadSettings
+from custom_components.ev_charging_expert.evcore.load.control import LoadState
 from custom_components.ev_charging_expert.evcore.load.optimise import (
     Observation,
+    Optimiser,
     OptimiseSettings,
     Track,
     decide,
     next_decision,
+)
+from custom_components.ev_charging_expert.evcore.model import (
+    ConnectorState,
+    ConnectorStatus,
+    Measurement,
+    Transaction,
 )
 
 S = OptimiseSettings()
@@ -211,3 +223,84 @@ def test_a_draw_close_to_the_cap_always_gets_the_share_back(
     draw = last.cap - S.release_within + rise
     after = decide(last, Observation(last.cap, draw, True, 6.0), now + 1.0, S)
     assert after.cap is None
+
+
+# --- reading the samples ----------------------------------------------------------------
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def optimiser_with(
+    samples: dict[str | None, tuple[float, float]],
+    *,
+    status: ConnectorStatus = ConnectorStatus.CHARGING,
+    started: float = 0.0,
+) -> tuple[Optimiser, ConnectorState]:
+    """An optimiser over one connector; `samples`: phase -> (value A, age s) at T0 + 1000 s."""
+    clock = ManualClock(T0)
+    clock.advance(1000.0)
+    connector = ConnectorState(1, status=status)
+    connector.transaction = Transaction(1, 1, "TAG", 0.0, T0 + timedelta(seconds=started))
+    for phase, (value, age) in samples.items():
+        connector.measurements["Current.Import", phase] = Measurement(
+            "Current.Import",
+            value,
+            "A",
+            phase,
+            "Sample.Periodic",
+            "Outlet",
+            clock.now() - timedelta(seconds=age),
+        )
+    site = SimpleNamespace(clock=clock, stations={"S": SimpleNamespace(connectors={1: connector})})
+    state = LoadState(settings=LoadSettings(consumption_optimisation=True))
+    return Optimiser(site, state), connector  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected"),
+    [
+        ({"L1": (16.0, 5), "L2": (15.2, 5), "L3": (16.4, 5)}, 16.4),  # the highest phase
+        ({"L1": (7.0, 5), "L2": (0.0, 5), "L3": (0.0, 5)}, 7.0),  # single-phase EV
+        ({None: (12.0, 5)}, 12.0),  # a charger that reports only the total
+        ({"L1": (16.0, 500)}, None),  # too old
+        ({"L1": (math.nan, 5), "L2": (math.inf, 5)}, None),  # nonsense is ignored
+        ({"L1": (-3.0, 5)}, 0.0),  # exporting counts as drawing nothing
+    ],
+)
+def test_draw_is_the_highest_fresh_phase_current_of_the_session(
+    samples: dict[str | None, tuple[float, float]], expected: float | None
+) -> None:
+    optimiser, connector = optimiser_with(samples)
+    draw, _ = optimiser._draw(connector, T0 + timedelta(seconds=1000))
+    assert draw == expected
+
+
+def test_samples_of_a_previous_session_or_while_we_suspend_it_say_nothing() -> None:
+    optimiser, connector = optimiser_with({"L1": (16.0, 5)}, started=999.0)
+    assert optimiser._draw(connector, T0 + timedelta(seconds=1000)) == (None, None)
+    optimiser, connector = optimiser_with({"L1": (0.0, 5)}, status=ConnectorStatus.SUSPENDED_EVSE)
+    assert optimiser._draw(connector, T0 + timedelta(seconds=1000)) == (None, None)
+
+
+def test_an_ev_held_at_the_minimum_leaves_nothing_pending() -> None:
+    # A full battery capped at the minimum: no further decision is due (no run is scheduled
+    # for it), however long it stays.
+    track = Track(session=1, cap=6.0, changed_at=0.0)
+    for t in range(10, 2000, 10):
+        track = decide(track, seen(0.0, 6.0), float(t), S)
+        assert track.cap == 6.0
+        assert next_decision(track, S) == math.inf
+    # The same for an EV that its zone holds at the minimum already.
+    track = decide(Track(session=1), seen(2.5, 6.0), 0.0, S)
+    assert next_decision(track, S) == math.inf
+
+
+@PROPERTY
+@given(steps, st.floats(min_value=6.0, max_value=63.0))
+def test_a_due_decision_is_taken_by_the_first_run_with_a_settled_sample(
+    sequence: list[tuple[float, float | None, bool]], held: float
+) -> None:
+    # After a run that saw a settled sample, the next decision is in the future (or none):
+    # a due time left in the past would be a decision not taken.
+    for (now, track), (_, draw, settled) in zip(drive(sequence, held), sequence, strict=True):
+        if settled and draw is not None:
+            assert next_decision(track, S) > now

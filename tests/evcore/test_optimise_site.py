@@ -88,8 +88,12 @@ async def test_an_ev_that_draws_more_again_gets_its_share_back(env: LoadEnv) -> 
     assert env.lm.optimiser.caps == {K("A", 1): 18.0}
     # Its onboard limit goes up (the battery warmed up): it draws its whole cap.
     env.sims["A"].connectors[1].ev.max_current = 32.0
-    await env.converge()
+    # Its next meter value (every 10 s) shows it: that sample triggers the run that lifts it.
+    runs = env.lm.runs
+    await env.advance(10.0)
     assert env.lm.optimiser.caps == {}
+    assert env.lm.runs > runs
+    await env.converge()
     assert env.limits() == {K("A", 1): 24.0, K("B", 1): 24.0, K("C", 1): 24.0}
     # And it stays so: it draws its share.
     await env.advance(DETECT * 3)
@@ -105,6 +109,11 @@ async def test_a_full_battery_is_held_at_the_minimum_and_the_rest_shared(env: Lo
     await env.converge()
     assert env.lm.optimiser.caps == {K("A", 1): 6.0}
     assert env.limits() == {K("A", 1): 6.0, K("B", 1): 32.0, K("C", 1): 32.0}
+    # Held at the minimum, it leaves nothing pending: no run is scheduled for it.
+    runs = env.lm.runs
+    await env.advance(600.0)
+    assert env.lm.runs - runs <= 600 / 60 * 2
+    assert env.lm.optimiser.caps == {K("A", 1): 6.0}
     assert env.physical.violations == []
 
 

@@ -114,25 +114,31 @@ class Observation:
 
 def decide(track: Track, seen: Observation, now: float, settings: OptimiseSettings) -> Track:
     """The connector's next track (pure; see the module docstring for the rules)."""
-    draw = seen.draw
+    draw, held = seen.draw, seen.held
     if track.cap is not None and (draw is None or draw >= track.cap - settings.release_within):
         return Track(track.session, None, None, now)  # its share back, at once
-    if draw is None:
-        return replace(track, under_since=None)
-    held = seen.held
-    if held is None or not seen.settled:
+    if draw is not None and (held is None or not seen.settled):
         return track  # no evidence either way: the count neither starts nor ends
-    if draw >= held - settings.under_by:
+    cap = None if draw is None else _cap_for(draw, seen.minimum, settings)
+    if (
+        draw is None
+        or cap is None
+        or held is None
+        or draw >= held - settings.under_by
+        or not (cap < held - _EPSILON and (track.cap is None or cap < track.cap - _EPSILON))
+    ):
+        # Not drawing less, or nothing to gain (held at the minimum already, or lower by its
+        # zone): nothing pending, else a run would be due at every turn.
         return replace(track, under_since=None)
     since = now if track.under_since is None else track.under_since
-    cap = max(
-        math.ceil((draw + settings.margin) / _RESOLUTION - _EPSILON) * _RESOLUTION, seen.minimum
-    )
-    due = now - since >= settings.detect_after and now - track.changed_at >= settings.hold
-    lower = cap < held - _EPSILON and (track.cap is None or cap < track.cap - _EPSILON)
-    if due and lower:
+    if now - since >= settings.detect_after and now - track.changed_at >= settings.hold:
         return Track(track.session, cap, None, now)
     return replace(track, under_since=since)
+
+
+def _cap_for(draw: float, minimum: float, settings: OptimiseSettings) -> float:
+    """The draw plus the margin, rounded up to the resolution, at least the minimum."""
+    return max(math.ceil((draw + settings.margin) / _RESOLUTION - _EPSILON) * _RESOLUTION, minimum)
 
 
 def next_decision(track: Track, settings: OptimiseSettings) -> float:
@@ -155,6 +161,7 @@ class Optimiser:
         self._state = state
         self.settings = settings or OptimiseSettings()
         self._tracks: dict[ConnectorKey, Track] = {}
+        self._now = -math.inf
 
     @property
     def enabled(self) -> bool:
@@ -168,17 +175,20 @@ class Optimiser:
 
     @property
     def next_at(self) -> float:
-        """Monotonic time a run may cap a connector (schedule a run then)."""
-        return min(
-            (next_decision(t, self.settings) for t in self._tracks.values()), default=math.inf
-        )
+        """Monotonic time a run may cap a connector (schedule a run then).
+
+        A decision already due waits for a settled sample (a change was in flight): the next
+        run that has one takes it, whatever triggers it — at the latest the renewal run.
+        """
+        times = (next_decision(t, self.settings) for t in self._tracks.values())
+        return min((t for t in times if t > self._now), default=math.inf)
 
     def apply(self, snapshot: SiteSnapshot) -> SiteSnapshot:
         """The snapshot with every cap applied to its connector's maximum current."""
         if not self.enabled:
             self._tracks.clear()
             return snapshot
-        now = snapshot.now
+        now = self._now = snapshot.now
         minimum = self._state.settings.minimum_standard
         tracks: dict[ConnectorKey, Track] = {}
         connectors: list[ConnectorSnapshot] = []
@@ -267,7 +277,7 @@ class Optimiser:
             sample = state.measurements.get(("Current.Import", phase))
             if sample is None or sample.timestamp <= transaction.started_at:
                 continue
-            if sample.timestamp < recent:
+            if sample.timestamp < recent or not math.isfinite(sample.value):
                 continue
             values.append(max(sample.value, 0.0))
             oldest = sample.timestamp if oldest is None else min(oldest, sample.timestamp)
