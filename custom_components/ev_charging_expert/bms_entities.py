@@ -22,12 +22,11 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import callback
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 
 from .bms import signal_bms
-from .const import DOMAIN
+from .entity import hub_device_info
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -86,9 +85,8 @@ class BmsEntity(Entity):
 
     def __init__(self, binding: BmsBinding, key: str) -> None:
         self.binding = binding
-        entry_id = binding.entry.entry_id
-        self._attr_unique_id = f"site_{key}"  # one site per HA (single entry)
-        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
+        self._attr_unique_id = f"site_{key}"  # one site per HA (single entry): see entity.py
+        self._attr_device_info = hub_device_info(binding.entry.entry_id)
 
     async def async_added_to_hass(self) -> None:
         """Follow the slave's status."""

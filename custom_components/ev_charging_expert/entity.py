@@ -40,6 +40,31 @@ if TYPE_CHECKING:
     from .evcore.view import MeterView
 
 
+HUB_MODEL = "OCPP central system"
+
+
+def hub_device_info(entry_id: str) -> DeviceInfo:
+    """The hub device: the site as a whole (one per HA instance)."""
+    return DeviceInfo(identifiers={(DOMAIN, entry_id)}, manufacturer=MANUFACTURER, model=HUB_MODEL)
+
+
+class EvChargingHubEntity(Entity):
+    """An entity of the hub device (site totals, rules, cards, BMS, MQTT).
+
+    Its unique id is `site_<key>`: the integration is single-entry, so the id is stable across
+    re-installs (like the stations'), and no station can take it ('_' is escaped in station refs).
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, hub: EvChargingCoordinator, description: EntityDescription) -> None:
+        self.hub = hub
+        self.entity_description = description
+        self._attr_unique_id = f"site_{description.key}"
+        self._attr_device_info = hub_device_info(hub.entry.entry_id)
+
+
 class EvChargingEntity(Entity):
     """An entity of a station (connector_id None) or of one of its connectors.
 

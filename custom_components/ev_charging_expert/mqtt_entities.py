@@ -13,10 +13,9 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import callback
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .const import DOMAIN
+from .entity import EvChargingHubEntity
 from .mqtt_export import MqttExport, MqttExportState, signal_mqtt
 
 if TYPE_CHECKING:
@@ -66,18 +65,13 @@ def mqtt_sensors(hub: EvChargingCoordinator) -> list[SensorEntity]:
     return [MqttSensor(hub, description) for description in MQTT_SENSORS]
 
 
-class MqttSensor(SensorEntity):
+class MqttSensor(EvChargingHubEntity, SensorEntity):
     """A sensor of the hub device about the MQTT export."""
 
-    _attr_has_entity_name = True
     entity_description: MqttSensorDescription
 
     def __init__(self, hub: EvChargingCoordinator, description: MqttSensorDescription) -> None:
-        self.hub = hub
-        self.entity_description = description
-        entry_id = hub.entry.entry_id
-        self._attr_unique_id = f"site_{description.key}"  # one site per HA (single entry)
-        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
+        super().__init__(hub, description)
         self._attr_should_poll = description.state_class is not None
 
     async def async_added_to_hass(self) -> None:

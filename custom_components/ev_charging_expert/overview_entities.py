@@ -25,12 +25,10 @@ from homeassistant.components.sensor import (
 from homeassistant.const import UnitOfElectricCurrent, UnitOfEnergy, UnitOfPower
 from homeassistant.core import Event, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
-from homeassistant.helpers.entity import Entity, EntityDescription
 
-from .const import DOMAIN, MANUFACTURER, signal_site
-from .entity import EvChargingZoneEntity, setup_zone_entities
+from .const import DOMAIN, signal_site
+from .entity import EvChargingHubEntity, EvChargingZoneEntity, setup_zone_entities
 from .evcore.config import ZoneMode
 from .quiet import QuietWriter
 from .site_overview import describe_reserve
@@ -38,6 +36,7 @@ from .site_overview import describe_reserve
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from homeassistant.helpers.entity import EntityDescription
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
     from homeassistant.helpers.typing import StateType
 
@@ -126,23 +125,11 @@ PROBLEMS = BinarySensorEntityDescription(
 )
 
 
-class EvChargingSiteEntity(Entity):
-    """An entity of the hub device: the site as a whole."""
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
+class EvChargingSiteEntity(EvChargingHubEntity):
+    """An entity of the hub device that follows the site's totals (written quietly)."""
 
     def __init__(self, hub: EvChargingCoordinator, description: EntityDescription) -> None:
-        self.hub = hub
-        self.entity_description = description
-        entry_id = hub.entry.entry_id
-        # "site_": no station can take it ('_' is escaped in station refs), single entry.
-        self._attr_unique_id = f"site_{description.key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry_id)},
-            manufacturer=MANUFACTURER,
-            model="OCPP central system",
-        )
+        super().__init__(hub, description)
         self._writer = QuietWriter()
 
     async def async_added_to_hass(self) -> None:

@@ -12,18 +12,16 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import callback
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .cards_ha import signal_cards
-from .const import DOMAIN
-from .entity import EvChargingEntity, setup_platform_entities
+from .entity import EvChargingEntity, EvChargingHubEntity, setup_platform_entities
 from .evcore.auth.sync import ListStatus
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
+    from .coordinator import EvChargingConfigEntry
 
 CARDS = SensorEntityDescription(
     key="cards",
@@ -57,19 +55,10 @@ def async_setup_card_sensors(
     )
 
 
-class CardCountSensor(SensorEntity):
+class CardCountSensor(EvChargingHubEntity, SensorEntity):
     """How many cards are registered, or wait for approval (seen at a charger)."""
 
-    _attr_has_entity_name = True
-    _attr_should_poll = False
     _shown: int | None = None
-
-    def __init__(self, hub: EvChargingCoordinator, description: SensorEntityDescription) -> None:
-        self.hub = hub
-        self.entity_description = description
-        entry_id = hub.entry.entry_id
-        self._attr_unique_id = f"site_{description.key}"  # one site per HA (single entry)
-        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
 
     @property
     def native_value(self) -> int:

@@ -16,11 +16,10 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import UnitOfElectricCurrent
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .const import DOMAIN, signal_rules
-from .entity import EvChargingZoneEntity, setup_zone_entities
+from .const import signal_rules
+from .entity import EvChargingHubEntity, EvChargingZoneEntity, setup_zone_entities
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
     from homeassistant.helpers.typing import StateType
 
-    from .coordinator import EvChargingConfigEntry, EvChargingCoordinator
+    from .coordinator import EvChargingConfigEntry
     from .evcore.view import ZoneView
 
 LIMITED_BY_OPTIONS = ["nominal", "dynamic", "meter_lost", "tou", "input", "remote"]
@@ -110,19 +109,8 @@ class ZoneRuleSensor(EvChargingZoneEntity, SensorEntity):
         return None if view is None or attributes_fn is None else attributes_fn(view)
 
 
-class SiteRulesSensor(SensorEntity):
+class SiteRulesSensor(EvChargingHubEntity, SensorEntity):
     """A sensor of the site (the hub device) about the operating rules."""
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
-
-    def __init__(self, hub: EvChargingCoordinator, description: SensorEntityDescription) -> None:
-        self.hub = hub
-        self.entity_description = description
-        entry_id = hub.entry.entry_id
-        # One site per HA instance (single_config_entry): stable ids, like the stations'.
-        self._attr_unique_id = f"site_{description.key}"
-        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
 
     async def async_added_to_hass(self) -> None:
         """Follow the rules' signal."""
