@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:  # `bench.harness` and the integration import from
     sys.path.insert(0, str(ROOT))
 
 from bench.harness import HOST, RESULTS  # noqa: E402
+from bench.harness.core import bench_controller  # noqa: E402
 from bench.harness.measure import percentile, raise_nofile  # noqa: E402
 from bench.harness.ocpp_client import RawCharger, compact, connect, connect_all  # noqa: E402
 from bench.harness.processes import running_server  # noqa: E402
@@ -129,29 +130,10 @@ class Charger(RawCharger):
 # ---------------------------------------------------------------------------------- the server
 async def serve(port_file: Path, cards: int, mode: str) -> None:
     """The Controller with `cards` cards; SIGUSR1 switches the site to known cards."""
-    from custom_components.ev_charging_expert.evcore.admission import (  # noqa: PLC0415
-        AdmissionLimits,
-    )
     from custom_components.ev_charging_expert.evcore.auth import Card  # noqa: PLC0415
     from custom_components.ev_charging_expert.evcore.auth.modes import AuthMode  # noqa: PLC0415
-    from custom_components.ev_charging_expert.evcore.clock import SystemClock  # noqa: PLC0415
-    from custom_components.ev_charging_expert.evcore.controller import (  # noqa: PLC0415
-        Controller,
-    )
-    from custom_components.ev_charging_expert.evcore.model import (  # noqa: PLC0415
-        NewChargerPolicy,
-    )
-    from custom_components.ev_charging_expert.evcore.site import (  # noqa: PLC0415
-        MemoryStore,
-        SiteSettings,
-    )
 
-    controller = Controller(
-        clock=SystemClock(),
-        store=MemoryStore(),
-        settings=SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT),
-        limits=AdmissionLimits(max_unauthenticated_per_address=1 << 20),
-    )
+    controller = bench_controller()
     await controller.restore()
     controller.cards.replace_all(Card(card_tag(i), comment=f"owner {i}") for i in range(cards))
     controller.auth.set_site_default(mode=AuthMode(mode))

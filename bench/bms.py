@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.harness import HOST  # noqa: E402
+from bench.harness.core import bench_controller  # noqa: E402
 from bench.harness.measure import percentile, process_cpu_seconds, raise_nofile  # noqa: E402
 from bench.harness.ocpp_client import connect, connect_all  # noqa: E402
 from bench.harness.processes import JsonLineProcess, emit  # noqa: E402
@@ -55,37 +56,17 @@ READ_BLOCK = 120  # registers per request: 3 zone blocks (40) or 6 connector blo
 async def serve(zones: int) -> None:
     """The Controller and its BMS slave; JSON lines out, commands ("quit") in."""
     logging.basicConfig(level=logging.ERROR)  # the chargers refuse profiles: not news here
-    from custom_components.ev_charging_expert.evcore.admission import (  # noqa: PLC0415
-        AdmissionLimits,
-    )
     from custom_components.ev_charging_expert.evcore.bms import (  # noqa: PLC0415
         BmsServer,
         BmsSettings,
         MemorySlotStore,
     )
-    from custom_components.ev_charging_expert.evcore.clock import SystemClock  # noqa: PLC0415
     from custom_components.ev_charging_expert.evcore.config import (  # noqa: PLC0415
         ZoneConfig,
         validate_zones,
     )
-    from custom_components.ev_charging_expert.evcore.controller import (  # noqa: PLC0415
-        Controller,
-    )
-    from custom_components.ev_charging_expert.evcore.model import (  # noqa: PLC0415
-        NewChargerPolicy,
-    )
-    from custom_components.ev_charging_expert.evcore.site import (  # noqa: PLC0415
-        MemoryStore,
-        SiteSettings,
-    )
 
-    controller = Controller(
-        clock=SystemClock(),
-        store=MemoryStore(),
-        settings=SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT, max_pending=100_000),
-        # Every simulated charger is new and comes from this host: no per-address cap here.
-        limits=AdmissionLimits(max_unauthenticated_per_address=1 << 20),
-    )
+    controller = bench_controller(max_pending=100_000)
     controller.set_zones(
         validate_zones([ZoneConfig(f"Z{i}", f"Zone {i}", 400.0) for i in range(1, zones + 1)])
     )

@@ -49,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.harness import HOST  # noqa: E402
+from bench.harness.core import bench_controller  # noqa: E402
 from bench.harness.processes import free_port, python_env, running_server  # noqa: E402
 from bench.harness.report import Table, fmt, save_results, utc_stamp, versions  # noqa: E402
 
@@ -123,31 +124,12 @@ async def serve(target: str, port_file: Path, broker_port: int, interval: float)
     """The Controller as ocpp_ingest's "ours"; with the exporter when target is "mqtt"."""
     import paho.mqtt.client as paho  # noqa: PLC0415
 
-    from custom_components.ev_charging_expert.evcore.admission import (  # noqa: PLC0415
-        AdmissionLimits,
-    )
-    from custom_components.ev_charging_expert.evcore.clock import SystemClock  # noqa: PLC0415
-    from custom_components.ev_charging_expert.evcore.controller import (  # noqa: PLC0415
-        Controller,
-    )
     from custom_components.ev_charging_expert.evcore.export.exporter import (  # noqa: PLC0415
         ExportSettings,
         StateExporter,
     )
-    from custom_components.ev_charging_expert.evcore.model import (  # noqa: PLC0415
-        NewChargerPolicy,
-    )
-    from custom_components.ev_charging_expert.evcore.site import (  # noqa: PLC0415
-        MemoryStore,
-        SiteSettings,
-    )
 
-    controller = Controller(
-        clock=SystemClock(),
-        store=MemoryStore(),
-        settings=SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT, heartbeat_interval=300),
-        limits=AdmissionLimits(max_unauthenticated_per_address=1 << 20),
-    )
+    controller = bench_controller(heartbeat_interval=300)
     await controller.restore()
     exporter = None
     client = None

@@ -64,6 +64,7 @@ if str(ROOT) not in sys.path:  # `bench.harness` and the integration import from
     sys.path.insert(0, str(ROOT))
 
 from bench.harness import HOST, RESULTS  # noqa: E402
+from bench.harness.core import bench_controller  # noqa: E402
 from bench.harness.ha import home_assistant, registry_counts  # noqa: E402
 from bench.harness.measure import (  # noqa: E402
     own_cpu_seconds,
@@ -468,29 +469,9 @@ async def load_main(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- servers
 async def serve_ours(port_file: Path) -> None:
     """(a): evcore's Controller in a bare asyncio loop, as production builds the core."""
-    from custom_components.ev_charging_expert.evcore.admission import (  # noqa: PLC0415
-        AdmissionLimits,
-    )
-    from custom_components.ev_charging_expert.evcore.clock import SystemClock  # noqa: PLC0415
-    from custom_components.ev_charging_expert.evcore.controller import (  # noqa: PLC0415
-        Controller,
-    )
-    from custom_components.ev_charging_expert.evcore.model import (  # noqa: PLC0415
-        NewChargerPolicy,
-    )
-    from custom_components.ev_charging_expert.evcore.site import (  # noqa: PLC0415
-        MemoryStore,
-        SiteSettings,
-    )
 
     # Default load settings, no zones, no meters: what a fresh install has.
-    controller = Controller(
-        clock=SystemClock(),
-        store=MemoryStore(),
-        settings=SiteSettings(new_charger_policy=NewChargerPolicy.ACCEPT, heartbeat_interval=300),
-        # Every simulated charger is new and comes from this host: no per-address cap here.
-        limits=AdmissionLimits(max_unauthenticated_per_address=1 << 20),
-    )
+    controller = bench_controller(heartbeat_interval=300)
     await controller.restore()
     await controller.start(host=HOST, port=0)
     port_file.write_text(str(controller.port))  # noqa: ASYNC240  # once, before any load
