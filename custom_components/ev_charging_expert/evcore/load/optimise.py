@@ -131,7 +131,9 @@ def decide(track: Track, seen: Observation, now: float, settings: OptimiseSettin
         # zone): nothing pending, else a run would be due at every turn.
         return replace(track, under_since=None)
     since = now if track.under_since is None else track.under_since
-    if now - since >= settings.detect_after and now - track.changed_at >= settings.hold:
+    # The same sums as `next_decision`: a run at the instant it gives must decide (with
+    # `now - since >= detect_after`, rounding could leave a due decision untaken).
+    if now >= since + settings.detect_after and now >= track.changed_at + settings.hold:
         return Track(track.session, cap, None, now)
     return replace(track, under_since=since)
 
