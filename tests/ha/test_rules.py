@@ -68,6 +68,13 @@ def zone_subentries() -> list[ConfigSubentryDataWithId]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def _on_the_manual_clock(clock: ManualClock) -> ManualClock:
+    """Every test here runs on the manual clock: which period is active depends on the time
+    of day, and a test must not depend on when it runs."""
+    return clock
+
+
 @pytest.fixture
 def entry_options() -> dict[str, Any]:
     """Remote setpoints on, from HA, with a minimum period."""
